@@ -1,0 +1,58 @@
+"""The ``masked-gatys`` command line: one click group, one module per command.
+
+Each command lives in its own module (``cli/stylize.py``, ``cli/eyes.py``,
+``cli/train.py``, ``cli/bench.py``) and is imported only when it is run, so
+``masked-gatys --help`` does not import torch.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(main, ["--version"]).output.startswith("masked-gatys")
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from masked_gatys import __version__
+
+# command name -> (module, attribute, one-line help shown by --help)
+_COMMANDS = {
+    "stylize": ("masked_gatys.cli.stylize", "stylize_command",
+                "Stylize images by optimisation or with a trained network."),
+    "render-eyes": ("masked_gatys.cli.eyes", "render_eyes_command",
+                    "Render procedural eye images with masks and ground truth."),
+    "demo": ("masked_gatys.cli.eyes", "demo_command",
+             "Purify a rendered real-looking eye; write a comparison sheet."),
+    "train": ("masked_gatys.cli.train", "train_command",
+              "Train a feed-forward network on the style objective."),
+    "bench": ("masked_gatys.cli.bench", "bench_command",
+              "Benchmark speed and objective value, optimizer against networks."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = _COMMANDS.get(name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:  # a command not built yet
+            raise click.ClickException(f"command {name!r} is not available: {exc}") from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="masked-gatys")
+def main() -> None:
+    """Neural style transfer with segmentation masks (Gatys; Yan et al.)."""

@@ -1,0 +1,76 @@
+"""What every command shares: the error boundary, device checks, output checks.
+
+Library code raises; this module is the one place where exceptions become
+one-line messages on stderr and non-zero exit codes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def error_boundary(func: F) -> F:
+    """Turn the library's exceptions into ``click.ClickException`` (exit 1).
+
+    Tracebacks are shown only with ``MASKED_GATYS_DEBUG=1``.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from masked_gatys.errors import MaskedGatysError
+
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (MaskedGatysError, FileNotFoundError, PermissionError, IsADirectoryError,
+                NotADirectoryError, OSError, ValueError, RuntimeError) as exc:
+            if os.environ.get("MASKED_GATYS_DEBUG"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` if available else ``cpu``; asking for absent CUDA fails now."""
+    import torch
+
+    name = name.lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda was asked for, but CUDA is not available on this machine")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise click.ClickException(f"unknown device {name!r}: use auto, cpu or cuda")
+    return name
+
+
+def check_writable_output(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
+    """Fail before any work if ``path`` cannot be written or would overwrite an input."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot create output folder {folder}: {exc.strerror}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise click.ClickException(f"output folder {folder} is not writable")
+    if path.is_dir():
+        raise click.ClickException(f"output {path} is a folder; give a file name")
+    for inp in inputs:
+        if inp is not None and Path(inp).exists() and path.exists() and path.resolve() == Path(inp).resolve():
+            raise click.ClickException(f"output {path} would overwrite the input {inp}; choose another name")

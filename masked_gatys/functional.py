@@ -1,0 +1,146 @@
+"""The maths of the objective as pure functions (DESIGN.md, "The objective").
+
+Every loss returns one value per batch element, shape ``(B,)``, so a batch of
+independent problems (one image each) can be optimised at once.
+
+Notation: features ``f`` are ``(B, C, H, W)`` (``N = C`` channels, ``M = H*W``
+positions); a mask ``m`` is ``(B, 1, H, W)`` or anything broadcastable to it,
+with values in ``[0, 1]``.
+
+>>> import torch
+>>> f = torch.ones(1, 2, 3, 3)
+>>> gram_matrix(f)
+tensor([[[1., 1.],
+         [1., 1.]]])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "masked_mean_square"]
+
+
+def _flat_mask(features: Tensor, mask: Tensor) -> Tensor:
+    """Mask broadcast to ``(B, 1, M)`` for ``features`` of shape ``(B, C, H, W)``."""
+    b, _, h, w = features.shape
+    if mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
+    return mask.to(features.dtype).expand(b, 1, h, w).reshape(b, 1, h * w)
+
+
+def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mask-weighted mean of outer products: ``sum_j m_j f_j f_j^T / sum_j m_j``.
+
+    With no mask (or the all-ones mask) this is the usual Gram matrix divided
+    by ``H*W``. Dividing by the mask's mass rather than by ``H*W`` puts a
+    small region and a large one on the same scale: the same texture in both
+    gives the same matrix. (pystiche divides by the whole image instead.)
+
+    Args:
+        features: ``(B, C, H, W)``.
+        mask: ``(B, 1, H, W)`` or broadcastable to it; ``None`` for all ones.
+
+    Returns:
+        ``(B, C, C)``. A region with zero mass gives the zero matrix; callers
+        check coverage first (``masked_gatys.masks``).
+
+    >>> import torch
+    >>> f = torch.arange(4.0).reshape(1, 1, 2, 2)      # values 0, 1, 2, 3
+    >>> gram_matrix(f)                                   # (0+1+4+9)/4
+    tensor([[[3.5000]]])
+    >>> m = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]])
+    >>> gram_matrix(f, m)                                # (4+9)/2
+    tensor([[[6.5000]]])
+    """
+    if features.dim() != 4:
+        raise ValueError(f"features must have shape (B, C, H, W), got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    if mask is None:
+        return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    weights = _flat_mask(features, mask)
+    mass = weights.sum(dim=2, keepdim=True).clamp_min(torch.finfo(features.dtype).tiny)
+    return torch.bmm(flat * weights, flat.transpose(1, 2)) / mass
+
+
+def masked_mean_square(features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``sum_j m_j ||f_j||^2 / (N sum_j m_j)`` per batch element, shape ``(B,)``.
+
+    >>> import torch
+    >>> masked_mean_square(torch.full((2, 3, 4, 4), 2.0))
+    tensor([4., 4.])
+    """
+    b, c, h, w = features.shape
+    sq = features.square().sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    if mask is None:
+        return sq.reshape(b, -1).mean(dim=1) / c
+    weights = _flat_mask(features, mask).reshape(b, 1, h, w)
+    mass = weights.reshape(b, -1).sum(dim=1).clamp_min(torch.finfo(features.dtype).tiny)
+    return (sq * weights).reshape(b, -1).sum(dim=1) / (c * mass)
+
+
+def content_loss(features: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Masked content loss (paper Eq. 11-12): ``sum_j m_j ||f_j - t_j||^2 / (N sum_j m_j)``.
+
+    With no mask it is the plain mean squared error over ``C, H, W``.
+
+    Args:
+        features: ``(B, C, H, W)`` of the image being optimised.
+        target: the content image's features, same shape (or batch 1).
+        mask: ``(B, 1, H, W)`` or broadcastable; ``None`` for the whole image.
+
+    Returns:
+        ``(B,)``.
+
+    >>> import torch
+    >>> x, t = torch.zeros(1, 2, 2, 2), torch.ones(1, 2, 2, 2)
+    >>> content_loss(x, t)
+    tensor([1.])
+    """
+    if features.shape[1:] != target.shape[1:]:
+        raise ValueError(f"features {tuple(features.shape)} and target {tuple(target.shape)} differ")
+    return masked_mean_square(features - target, mask)
+
+
+def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Masked Gram style loss (paper Eq. 14-19): ``||G(f, m) - T||_F^2 / N^2``.
+
+    Args:
+        features: ``(B, C, H, W)`` of the image being optimised.
+        target_gram: ``(B, C, C)`` or ``(1, C, C)``: the style image's Gram
+            matrix of the same region, computed with the *style* image's mask.
+        mask: the region in the optimised image (the *content* image's mask).
+
+    Returns:
+        ``(B,)``.
+
+    >>> import torch
+    >>> f = torch.ones(1, 2, 2, 2)
+    >>> style_loss(f, torch.zeros(1, 2, 2))            # four entries of 1, / 2**2
+    tensor([1.])
+    """
+    c = features.shape[1]
+    if target_gram.shape[-2:] != (c, c):
+        raise ValueError(f"target Gram {tuple(target_gram.shape)} does not match {c} channels")
+    diff = gram_matrix(features, mask) - target_gram
+    return diff.square().sum(dim=(1, 2)) / (c * c)
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation: mean squared difference of horizontal neighbours plus
+    that of vertical neighbours, per batch element, shape ``(B,)``.
+
+    >>> import torch
+    >>> x = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # horizontal steps of 1
+    >>> tv_loss(x)
+    tensor([1.])
+    """
+    if image.dim() != 4:
+        raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
+    b = image.shape[0]
+    dx = (image[..., :, 1:] - image[..., :, :-1]).square().reshape(b, -1)
+    dy = (image[..., 1:, :] - image[..., :-1, :]).square().reshape(b, -1)
+    zero = image.new_zeros(b)
+    return (dx.mean(dim=1) if dx.shape[1] else zero) + (dy.mean(dim=1) if dy.shape[1] else zero)
