@@ -1,0 +1,431 @@
+"""Objectives: named content, style and TV terms, presets and the weighted total.
+
+An objective is data (:class:`ObjectiveConfig`, a tuple of :class:`Term`) plus
+a module (:class:`Objective`) that holds the targets. Style targets (masked
+Gram matrices of the style image) are computed once when the objective is
+built; content targets when :meth:`Objective.set_content` is called (once for
+the optimizer, once per batch when training a network). Each evaluation runs
+the encoder once and serves every term from that one forward pass.
+
+Term values are **normalised by their target's scale** by default: a content
+term is divided by the mean square of its target features, a style term by
+``||T||_F^2 / N^2`` of its target Gram matrix. The terms are then relative
+errors, so one set of weights serves every weight file (ImageNet, caffe or
+random weights give activations of very different magnitudes). This departs
+from Gatys et al. and Yan et al., whose weights (alpha = 1e2, beta = 1e4) are
+for raw terms on the [0, 255] scale; ``normalize=False`` gives the raw terms.
+
+>>> import torch, warnings
+>>> from masked_gatys.encoder import load_encoder
+>>> cfg = preset("gatys", max_layer="relu3_1")
+>>> [t.name for t in cfg.terms]
+['content/relu3_2@whole', 'style/relu1_1@whole', 'style/relu2_1@whole', 'style/relu3_1@whole']
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore")
+...     enc = load_encoder(weights="random", layers=cfg.layers)
+>>> obj = Objective(enc, cfg, style=torch.rand(1, 3, 32, 32))
+>>> obj.set_content(torch.rand(1, 3, 32, 32))
+>>> value = obj(torch.rand(1, 3, 32, 32))
+>>> value.total.shape, sorted(value.terms)[0]
+(torch.Size([1]), 'content/relu3_2@whole')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from masked_gatys import functional as Fn
+from masked_gatys.encoder import VGGEncoder, check_layers, layer_grid, layer_names
+from masked_gatys.errors import MaskError, ObjectiveError
+
+__all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "PRESETS"]
+
+_KINDS = ("content", "style")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One loss term: a kind, a VGG layer, a region (None = whole image), a weight.
+
+    >>> Term("style", "relu3_1", "attention", 0.2).name
+    'style/relu3_1@attention'
+    """
+
+    kind: str
+    layer: str
+    region: str | None = None
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ObjectiveError(f"unknown term kind {self.kind!r}: use content or style")
+        check_layers([self.layer])
+        if not math.isfinite(self.weight) or self.weight < 0:
+            raise ObjectiveError(f"term {self.name} has an invalid weight {self.weight}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.layer}@{self.region or 'whole'}"
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The terms and the three group weights (paper Eq. 20-21).
+
+    ``total = content_weight * sum(content terms) + style_weight * sum(style
+    terms) + tv_weight * tv``, each term times its own ``weight``.
+
+    >>> cfg = preset("masked")
+    >>> ObjectiveConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    terms: tuple[Term, ...]
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    normalize: bool = True
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", tuple(self.terms))
+        if not self.terms:
+            raise ObjectiveError("an objective needs at least one term")
+        names = [t.name for t in self.terms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ObjectiveError(f"duplicate terms: {', '.join(dupes)}")
+        for label in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, label)
+            if not math.isfinite(value) or value < 0:
+                raise ObjectiveError(f"{label} must be a finite number >= 0, got {value}")
+
+    @property
+    def layers(self) -> list[str]:
+        """The layers the terms use, in forward order."""
+        order = layer_names("vgg19")
+        return sorted({t.layer for t in self.terms}, key=order.index)
+
+    @property
+    def regions(self) -> list[str]:
+        """The named regions the terms use (not counting the whole image)."""
+        return sorted({t.region for t in self.terms if t.region is not None})
+
+    def to_dict(self) -> dict:
+        return {
+            "terms": [{"kind": t.kind, "layer": t.layer, "region": t.region, "weight": t.weight}
+                      for t in self.terms],
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "normalize": self.normalize,
+            "preset": self.preset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ObjectiveConfig":
+        try:
+            terms = tuple(Term(**t) for t in data["terms"])
+            return cls(terms, float(data["content_weight"]), float(data["style_weight"]),
+                       float(data["tv_weight"]), bool(data.get("normalize", True)), data.get("preset"))
+        except (KeyError, TypeError) as exc:
+            raise ObjectiveError(f"not an objective config: {exc}") from None
+
+    def restricted(self, deepest: str) -> "ObjectiveConfig":
+        """The same objective on layers no deeper than ``deepest``.
+
+        Style terms deeper than ``deepest`` are dropped and each region's
+        remaining style terms rescaled so the region keeps its total weight; a
+        deeper content term moves to the same position within the deepest
+        block available (relu4_2 -> relu3_2 for ``deepest="relu3_4"``). Used
+        with weight files that hold only the first layers.
+
+        >>> [t.name for t in preset("masked").restricted("relu3_4").terms][:2]
+        ['content/relu3_2@whole', 'content/relu3_2@attention']
+        """
+        order = layer_names("vgg19")
+        check_layers([deepest])
+        limit = order.index(deepest)
+        terms: list[Term] = []
+        for t in self.terms:
+            if order.index(t.layer) <= limit:
+                terms.append(t)
+            elif t.kind == "content":
+                terms.append(replace(t, layer=_same_position_within(t.layer, limit, order)))
+        if not any(t.kind == "style" for t in terms) and any(t.kind == "style" for t in self.terms):
+            raise ObjectiveError(f"no style term is left at or above {deepest}")
+        # keep each region's total style weight
+        for region in {t.region for t in self.terms if t.kind == "style"}:
+            before = sum(t.weight for t in self.terms if t.kind == "style" and t.region == region)
+            after = sum(t.weight for t in terms if t.kind == "style" and t.region == region)
+            if after > 0 and before != after:
+                terms = [replace(t, weight=t.weight * before / after)
+                         if t.kind == "style" and t.region == region else t for t in terms]
+        # two content terms may land on the same layer and region: merge them
+        merged: dict[str, Term] = {}
+        for t in terms:
+            merged[t.name] = replace(t, weight=merged[t.name].weight + t.weight) if t.name in merged else t
+        return replace(self, terms=tuple(merged.values()))
+
+
+def _same_position_within(layer: str, limit: int, order: Sequence[str]) -> str:
+    kind, rest = layer[:4], layer[4:]
+    n = int(rest.split("_")[1])
+    candidates = [name for name in order[: limit + 1] if name.startswith(kind)]
+    same_n = [name for name in candidates if int(name.split("_")[1]) == n]
+    if same_n:
+        return same_n[-1]
+    if not candidates:
+        raise ObjectiveError(f"no layer of kind {kind} at or above the limit for {layer}")
+    return candidates[-1]
+
+
+# ---------------------------------------------------------------- presets
+
+_GATYS_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+_MASKED_BACKGROUND = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+
+# Group weights for normalised terms, chosen on the ImageNet VGG-19
+# (conv1_1..conv3_4, ../shared/weights) on eye images: docs/tuning.md.
+PRESETS: dict[str, dict[str, float]] = {
+    "gatys": {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 0.0},
+    "masked": {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 0.0},
+    "regional": {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 0.0},
+}
+
+
+def _style_terms(layers: Iterable[str], region: str | None) -> list[Term]:
+    layers = list(layers)
+    return [Term("style", layer, region, 1.0 / len(layers)) for layer in layers]
+
+
+def preset(
+    name: str,
+    *,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    max_layer: str | None = None,
+    regions: Sequence[str] | None = None,
+    normalize: bool = True,
+) -> ObjectiveConfig:
+    """A ready-made objective (DESIGN.md, "Presets").
+
+    - ``gatys``: content relu4_2 and style relu1_1 ... relu5_1, whole image.
+    - ``masked`` (Yan et al.): content relu3_2 on the whole image (global) and
+      relu4_2 on the attention region (local); style of the background on
+      relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 and of the attention region
+      on relu1_1 ... relu5_1. Regions are named ``attention`` and
+      ``background``. The paper's lambda_g and lambda_l are both 1 here.
+    - ``regional``: the gatys layers with style matched in every region of
+      ``regions`` (any label mask), content on the whole image.
+
+    Style layer weights within a region sum to 1. ``max_layer`` restricts the
+    preset (see :meth:`ObjectiveConfig.restricted`).
+
+    >>> [t.name for t in preset("masked").terms if t.kind == "content"]
+    ['content/relu3_2@whole', 'content/relu4_2@attention']
+    >>> len(preset("regional", regions=["#000000", "#ffffff"]).terms)
+    11
+    """
+    if name == "gatys":
+        terms = [Term("content", "relu4_2")] + _style_terms(_GATYS_STYLE, None)
+    elif name == "masked":
+        terms = ([Term("content", "relu3_2"), Term("content", "relu4_2", "attention")]
+                 + _style_terms(_MASKED_BACKGROUND, "background")
+                 + _style_terms(_GATYS_STYLE, "attention"))
+    elif name == "regional":
+        if not regions:
+            raise ObjectiveError("the regional preset needs the region names of the mask")
+        terms = [Term("content", "relu4_2")]
+        for region in regions:
+            terms += _style_terms(_GATYS_STYLE, region)
+    else:
+        raise ObjectiveError(f"unknown preset {name!r}: use one of {sorted(PRESETS)}")
+    weights = dict(PRESETS[name])
+    for key, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                       ("tv_weight", tv_weight)):
+        if value is not None:
+            weights[key] = float(value)
+    config = ObjectiveConfig(tuple(terms), normalize=normalize, preset=name, **weights)
+    return config.restricted(max_layer) if max_layer else config
+
+
+# ---------------------------------------------------------------- module
+
+@dataclass
+class ObjectiveValue:
+    """``total`` (B,) and the unweighted ``terms`` {name: (B,)} of one evaluation."""
+
+    total: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+    def item_terms(self, index: int = 0) -> dict[str, float]:
+        """The terms of one batch element as floats (one host sync)."""
+        names = list(self.terms)
+        if not names:
+            return {}
+        values = torch.stack([self.terms[n][index] for n in names]).tolist()
+        return dict(zip(names, values))
+
+
+def _region_masks(regions, names: Iterable[str | None], size: tuple[int, int], label: str):
+    """{region name: (B, 1, h, w) mask at ``size``}; None maps to None (whole image)."""
+    from masked_gatys.masks import resize_mask
+
+    out: dict[str | None, Tensor | None] = {}
+    for name in names:
+        if name is None:
+            out[None] = None
+            continue
+        if regions is None:
+            raise ObjectiveError(f"term region {name!r} needs a {label}, and none was given")
+        if name not in regions.names:
+            raise ObjectiveError(
+                f"the {label} has no region {name!r} (it has {', '.join(regions.names)})")
+        out[name] = resize_mask(regions.region(name), size)
+    return out
+
+
+class Objective(nn.Module):
+    """The objective as a module: targets in buffers, one encoder forward per call.
+
+    Args:
+        encoder: a :class:`~masked_gatys.encoder.VGGEncoder` covering ``config.layers``.
+        config: the terms and weights.
+        style: ``(1, 3, H, W)`` style image in [0, 1].
+        style_regions: the style image's :class:`~masked_gatys.masks.Regions`;
+            ``None`` makes the whole style image the target of every region.
+    """
+
+    def __init__(self, encoder: VGGEncoder, config: ObjectiveConfig, *, style: Tensor,
+                 style_regions=None) -> None:
+        super().__init__()
+        missing = [layer for layer in config.layers if layer not in encoder.layers]
+        if missing:
+            raise ObjectiveError(f"the encoder was not built for layers {missing}")
+        self.encoder = encoder
+        self.config = config
+        self._content_ready = False
+        self._content_targets: dict[str, Tensor] = {}
+        self._content_scale: dict[str, Tensor] = {}
+        self._masks: dict[tuple[str, str | None], Tensor | None] = {}
+        style = style.to(self._device())
+        if style.dim() != 4 or style.shape[0] != 1 or style.shape[1] != 3:
+            raise ObjectiveError(f"the style image must be (1, 3, H, W), got {tuple(style.shape)}")
+        if style_regions is not None:
+            style_regions = style_regions.to(style.device)
+        self._style_targets: dict[str, Tensor] = {}
+        self._style_scale: dict[str, Tensor] = {}
+        with torch.no_grad():
+            feats = encoder(style)
+            for term in config.terms:
+                if term.kind != "style":
+                    continue
+                f = feats[term.layer]
+                if term.region is None or style_regions is None:
+                    mask = None
+                else:
+                    mask = _region_masks(style_regions, [term.region], f.shape[-2:], "style mask")[term.region]
+                    _check_mass(mask, term, "style mask")
+                gram = Fn.gram_matrix(f, mask)
+                c = gram.shape[-1]
+                self._style_targets[term.name] = gram
+                self._style_scale[term.name] = (gram.square().sum(dim=(1, 2)) / (c * c)).clamp_min(1e-12)
+
+    def _device(self) -> torch.device:
+        return next(iter(self.encoder.buffers())).device
+
+    def _apply(self, fn, recurse=True):  # keep the target dicts on the module's device
+        super()._apply(fn, recurse)
+        for store in (self._style_targets, self._style_scale, self._content_targets, self._content_scale):
+            for key, value in store.items():
+                store[key] = fn(value)
+        for key, value in self._masks.items():
+            if value is not None:
+                self._masks[key] = fn(value)
+        return self
+
+    @torch.no_grad()
+    def set_content(self, content: Tensor, regions=None) -> None:
+        """Compute the content targets and the content image's region masks.
+
+        ``regions`` is the content image's :class:`~masked_gatys.masks.Regions`
+        (batch 1 or B); the output image is judged with this mask too.
+        """
+        if content.dim() != 4 or content.shape[1] != 3:
+            raise ObjectiveError(f"the content image must be (B, 3, H, W), got {tuple(content.shape)}")
+        content = content.to(self._device())
+        if regions is not None:
+            regions = regions.to(content.device)
+            if regions.masks.shape[-2:] != content.shape[-2:]:
+                raise ObjectiveError(
+                    f"the content mask is {tuple(regions.masks.shape[-2:])} but the content image "
+                    f"is {tuple(content.shape[-2:])}")
+        feats = self.encoder(content)
+        self._masks = {}
+        for term in self.config.terms:
+            f = feats[term.layer]
+            key = (term.layer, term.region)
+            if key not in self._masks:
+                masks = _region_masks(regions, [term.region], f.shape[-2:], "content mask")
+                self._masks[key] = masks[term.region]
+                _check_mass(self._masks[key], term, "content mask")
+        self._content_targets, self._content_scale = {}, {}
+        for term in self.config.terms:
+            if term.kind != "content":
+                continue
+            target = feats[term.layer]
+            mask = self._masks[(term.layer, term.region)]
+            self._content_targets[term.name] = target
+            self._content_scale[term.name] = Fn.masked_mean_square(target, mask).clamp_min(1e-12)
+        self._content_shape = tuple(content.shape)
+        self._content_ready = True
+
+    def forward(self, x: Tensor) -> ObjectiveValue:
+        if not self._content_ready:
+            raise ObjectiveError("call set_content(content, regions) before evaluating the objective")
+        if tuple(x.shape[1:]) != self._content_shape[1:]:
+            raise ObjectiveError(f"the image is {tuple(x.shape)} but the content was {self._content_shape}")
+        cfg = self.config
+        feats = self.encoder(x)
+        terms: dict[str, Tensor] = {}
+        total = x.new_zeros(x.shape[0])
+        for term in cfg.terms:
+            f = feats[term.layer]
+            mask = self._masks[(term.layer, term.region)]
+            if term.kind == "content":
+                value = Fn.content_loss(f, self._content_targets[term.name], mask)
+                scale = self._content_scale[term.name]
+                group = cfg.content_weight
+            else:
+                value = Fn.style_loss(f, self._style_targets[term.name], mask)
+                scale = self._style_scale[term.name]
+                group = cfg.style_weight
+            if cfg.normalize:
+                value = value / scale
+            terms[term.name] = value
+            total = total + (group * term.weight) * value
+        if cfg.tv_weight:
+            tv = Fn.tv_loss(x)
+            terms["tv"] = tv
+            total = total + cfg.tv_weight * tv
+        return ObjectiveValue(total, terms)
+
+
+def _check_mass(mask: Tensor | None, term: Term, label: str) -> None:
+    if mask is None:
+        return
+    mass = mask.sum(dim=(1, 2, 3))
+    worst = float(mass.min())
+    if worst < 0.5:
+        h, w = mask.shape[-2:]
+        raise MaskError(
+            f"region {term.region!r} of the {label} covers {worst:.2f} positions at {term.layer} "
+            f"({h}x{w} grid), fewer than 0.5: use a larger --size, a larger region, or drop that layer "
+            f"(--max-layer)")
