@@ -17,7 +17,7 @@ for raw terms on the [0, 255] scale; ``normalize=False`` gives the raw terms.
 
 >>> import torch, warnings
 >>> from masked_gatys.encoder import load_encoder
->>> cfg = preset("gatys", max_layer="relu3_1")
+>>> cfg = preset("gatys", max_layer="relu3_4")
 >>> [t.name for t in cfg.terms]
 ['content/relu3_2@whole', 'style/relu1_1@whole', 'style/relu2_1@whole', 'style/relu3_1@whole']
 >>> with warnings.catch_warnings():
@@ -276,13 +276,13 @@ class ObjectiveValue:
 
 def _region_masks(regions, names: Iterable[str | None], size: tuple[int, int], label: str):
     """{region name: (B, 1, h, w) mask at ``size``}; None maps to None (whole image)."""
-    from masked_gatys.masks import resize_mask
-
     out: dict[str | None, Tensor | None] = {}
     for name in names:
         if name is None:
             out[None] = None
             continue
+        from masked_gatys.masks import resize_mask
+
         if regions is None:
             raise ObjectiveError(f"term region {name!r} needs a {label}, and none was given")
         if name not in regions.names:
