@@ -1,0 +1,146 @@
+"""``masked-gatys train``: train a feed-forward network on the style objective.
+
+The defaults are :class:`masked_gatys.train.TrainConfig`'s, read from the
+dataclass, so they are written once. With ``--resume`` the run continues with
+the checkpoint's settings; options given on the command line override those
+that do not change the computation (``--iterations``, ``-o``, ``--device``,
+``--sample-every`` ...) and any other difference is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise click.BadParameter(f"{value!r}: give HEIGHTxWIDTH, e.g. 64x96")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _short(name: str) -> str:
+    """``style/relu3_1@attention`` -> ``style@attention`` (the bar groups terms by kind and region)."""
+    if "/" not in name:
+        return name
+    kind, rest = name.split("/", 1)
+    return f"{kind}@{rest.split('@', 1)[1]}" if "@" in rest else kind
+
+
+@click.command("train")
+@click.option("--content", "content_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of content images NAME.png with masks NAME_mask.png.")
+@click.option("--render", type=click.IntRange(min=1), default=None,
+              help="Render N real-domain eyes as content instead (default when --content is not given: 256).")
+@click.option("--style", default=None,
+              help="Style image, or 'rendered' for a rendered synthetic eye (default).")
+@click.option("--style-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Mask of the style image (default: STYLE_mask.png beside it).")
+@click.option("--net", type=click.Choice(["johnson", "purifier"]), default=None,
+              help="Network: purifier (Yan et al.; default) or johnson (Johnson et al.).")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Base channel count (default 16).")
+@click.option("--blocks", type=click.IntRange(min=0), default=None,
+              help="Residual blocks (default: johnson 5, purifier 4).")
+@click.option("--preset", type=click.Choice(["masked", "gatys"]), default=None,
+              help="Objective preset (default masked, the paper's).")
+@click.option("--size", callback=_parse_size, default=None, metavar="HxW",
+              help="Training image size (default 64x96).")
+@click.option("--iterations", type=click.IntRange(min=0), default=None,
+              help="Total training steps (a resumed run continues to this count).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default 4).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate (default 1e-4, the paper's).")
+@click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Content weight alpha.")
+@click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Style weight beta.")
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="Total-variation weight.")
+@click.option("--weights", default=None,
+              help="Loss-network weights: a file, 'imagenet' or 'random' (default $MASKED_GATYS_WEIGHTS, "
+                   "else imagenet).")
+@click.option("--max-layer", default=None,
+              help="Deepest VGG layer the objective may use, e.g. relu3_4 for the partial VGG-19.")
+@click.option("--seed", type=int, default=None, help="Seed of initialisation, data order and dropout.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--val", type=click.IntRange(min=0), default=None, help="Held-out validation images (default 8).")
+@click.option("--val-every", type=click.IntRange(min=0), default=None,
+              help="Validate every N steps (default 50; 0: only at the end).")
+@click.option("--sample-every", type=click.IntRange(min=0), default=None,
+              help="Write a sample sheet every N steps (default 0: never).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+              help="Write the checkpoint every N steps as well as at the end.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint to write (default: the --resume file).")
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Continue training from this checkpoint, exactly.")
+@click.pass_context
+@error_boundary
+def train_command(ctx: click.Context, **options: Any) -> None:
+    """Train a feed-forward network (johnson or purifier) on the style objective.
+
+    \b
+    masked-gatys train --render 256 --net purifier --weights vgg19.pth \\
+        --max-layer relu3_4 --iterations 2000 -o purifier.pt
+    masked-gatys train --resume purifier.pt --iterations 4000
+    """
+    from masked_gatys.train import TrainConfig, _read_checkpoint, train
+
+    device = resolve_device(options.pop("device"))
+    resume: Path | None = options.pop("resume")
+    output: Path | None = options.pop("output")
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("content_dir") is not None and given.get("render") is not None:
+        raise click.UsageError("give --content DIR or --render N, not both")
+    if "content_dir" in given:
+        given["content_dir"] = str(given["content_dir"])
+    if "style_mask" in given:
+        given["style_mask"] = str(given["style_mask"])
+    if given.get("style") not in (None, "rendered") and not Path(given["style"]).is_file():
+        raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
+
+    if resume is not None:
+        saved = _read_checkpoint(resume).get("train_config")
+        if not saved:
+            raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
+        base = TrainConfig.from_dict(saved).to_dict()
+        base.update(given)
+        base.update(resume=str(resume), output=str(output or resume))
+    else:
+        if output is None:
+            raise click.UsageError("give -o/--output for the checkpoint")
+        base = dict(given, output=str(output))
+    base["device"] = device
+    config = TrainConfig.from_dict(base)
+    check_writable_output(Path(config.output or ""))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.iterations, unit="step", dynamic_ncols=True, leave=True)
+    last_val: dict[str, float] = {}
+
+    def progress(p: Any) -> None:
+        groups: dict[str, float] = {}
+        for name, value in p.terms.items():
+            key = _short(name)
+            groups[key] = groups.get(key, 0.0) + value
+        if p.val is not None:
+            last_val["val"] = p.val
+        postfix = {"loss": f"{p.loss:.4g}", **({"val": f"{last_val['val']:.4g}"} if last_val else {}),
+                   **{k: f"{v:.3g}" for k, v in groups.items()}}
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(p.step - bar.n)
+
+    try:
+        result = train(config, callback=progress)
+    finally:
+        bar.close()
+    val = result.val_history[-1]["total"] if result.val_history else None
+    message = f"wrote {result.checkpoint} (step {result.step}"
+    if val is not None:
+        message += f", validation objective {val:.4g}"
+    click.echo(message + f", {result.seconds:.1f} s)")

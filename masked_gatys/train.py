@@ -1,0 +1,827 @@
+"""Training the feed-forward networks on the optimizer's objective; checkpoints; inference.
+
+The network is trained on exactly the objective ``stylize`` minimises: the
+same :class:`~masked_gatys.objective.Objective` object built from the same
+preset, with the content targets set per batch. Its objective values are
+therefore directly comparable with the optimizer's, as long as the loss
+network and the objective config are the same -- which :func:`check_compatible`
+checks against what the checkpoint records.
+
+Training is exactly resumable: the batch drawn at step ``s`` and the dropout
+noise of step ``s`` are functions of ``(seed, s)`` only, and a checkpoint holds
+the network, Adam's state and the step, so ``N`` steps, then a resume to
+``N + M``, gives the weights of ``N + M`` steps in one run.
+
+>>> import torch
+>>> from masked_gatys import nets
+>>> model = LoadedModel(nets.build("johnson", width=2, blocks=1).eval(), {})
+>>> apply_model(model, torch.rand(1, 3, 9, 11)).shape
+torch.Size([1, 3, 9, 11])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from masked_gatys import __version__, nets
+from masked_gatys.errors import CheckpointError, ImageError, MaskError
+
+__all__ = [
+    "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
+    "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
+    "CHECKPOINT_FORMAT",
+]
+
+CHECKPOINT_FORMAT = "masked-gatys-net/1"
+
+# Gaze range of the rendered training eyes, degrees (yaw, pitch): a little
+# wider than MPIIGaze's bulk (about +-25 and +-20 degrees).
+RENDER_YAW = 30.0
+RENDER_PITCH = 20.0
+
+# Options that may differ between a checkpoint and the run that resumes it:
+# none of them changes what the next step computes.
+_RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sample_dir",
+              "val_every", "checkpoint_every"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; the CLI's defaults come from here.
+
+    ``content_dir`` holds ``NAME.png`` with ``NAME_mask.png``; when it is None,
+    ``render`` real-domain eyes are rendered (deterministically from ``seed``).
+    ``style="rendered"`` renders a synthetic-domain eye as the style image.
+    The last ``val`` content images (sorted by name) are held out for
+    validation; rendered validation eyes use their own seeds. ``iterations``
+    is the total step count, counted from the start of training (so a resumed
+    run continues to it). ``checkpoint_every=0`` writes only at the end.
+
+    >>> TrainConfig(net="johnson", iterations=10).size
+    (64, 96)
+    """
+
+    net: str = "purifier"
+    width: int = 16
+    blocks: int | None = None
+    content_dir: str | None = None
+    render: int = 256
+    style: str = "rendered"
+    style_mask: str | None = None
+    preset: str = "masked"
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    weights: str | None = None
+    max_layer: str | None = None
+    size: tuple[int, int] = (64, 96)
+    iterations: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
+    val: int = 8
+    val_every: int = 50
+    sample_every: int = 0
+    sample_dir: str | None = None
+    checkpoint_every: int = 0
+    output: str | None = None
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size must be (height, width) with positive sides, got {self.size}")
+        if self.net not in nets.NETS:
+            raise ValueError(f"unknown network {self.net!r}: choose one of {', '.join(sorted(nets.NETS))}")
+        for name in ("iterations", "val", "val_every", "sample_every", "checkpoint_every", "render"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+
+    def net_config(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`masked_gatys.nets.build`."""
+        config: dict[str, Any] = {"name": self.net, "width": self.width}
+        if self.blocks is not None:
+            config["blocks"] = self.blocks
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "size" else v) for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What the callback gets after each step. ``val`` is set on validation steps."""
+
+    step: int
+    iterations: int
+    loss: float
+    terms: dict[str, float]
+    elapsed: float
+    val: float | None = None
+    sample: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """The trained network and its record."""
+
+    net: nn.Module
+    step: int
+    history: list[dict[str, Any]]
+    val_history: list[dict[str, Any]]
+    seconds: float
+    checkpoint: str | None
+    objective_config: dict[str, Any]
+    weights: dict[str, Any]
+    interrupted: bool = False
+    samples: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class _Data:
+    train_images: Tensor  # (N, 3, H, W)
+    train_masks: Tensor   # (N, 1, H, W) attention
+    val_images: Tensor
+    val_masks: Tensor
+    val_names: list[str]
+
+
+def _resize(x: Tensor, size: tuple[int, int], *, mask: bool = False) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mask:
+        return F.interpolate(x, size=size, mode="area") if all(
+            a >= b for a, b in zip(x.shape[-2:], size)) else F.interpolate(x, size=size, mode="bilinear",
+                                                                          align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def _attention(regions: Any) -> Tensor:
+    """The attention channel of a :class:`~masked_gatys.masks.Regions`, (B, 1, H, W)."""
+    if "attention" in regions.names:
+        return regions.region("attention")
+    if len(regions.names) == 1:
+        return regions.masks[:, :1]
+    raise MaskError(f"expected a binary (attention) mask, got regions {', '.join(regions.names)}")
+
+
+def _load_mask_file(path: Path) -> Tensor:
+    from masked_gatys.masks import load_mask
+
+    return _attention(load_mask(path, mode="binary"))
+
+
+def _find_mask(name: str, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        for pattern in (f"{name}_mask", name):
+            for ext in (".png", ".PNG", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+                candidate = folder / f"{pattern}{ext}"
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in _IMAGE_EXTS and not p.stem.endswith("_mask"))
+    if not files:
+        raise ImageError(f"{folder}: no images (png, jpg, ...) found")
+    return files
+
+
+def _folder_data(folder: Path, size: tuple[int, int], n_val: int) -> _Data:
+    from masked_gatys.image import load_image
+
+    files = _list_images(folder)
+    if len(files) <= n_val:
+        raise ImageError(f"{folder}: {len(files)} images, but {n_val} are held out for validation; "
+                         "add images or lower --val")
+    images, masks = [], []
+    for path in files:
+        mask_path = _find_mask(path.stem, [folder])
+        if mask_path is None or mask_path == path:
+            raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
+        images.append(_resize(load_image(path), size))
+        masks.append(_resize(_load_mask_file(mask_path), size, mask=True))
+    split = len(files) - n_val
+    img, msk = torch.cat(images), torch.cat(masks)
+    return _Data(img[:split], msk[:split], img[split:], msk[split:], [p.stem for p in files[split:]])
+
+
+def _render_set(n: int, size: tuple[int, int], seed: int, stream: int, domain: str = "real") -> tuple[Tensor, Tensor]:
+    from masked_gatys.eyes import render_eye
+
+    gen = torch.Generator().manual_seed(_mix(seed, stream))
+    gaze = (torch.rand(n, 2, generator=gen) * 2 - 1) * torch.tensor([RENDER_YAW, RENDER_PITCH])
+    seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen)
+    images, masks = [], []
+    for (yaw, pitch), s in zip(gaze.tolist(), seeds.tolist()):
+        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=int(s))
+        images.append(eye.image.float())
+        masks.append(eye.mask.float())
+    return torch.cat(images), torch.cat(masks)
+
+
+def _rendered_data(n_train: int, n_val: int, size: tuple[int, int], seed: int) -> _Data:
+    if n_train < 1:
+        raise ValueError("render at least one training eye (--render N) or give --content DIR")
+    images, masks = _render_set(n_train, size, seed, 1)
+    if n_val:
+        vi, vm = _render_set(n_val, size, seed, 2)
+    else:
+        vi, vm = images[:0], masks[:0]
+    return _Data(images, masks, vi, vm, [f"val{i:03d}" for i in range(n_val)])
+
+
+def _style(config: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The style image (1, 3, H, W) and its attention mask (1, 1, H, W) at the training size."""
+    h, w = config.size
+    if config.style == "rendered":
+        from masked_gatys.eyes import render_eye
+
+        eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(h, w), seed=config.seed)
+        return eye.image.float(), eye.mask.float()
+    from masked_gatys.image import load_image
+
+    path = Path(config.style)
+    style = load_image(path)
+    if config.style_mask is not None:
+        mask_path: Path | None = Path(config.style_mask)
+    else:
+        mask_path = _find_mask(path.stem, [path.parent])
+        if mask_path == path:
+            mask_path = None
+    if mask_path is None:
+        raise MaskError(f"{path}: the style image needs a mask (--style-mask, or {path.stem}_mask.png beside it)")
+    mask = _load_mask_file(mask_path)
+    if mask.shape[-2:] != style.shape[-2:]:
+        raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but the style image {path} is "
+                        f"{tuple(style.shape[-2:])}")
+    # the style at the training scale: longest side to the longest training side
+    scale = max(h, w) / max(style.shape[-2:])
+    target = (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale)))
+    return _resize(style, target), _resize(mask, target, mask=True)
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from integers (splitmix64-style), for per-step generators."""
+    x = 0x9E3779B97F4A7C15
+    for v in values:
+        x = (x ^ (int(v) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
+    """Indices of step ``step``'s batch: epochs of random permutations, a function of (seed, step)."""
+    out = []
+    for k in range(step * batch, (step + 1) * batch):
+        epoch, pos = divmod(k, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, 3, epoch)))
+        out.append(int(perm[pos]))
+    return torch.tensor(out)
+
+
+# ---------------------------------------------------------------- objective
+
+def _regions(mask: Tensor) -> Any:
+    from masked_gatys.masks import Regions
+
+    return Regions.from_binary(mask)
+
+
+def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device) -> Any:
+    from masked_gatys.encoder import load_encoder
+    from masked_gatys.objective import Objective, preset
+
+    cfg = preset(config.preset, content_weight=config.content_weight, style_weight=config.style_weight,
+                 tv_weight=config.tv_weight, max_layer=config.max_layer)
+    encoder = load_encoder(weights=config.weights, layers=cfg.layers, device=device, seed=config.seed)
+    return Objective(encoder, cfg, style=style.to(device), style_regions=_regions(style_mask).to(device))
+
+
+def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, batch: int) -> tuple[float, dict[str, float]]:
+    """Mean objective of the network's outputs on a fixed set (eval mode, no grad)."""
+    was_training = net.training
+    net.eval()
+    totals: list[Tensor] = []
+    terms: dict[str, list[Tensor]] = {}
+    try:
+        with torch.no_grad():
+            for i in range(0, images.shape[0], batch):
+                x, m = images[i:i + batch], masks[i:i + batch]
+                objective.set_content(x, regions=_regions(m))
+                value = objective(net(x, m))
+                totals.append(value.total)
+                for name, t in value.terms.items():
+                    terms.setdefault(name, []).append(t)
+    finally:
+        net.train(was_training)
+    return float(torch.cat(totals).mean()), {k: float(torch.cat(v).mean()) for k, v in terms.items()}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
+    """Write a checkpoint dict atomically (temporary file in the same folder, then ``os.replace``)."""
+    _atomic_save(dict(checkpoint), Path(path))
+    return Path(path)
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a masked-gatys network checkpoint")
+    for key in ("net", "state_dict", "objective", "weights"):
+        if key not in data:
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    return data
+
+
+def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a checkpoint without the optimizer and RNG state (for shipping; cannot be resumed).
+
+    >>> import tempfile, torch
+    >>> from masked_gatys import nets
+    >>> d = tempfile.mkdtemp()
+    >>> net = nets.build("johnson", width=2, blocks=1)
+    >>> _ = save_checkpoint(f"{d}/a.pt", {"format": CHECKPOINT_FORMAT, "net": net.config,
+    ...     "state_dict": net.state_dict(), "objective": {}, "weights": {}, "optimizer": {}})
+    >>> "optimizer" in torch.load(strip_checkpoint(f"{d}/a.pt", f"{d}/b.pt"))
+    False
+    """
+    data = _read_checkpoint(src)
+    for key in ("optimizer", "rng"):
+        data.pop(key, None)
+    data["resumable"] = False
+    return save_checkpoint(dst, data)
+
+
+# ---------------------------------------------------------------- training
+
+def _sample_sheet(path: Path, rows: list[tuple[Tensor, Tensor]], title: str) -> None:
+    """Content | output pairs, one row each, as a PNG (masked_gatys.sheet when there is one)."""
+    from PIL import Image
+
+    try:  # the package's sheet maker, if it is there
+        from masked_gatys import sheet as _sheet  # type: ignore[attr-defined]
+
+        make = getattr(_sheet, "make_sheet", None)
+    except ImportError:
+        make = None
+    if make is not None:
+        try:
+            make([[c, o] for c, o in rows], path, columns=["content", "output"], title=title)
+            return
+        except TypeError:
+            pass  # another signature: fall back to our own
+    tiles = [torch.cat([c, o], dim=-1) for c, o in rows]
+    grid = torch.cat(tiles, dim=-2)[0] if len(tiles) > 1 else tiles[0][0]
+    array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig) -> None:
+    if checkpoint.get("resumable") is False or "optimizer" not in checkpoint:
+        raise CheckpointError(f"{path}: this checkpoint holds no optimizer state and cannot be resumed")
+    saved = checkpoint.get("train_config") or {}
+    mine = config.to_dict()
+    differ = sorted(k for k in mine if k not in _RESUMABLE and k in saved and saved[k] != mine[k])
+    if differ:
+        detail = ", ".join(f"{k}={saved[k]!r} (now {mine[k]!r})" for k in differ)
+        raise CheckpointError(f"{path}: cannot resume with different settings: {detail}")
+
+
+def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer, images: Tensor,
+               masks: Tensor) -> Any:
+    """One optimisation step on a batch: set the content targets, loss = mean total, Adam step.
+
+    Returns the batch's :class:`~masked_gatys.objective.ObjectiveValue` (before
+    the step). Raises ``ObjectiveError`` if the loss is not finite.
+    """
+    from masked_gatys.errors import ObjectiveError
+
+    objective.set_content(images, regions=_regions(masks))
+    value = objective(net(images, masks))
+    loss = value.total.mean()
+    if not torch.isfinite(loss):
+        raise ObjectiveError(f"the training loss became {float(loss)}; lower the learning rate (--lr)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | None = None) -> TrainResult:
+    """Train a network on the style objective; write checkpoints to ``config.output``.
+
+    ``callback(progress)`` runs after every step; returning True stops the run
+    (the checkpoint is still written). KeyboardInterrupt writes the checkpoint
+    and propagates.
+
+    >>> import warnings
+    >>> cfg = TrainConfig(net="johnson", width=2, blocks=1, render=2, val=1, size=(24, 32),
+    ...                   iterations=1, batch_size=2, weights="random", max_layer="relu2_1")
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     result = train(cfg)
+    >>> result.step, len(result.val_history)
+    (1, 2)
+    """
+    device = torch.device(config.device)
+    start = time.perf_counter()
+    if config.content_dir is not None:
+        data = _folder_data(Path(config.content_dir), config.size, config.val)
+    else:
+        data = _rendered_data(config.render, config.val, config.size, config.seed)
+    style, style_mask = _style(config)
+    objective = _build_objective(config, style, style_mask, device)
+    objective_dict = objective.config.to_dict()
+    identity = objective.encoder.identity.to_dict()
+
+    with torch.random.fork_rng(devices=[]):  # the initialisation is a function of the seed
+        torch.manual_seed(_mix(config.seed, 0))
+        net = nets.build(**config.net_config())
+    net.to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+
+    step = 0
+    history: list[dict[str, Any]] = []
+    val_history: list[dict[str, Any]] = []
+    seconds_before = 0.0
+    if config.resume is not None:
+        checkpoint = _read_checkpoint(config.resume)
+        _check_resume(config.resume, checkpoint, config)
+        if checkpoint["objective"] != objective_dict or checkpoint["weights"] != identity:
+            raise CheckpointError(f"{config.resume}: trained on another objective or loss network; "
+                                  "cannot resume")
+        net.load_state_dict(checkpoint["state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step = int(checkpoint["step"])
+        history = list(checkpoint.get("history", []))
+        val_history = list(checkpoint.get("val_history", []))
+        seconds_before = float(checkpoint.get("seconds", 0.0))
+
+    train_images, train_masks = data.train_images.to(device), data.train_masks.to(device)
+    val_images, val_masks = data.val_images.to(device), data.val_masks.to(device)
+    samples: list[str] = []
+    sample_dir = Path(config.sample_dir) if config.sample_dir else (
+        Path(config.output).with_suffix("").with_name(Path(config.output).stem + "_samples")
+        if config.output else None)
+    run_start = time.perf_counter()
+
+    def elapsed() -> float:
+        return seconds_before + time.perf_counter() - run_start
+
+    def checkpoint_dict() -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "net": net.config,
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "objective": objective_dict,
+            "weights": identity,
+            "max_layer": config.max_layer,
+            "size": list(config.size),
+            "style": config.style,
+            "train_config": config.to_dict(),
+            "optimizer": _to_cpu(optimizer.state_dict()),
+            "rng": {"torch": torch.get_rng_state()},
+            "step": step,
+            "history": history,
+            "val_history": val_history,
+            "seconds": elapsed(),
+            "resumable": True,
+        }
+
+    def write() -> str | None:
+        if config.output is None:
+            return None
+        save_checkpoint(config.output, checkpoint_dict())
+        return str(config.output)
+
+    def validate() -> float | None:
+        if val_images.shape[0] == 0 or any(v["step"] == step for v in val_history):
+            return None
+        total, terms = _evaluate(net, objective, val_images, val_masks, config.batch_size)
+        val_history.append({"step": step, "total": total, "terms": terms, "seconds": elapsed()})
+        return total
+
+    def sample() -> str | None:
+        if sample_dir is None or val_images.shape[0] == 0:
+            return None
+        net.eval()
+        with torch.no_grad():
+            n = min(4, val_images.shape[0])
+            out = net(val_images[:n], val_masks[:n])
+        net.train()
+        path = sample_dir / f"step{step:06d}.png"
+        _sample_sheet(path, [(val_images[i:i + 1].cpu(), out[i:i + 1].cpu()) for i in range(n)],
+                      f"step {step}")
+        samples.append(str(path))
+        return str(path)
+
+    interrupted = False
+    if step == 0 and config.val_every:
+        validate()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            while step < config.iterations:
+                idx = _batch_indices(train_images.shape[0], config.batch_size, config.seed, step)
+                x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
+                torch.manual_seed(_mix(config.seed, 4, step))  # dropout noise of this step
+                value = train_step(net, objective, optimizer, x, m)
+                loss = value.total.mean()
+                step += 1
+                terms = {k: float(v.detach().mean()) for k, v in value.terms.items()}
+                history.append({"step": step, "loss": float(loss.detach()), "terms": terms})
+                val = validate() if (config.val_every and step % config.val_every == 0) or \
+                    step == config.iterations else None
+                sheet = sample() if config.sample_every and (
+                    step % config.sample_every == 0 or step == config.iterations) else None
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.iterations:
+                    write()
+                if callback is not None:
+                    stop = callback(TrainProgress(step, config.iterations, float(loss.detach()), terms,
+                                                  elapsed(), val, sheet))
+                    if stop is True:
+                        interrupted = True
+                        break
+    except KeyboardInterrupt:
+        write()
+        raise
+    path = write()
+    net.eval()
+    return TrainResult(net=net, step=step, history=history, val_history=val_history,
+                       seconds=time.perf_counter() - start, checkpoint=path,
+                       objective_config=objective_dict, weights=identity, interrupted=interrupted,
+                       samples=samples)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- inference
+
+_HEAVY = ("state_dict", "optimizer", "rng")
+
+
+class LoadedModel:
+    """A trained network ready for inference: ``model(image, mask=None) -> image``.
+
+    ``checkpoint`` is the checkpoint's metadata (network and objective config,
+    loss-network identity, training record) without the tensors.
+    """
+
+    def __init__(self, net: nn.Module, checkpoint: Mapping[str, Any], *, path: str | None = None) -> None:
+        self.net = net.eval()
+        self.checkpoint = dict(checkpoint)
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.net, "name", type(self.net).__name__))
+
+    @property
+    def objective_config(self) -> dict[str, Any] | None:
+        return self.checkpoint.get("objective")
+
+    @property
+    def weights_identity(self) -> dict[str, Any] | None:
+        return self.checkpoint.get("weights")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> "LoadedModel":
+        self.net.to(device)
+        return self
+
+    def __call__(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        return apply_model(self, image, mask)
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name}, path={self.path!r})"
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a trained network from a checkpoint written by :func:`train`.
+
+    Raises :class:`~masked_gatys.errors.CheckpointError` naming the file when
+    it is missing, corrupt or not a network checkpoint.
+
+    >>> load_model("/nonexistent/net.pt")
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.CheckpointError: /nonexistent/net.pt: checkpoint not found
+    """
+    data = _read_checkpoint(path)
+    try:
+        net = nets.build(**data["net"])
+        net.load_state_dict(data["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: the network does not load: {first}") from None
+    meta = {k: v for k, v in data.items() if k not in _HEAVY}
+    return LoadedModel(net.to(device).eval(), meta, path=str(path))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return dict(value)
+
+
+def check_compatible(model: LoadedModel | Mapping[str, Any], objective_config: Any, weights_identity: Any) -> None:
+    """Refuse to report an objective the checkpoint was not trained against.
+
+    ``objective_config`` is an :class:`~masked_gatys.objective.ObjectiveConfig`
+    (or its dict), ``weights_identity`` a ``WeightsIdentity`` (or its dict).
+    Raises :class:`~masked_gatys.errors.CheckpointError` saying what differs.
+
+    >>> meta = {"objective": {"tv_weight": 0.0}, "weights": {"name": "a", "sha256": "1", "format": "caffe"}}
+    >>> check_compatible(meta, {"tv_weight": 0.0}, {"name": "a", "sha256": "1", "format": "caffe"})
+    >>> check_compatible(meta, {"tv_weight": 0.0}, {"name": "b", "sha256": "2", "format": "caffe"})
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.CheckpointError: checkpoint was trained against loss network a (sha256 1), not b (sha256 2): its objective values do not compare
+    """
+    if isinstance(model, LoadedModel):
+        meta, label = model.checkpoint, f"checkpoint {model.path}" if model.path else "checkpoint"
+    else:
+        meta, label = dict(model), "checkpoint"
+    trained_w = _as_dict(meta.get("weights"))
+    wanted_w = _as_dict(weights_identity)
+    if trained_w.get("sha256") != wanted_w.get("sha256"):
+        raise CheckpointError(
+            f"{label} was trained against loss network {trained_w.get('name')} "
+            f"(sha256 {str(trained_w.get('sha256'))[:12]}), not {wanted_w.get('name')} "
+            f"(sha256 {str(wanted_w.get('sha256'))[:12]}): its objective values do not compare")
+    trained_o = _as_dict(meta.get("objective"))
+    wanted_o = _as_dict(objective_config)
+    if trained_o != wanted_o:
+        keys = sorted(k for k in set(trained_o) | set(wanted_o) if trained_o.get(k) != wanted_o.get(k))
+        raise CheckpointError(
+            f"{label} was trained on another objective (preset {trained_o.get('preset')}; differs in "
+            f"{', '.join(keys)}): its objective values do not compare; use the checkpoint's objective "
+            "(--preset, weights and --max-layer it was trained with)")
+
+
+def _as_net(model: LoadedModel | nn.Module) -> nn.Module:
+    return model.net if isinstance(model, LoadedModel) else model
+
+
+def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Run a trained network: ``(B, 3, H, W)`` or ``(3, H, W)`` image, attention mask -> image.
+
+    The mask may be ``(B, 1, H, W)``, ``(1, H, W)``, ``(H, W)``, a
+    :class:`~masked_gatys.masks.Regions` (its attention region) or None. The
+    result has the input's shape, on the input's device, in [0, 1].
+
+    >>> import torch
+    >>> from masked_gatys import nets
+    >>> apply_model(nets.build("purifier", width=2), torch.rand(3, 10, 14), torch.ones(10, 14)).shape
+    torch.Size([3, 10, 14])
+    """
+    net = _as_net(model)
+    squeeze = image.dim() == 3
+    x = image.unsqueeze(0) if squeeze else image
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ImageError(f"expected an image (B, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
+    m = mask
+    if m is not None and not isinstance(m, Tensor):
+        m = _attention(m)
+    if m is not None:
+        while m.dim() < 4:
+            m = m.unsqueeze(0)
+        if m.shape[1] != 1:
+            raise MaskError(f"expected a one-channel attention mask, got {tuple(mask.shape)}")  # type: ignore[union-attr]
+        if m.shape[-2:] != x.shape[-2:]:
+            raise MaskError(f"mask is {tuple(m.shape[-2:])} but the image is {tuple(x.shape[-2:])}")
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            y = net(x.to(device, torch.float32), None if m is None else m.to(device, torch.float32))
+    finally:
+        net.train(was_training)
+    y = y.to(image.device)
+    return y[0] if squeeze else y
+
+
+def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   mask_dir: str | os.PathLike | None = None, callback: Callable[[Path], Any] | None = None
+                   ) -> list[Path]:
+    """Run the network on every image of ``in_dir``; write ``out_dir/NAME.png``.
+
+    Masks are found as ``NAME_mask.png`` (or ``NAME.png``) in ``mask_dir``, else
+    ``NAME_mask.png`` beside the image; ``*_mask`` files are not inputs. The
+    purifier needs a mask for each image; johnson runs without. Returns the
+    written paths; ``callback(path)`` after each.
+    """
+    from masked_gatys.image import load_image, save_image
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    files = _list_images(in_dir)
+    net = _as_net(model)
+    needs_mask = isinstance(net, nets.Purifier)
+    folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() == in_dir.resolve():
+        raise ImageError(f"{out_dir}: the output folder is the input folder; choose another")
+    meta = {}
+    if isinstance(model, LoadedModel):
+        meta = {"model": model.path, "net": model.checkpoint.get("net"),
+                "weights": model.weights_identity}
+    written = []
+    for path in files:
+        mask_path = _find_mask(path.stem, folders)
+        if mask_path == path:
+            mask_path = None
+        if mask_path is None and needs_mask:
+            raise MaskError(f"{path}: no mask {path.stem}_mask.png in {folders[0]} (the purifier needs one)")
+        image = load_image(path)
+        mask = _load_mask_file(mask_path) if mask_path is not None else None
+        if mask is not None and mask.shape[-2:] != image.shape[-2:]:
+            raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but {path} is "
+                            f"{tuple(image.shape[-2:])}")
+        out = apply_model(model, image, mask)
+        target = out_dir / f"{path.stem}.png"
+        save_image(out, target, metadata=dict(meta, source=str(path)))
+        written.append(target)
+        if callback is not None:
+            callback(target)
+    return written

@@ -1,0 +1,231 @@
+"""Training, checkpoints, exact resume, inference and the ``train`` command.
+
+Tiny networks, tiny images and random VGG weights only: no network access.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from masked_gatys import nets
+from masked_gatys.errors import CheckpointError
+from masked_gatys.train import (
+    TrainConfig,
+    apply_model,
+    check_compatible,
+    load_model,
+    stylize_folder,
+    train,
+    train_step,
+)
+
+SIZE = (24, 32)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_random_weights():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random VGG weights.*")
+        yield
+
+
+def tiny(**overrides) -> TrainConfig:
+    base = dict(net="purifier", width=2, blocks=1, render=4, val=1, size=SIZE, iterations=2,
+                batch_size=2, lr=1e-3, weights="random", max_layer="relu2_1", val_every=1)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _objective(max_layer: str = "relu2_1", tv_weight: float | None = None, seed: int = 0):
+    from masked_gatys.encoder import load_encoder
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.masks import Regions
+    from masked_gatys.objective import Objective, preset
+
+    cfg = preset("masked", max_layer=max_layer, tv_weight=tv_weight)
+    enc = load_encoder(weights="random", layers=cfg.layers, seed=seed)
+    eye = render_eye(yaw=0, pitch=0, domain="synthetic", size=SIZE, seed=1)
+    return Objective(enc, cfg, style=eye.image, style_regions=Regions.from_binary(eye.mask))
+
+
+def _batch(n: int = 2):
+    from masked_gatys.eyes import render_eye
+
+    eyes = [render_eye(yaw=10.0 * i, pitch=0, domain="real", size=SIZE, seed=10 + i) for i in range(n)]
+    return torch.cat([e.image for e in eyes]), torch.cat([e.mask for e in eyes])
+
+
+@pytest.mark.parametrize("name,config", [("johnson", {"blocks": 1}), ("purifier", {"dropout": 0.0})])
+def test_one_training_step_lowers_the_loss(name: str, config: dict) -> None:
+    torch.manual_seed(0)
+    net = nets.build(name, width=4, **config).train()
+    objective = _objective()
+    images, masks = _batch()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before = train_step(net, objective, optimizer, images, masks).total.mean()
+    objective.set_content(images, regions=__import__("masked_gatys.masks", fromlist=["Regions"])
+                          .Regions.from_binary(masks))
+    with torch.no_grad():
+        after = objective(net(images, masks)).total.mean()
+    assert after < before
+
+
+def test_train_writes_a_checkpoint_that_round_trips(tmp_path: Path) -> None:
+    out = tmp_path / "net.pt"
+    result = train(tiny(output=str(out), sample_every=2))
+    assert result.step == 2 and out.is_file()
+    assert [v["step"] for v in result.val_history] == [0, 1, 2]
+    assert result.samples and all(Path(p).is_file() for p in result.samples)
+    model = load_model(out)
+    meta = model.checkpoint
+    assert meta["net"] == result.net.config
+    assert meta["objective"] == result.objective_config
+    assert meta["weights"]["name"] == "random(seed=0)" and len(meta["weights"]["sha256"]) == 64
+    assert meta["version"] and meta["step"] == 2 and meta["max_layer"] == "relu2_1"
+    assert "state_dict" not in meta and "optimizer" not in meta
+    images, masks = _batch()
+    torch.testing.assert_close(model(images, masks), apply_model(result.net, images, masks))
+    # no temporary files left behind by the atomic write
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["net.pt"]
+
+
+def test_resume_n_then_m_equals_n_plus_m(tmp_path: Path) -> None:
+    first = tmp_path / "a.pt"
+    train(tiny(iterations=2, output=str(first)))
+    resumed = train(tiny(iterations=4, output=str(tmp_path / "b.pt"), resume=str(first)))
+    straight = train(tiny(iterations=4, output=str(tmp_path / "c.pt")))
+    assert resumed.step == straight.step == 4
+    a, b = resumed.net.state_dict(), straight.net.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    # the shorter run really was shorter: its weights differ from the longer run's
+    short = load_model(first).net.state_dict()
+    assert any(not torch.equal(short[k], b[k]) for k in b if b[k].is_floating_point())
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    first = tmp_path / "a.pt"
+    train(tiny(iterations=1, output=str(first)))
+    with pytest.raises(CheckpointError, match="lr"):
+        train(tiny(iterations=2, lr=5e-4, resume=str(first)))
+
+
+def test_incompatible_objective_or_loss_network_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "net.pt"
+    train(tiny(iterations=1, output=str(out)))
+    model = load_model(out)
+    same = _objective()
+    check_compatible(model, same.config, same.encoder.identity)  # no error
+    other_weights = _objective(seed=1)
+    with pytest.raises(CheckpointError, match="loss network random\\(seed=0\\).*not random\\(seed=1\\)"):
+        check_compatible(model, other_weights.config, other_weights.encoder.identity)
+    other_objective = _objective(tv_weight=1e-3)
+    with pytest.raises(CheckpointError, match="another objective.*tv_weight"):
+        check_compatible(model, other_objective.config, same.encoder.identity)
+
+
+def test_missing_or_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nope.pt: checkpoint not found"):
+        load_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="bad.pt: not a readable checkpoint"):
+        load_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"hello": torch.zeros(1)}, other)
+    with pytest.raises(CheckpointError, match="other.pt: not a masked-gatys network checkpoint"):
+        load_model(other)
+
+
+def test_stylize_folder(tmp_path: Path) -> None:
+    from masked_gatys.image import load_image, save_image
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    images, masks = _batch(2)
+    for i in range(2):
+        save_image(images[i:i + 1], src / f"eye{i}.png")
+        save_image(masks[i:i + 1].expand(1, 3, *SIZE), src / f"eye{i}_mask.png")
+    torch.manual_seed(0)
+    net = nets.build("purifier", width=2)
+    written = stylize_folder(net, src, dst)
+    assert [p.name for p in written] == ["eye0.png", "eye1.png"]
+    for i, path in enumerate(written):
+        out = load_image(path)
+        assert out.shape == (1, 3, *SIZE)
+        expected = apply_model(net, load_image(src / f"eye{i}.png"), (masks[i:i + 1] >= 0).float() *
+                               load_image(src / f"eye{i}_mask.png")[:, :1])
+        assert (out - expected).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_stylize_folder_needs_masks_for_the_purifier(tmp_path: Path) -> None:
+    from masked_gatys.errors import MaskError
+    from masked_gatys.image import save_image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    save_image(torch.rand(1, 3, 8, 8), src / "a.png")
+    with pytest.raises(MaskError, match="a_mask.png"):
+        stylize_folder(nets.build("purifier", width=2), src, tmp_path / "out")
+    written = stylize_folder(nets.build("johnson", width=2, blocks=1), src, tmp_path / "out")
+    assert [p.name for p in written] == ["a.png"]
+
+
+def test_train_from_a_folder(tmp_path: Path) -> None:
+    from masked_gatys.image import save_image
+
+    images, masks = _batch(3)
+    for i in range(3):
+        save_image(images[i:i + 1], tmp_path / f"e{i}.png")
+        save_image(masks[i:i + 1].expand(1, 3, *SIZE), tmp_path / f"e{i}_mask.png")
+    result = train(tiny(net="johnson", content_dir=str(tmp_path), iterations=1))
+    assert result.step == 1 and len(result.val_history) == 2
+
+
+def test_cli_train_and_resume(tmp_path: Path) -> None:
+    from masked_gatys.cli import main
+
+    out = tmp_path / "ckpt.pt"
+    args = ["train", "--render", "3", "--val", "1", "--size", "24x32", "--iterations", "2",
+            "--batch-size", "2", "--net", "johnson", "--width", "2", "--blocks", "1",
+            "--weights", "random", "--max-layer", "relu2_1", "--device", "cpu",
+            "--sample-every", "1", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and out.is_file()
+    assert sorted(p.name for p in (tmp_path / "ckpt_samples").iterdir()) == ["step000001.png", "step000002.png"]
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "3"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).checkpoint["step"] == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--render", "2", "--content", "."], "not both"),
+    (["--size", "64by96", "-o", "x.pt"], "HEIGHTxWIDTH"),
+    (["--render", "2"], "-o/--output"),
+    (["--style", "no-such.png", "-o", "x.pt"], "no such file"),
+])
+def test_cli_errors(args: list[str], message: str) -> None:
+    from masked_gatys.cli import main
+
+    result = CliRunner().invoke(main, ["train", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_cli_corrupt_resume_is_one_line(tmp_path: Path) -> None:
+    from masked_gatys.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_text("garbage")
+    result = CliRunner().invoke(main, ["train", "--resume", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.pt: not a readable checkpoint" in result.output
+    assert "Traceback" not in result.output
