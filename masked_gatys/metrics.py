@@ -1,0 +1,389 @@
+"""Measurements on eye images: the pupil centre, and how far stylization moves it.
+
+The pupil is found as the darkest compact blob (inside the attention mask if
+one is given), then located to a fraction of a pixel by the centroid of its
+soft coverage: each pixel near the blob weighs ``(q - g) / (q - p)``, clipped
+to [0, 1], where ``g`` is its brightness, ``p`` the pupil's level and ``q``
+the iris level around it. For a blurred two-level edge this weight is the
+pixel's pupil coverage, so the centroid is the centre of the pupil ellipse.
+Specular glints inside the pupil (holes and bites in the blob) are filled
+from the blob's convex hull before the centroid is taken.
+
+Pixel convention (as in :mod:`masked_gatys.eyes`): the centre of pixel
+``(row i, column j)`` is ``(x, y) = (j, i)``.
+
+>>> from masked_gatys.eyes import render_eye
+>>> r = render_eye(yaw=10, pitch=0, size=(72, 120), seed=0)
+>>> x, y = pupil_center(r.image)
+>>> abs(x - r.truth["pupil_center"][0]) < 0.5 and abs(y - r.truth["pupil_center"][1]) < 0.5
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.signal import fftconvolve
+
+from masked_gatys.errors import ImageError, MaskError
+
+__all__ = ["pupil_center", "pupil_shift"]
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _to_grey(image: Any) -> np.ndarray:
+    """``(H, W)`` float64 luminance from a (1,3,H,W)/(3,H,W) tensor or an HxWx3 / HxW array."""
+    arr = image.detach().cpu().double().numpy() if hasattr(image, "detach") else np.asarray(image)
+    is_tensor = hasattr(image, "detach")
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float64) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float64) / 65535.0
+    else:
+        arr = arr.astype(np.float64)
+    if is_tensor:
+        if arr.ndim == 4 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim == 3 and arr.shape[0] in (1, 3):
+            arr = np.moveaxis(arr, 0, -1)
+        elif arr.ndim != 2:
+            raise ImageError(f"pupil_center takes a (1, 3, H, W) or (3, H, W) tensor, got {tuple(image.shape)}")
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        grey = arr @ _LUMA
+    elif arr.ndim == 3 and arr.shape[-1] == 1:
+        grey = arr[..., 0]
+    elif arr.ndim == 2:
+        grey = arr
+    else:
+        raise ImageError(f"pupil_center takes an RGB image (HxWx3 array or (1,3,H,W) tensor), got shape {arr.shape}")
+    if grey.shape[0] < 8 or grey.shape[1] < 8:
+        raise ImageError(f"image too small to find a pupil: {grey.shape[0]}x{grey.shape[1]}")
+    if not np.all(np.isfinite(grey)):
+        raise ImageError("image contains NaN or infinite values")
+    return grey
+
+
+def _to_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
+    arr = mask.detach().cpu().double().numpy() if hasattr(mask, "detach") else np.asarray(mask, dtype=np.float64)
+    arr = np.squeeze(arr)
+    if arr.ndim == 3 and arr.shape[0] == 2:  # (background, attention) regions
+        arr = arr[1]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # an RGB(A) array
+        arr = arr[..., :3].mean(axis=-1)
+    if arr.shape != shape:
+        raise MaskError(f"mask of shape {arr.shape} does not match the image's {shape}")
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    return arr.astype(np.float64)
+
+
+def _disc(radius: float) -> np.ndarray:
+    r = int(math.ceil(radius))
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    k = (x * x + y * y <= radius * radius + 1e-9).astype(np.float64)
+    return k / k.sum()
+
+
+def _sector_ring(r_in: float, r_out: float, sector: int, n: int) -> np.ndarray:
+    r = int(math.ceil(r_out))
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    d = np.hypot(x, y)
+    ang = np.mod(np.arctan2(y, x) - 2 * np.pi * sector / n + np.pi / n, 2 * np.pi)
+    k = ((d > r_in) & (d <= r_out) & (ang < 2 * np.pi / n)).astype(np.float64)
+    s = k.sum()
+    return k / s if s > 0 else k
+
+
+def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Dark-blob contrast per pixel and the radius giving it.
+
+    For a disc of radius r around each pixel and the ring from 1.4 r to 2.4 r
+    split in 8 sectors: the third darkest sector's mean minus the disc's mean.
+    Dark lines (lash line, shadow edges) have dark sectors along them and
+    score low; a pupil is ringed by brighter iris almost all round.
+    """
+    h, w = grey.shape
+    r_max = max(1.5, min(h, w) / 7.0)
+    radii = np.geomspace(1.0, r_max, num=6)
+    best = np.full(grey.shape, -np.inf)
+    best_r = np.ones(grey.shape)
+    pad = int(math.ceil(2.4 * r_max)) + 1
+    padded = np.pad(grey, pad, mode="edge")
+    for r in radii:
+        disc = fftconvolve(padded, _disc(r), mode="same")[pad:-pad, pad:-pad]
+        sectors = np.stack([fftconvolve(padded, _sector_ring(1.4 * r, 2.4 * r + 0.5, k, 8), mode="same")
+                            [pad:-pad, pad:-pad] for k in range(8)])
+        ring = np.sort(sectors, axis=0)[2]
+        score = (ring - disc) / (ring + disc + 0.05)  # contrast, not difference: lighting cancels
+        better = score > best
+        best = np.where(better, score, best)
+        best_r = np.where(better, r, best_r)
+    if region is not None:
+        best = np.where(region, best, -np.inf)
+    return best, best_r
+
+
+def pupil_center(image: Any, mask: Any = None) -> tuple[float, float]:
+    """Centre ``(x, y)`` in pixels of the pupil in an eye image.
+
+    ``image``: a ``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1], or an
+    ``HxWx3`` numpy array (float in [0, 1] or uint8). ``mask``: optional
+    attention mask (iris + pupil; same H, W; soft values are thresholded at
+    0.5); the pupil is then searched for inside it. Raises ``ImageError`` when
+    no dark blob is found, ``MaskError`` for an empty or mismatched mask.
+
+    >>> import numpy as np
+    >>> img = np.ones((20, 30, 3)); img[8:13, 10:15] = 0.0
+    >>> x, y = pupil_center(img)
+    >>> round(x, 3), round(y, 3)
+    (12.0, 10.0)
+    """
+    grey = _to_grey(image)
+    region = None
+    if mask is not None:
+        region = _to_mask(mask, grey.shape) >= 0.5
+        if not region.any():
+            raise MaskError("the attention mask is empty: no pixel >= 0.5")
+    return _locate(grey, region)[:2]
+
+
+def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, dict[str, Any]]:
+    """The pupil centre and what led to it (for debugging and tests)."""
+    h, w = grey.shape
+    score, radius = _blob_score(grey, region)
+    if not np.isfinite(score).any() or np.nanmax(score) <= 0:
+        raise ImageError("no dark pupil-like blob found in the image")
+    iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
+    r = float(radius[iy, ix])
+
+    # the darkest spot of the blob (the blob may be the whole iris)
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.hypot(xx - ix, yy - iy)
+    smooth = ndimage.gaussian_filter(grey, 0.8, mode="nearest")
+    near = d <= max(2.0, 1.2 * r)
+    if region is not None and (near & region).any():
+        near &= region
+    sy, sx = np.unravel_index(int(np.argmin(np.where(near, smooth, np.inf))), grey.shape)
+
+    # levels: pupil p, iris q, from a 3-class split of the neighbourhood
+    d = np.hypot(xx - sx, yy - sy)
+    hood = d <= max(4.0, 2.5 * r)
+    if region is not None and (hood & region).sum() >= 16:
+        hood &= region
+    p, q_hi = _levels(grey[hood], float(smooth[sy, sx]))
+    if q_hi - p <= 1e-3:
+        raise ImageError("no dark pupil-like blob found in the image (no contrast)")
+    blob = _stable_blob(smooth, sy, sx, p, q_hi, region)
+    # local levels around the stable blob, then the half-way threshold
+    inner = ndimage.binary_erosion(blob) if blob.sum() > 12 else blob
+    outer = ndimage.binary_dilation(blob, iterations=3) & ~ndimage.binary_dilation(blob, iterations=1)
+    if region is not None and (outer & region).sum() >= 4:
+        outer &= region
+    p = float(np.median(smooth[inner]))
+    q = float(np.median(smooth[outer])) if outer.any() else q_hi
+    if q - p <= 1e-3:
+        raise ImageError("no dark pupil-like blob found in the image (no contrast)")
+    thr = 0.5 * (p + q)
+    blob = ndimage.binary_fill_holes(_component(smooth < thr, sy, sx)) | blob
+    area = float(blob.sum())
+    cy0, cx0 = (yy[blob].mean(), xx[blob].mean())
+    r_est = max(1.0, math.sqrt(area / math.pi))
+    info: dict[str, Any] = {"seed": (float(ix), float(iy), r), "dark": (float(sx), float(sy)),
+                            "levels": (p, q), "blob_center": (float(cx0), float(cy0)), "r_est": r_est}
+
+    fine = ndimage.gaussian_filter(grey, 0.5, mode="nearest")
+    center = (float(cx0), float(cy0))
+    for _ in range(2):
+        pts = _starburst(fine, center, thr, 2.5 * r_est + 3.0)
+        fit = _robust_ellipse(pts) if len(pts) >= 8 else None
+        if fit is None:
+            break
+        (ex, ey), axes = fit
+        if not (0.3 * r_est <= min(axes) and max(axes) <= 3.0 * r_est + 2.0) \
+                or math.hypot(ex - cx0, ey - cy0) > r_est + 1.0:
+            fit = None
+            break
+        center = (ex, ey)
+    info["ellipse"] = fit
+    if fit is None:  # too small or too ragged for an ellipse: soft-coverage centroid
+        weight = np.clip((q - grey) / (q - p), 0.0, 1.0) * ndimage.binary_dilation(blob, iterations=2)
+        center = (float((weight * xx).sum() / weight.sum()), float((weight * yy).sum() / weight.sum()))
+    return center[0], center[1], info
+
+
+def _stable_blob(img: np.ndarray, y: int, x: int, lo: float, hi: float,
+                 region: np.ndarray | None, steps: int = 32) -> np.ndarray:
+    """The most stable dark component around ``(x, y)`` as the threshold rises from ``lo`` to ``hi``.
+
+    Like MSER: the pupil's area barely changes over the thresholds between the
+    pupil's and the iris's levels, then jumps when the iris joins.
+    """
+    ts = lo + (hi - lo) * (np.arange(1, steps + 1) / (steps + 1))
+    comps = [ndimage.binary_fill_holes(_component(img < t, y, x)) for t in ts]
+    areas = np.array([c.sum() for c in comps], dtype=np.float64)
+    limit = region.sum() if region is not None else img.size
+    best, best_k = np.inf, None
+    for k in range(2, steps - 2):
+        if areas[k] < 3 or areas[k] > 0.5 * limit:
+            continue
+        growth = (areas[k + 2] - areas[k - 2]) / areas[k]
+        if growth < best - 1e-9:
+            best, best_k = growth, k
+    if best_k is None:
+        k = int(np.argmax(areas >= 1)) if (areas >= 1).any() else 0
+        comp = comps[k]
+        if not comp.any():
+            comp = np.zeros(img.shape, dtype=bool)
+            comp[y, x] = True
+        return comp
+    return comps[best_k]
+
+
+def _component(binary: np.ndarray, y: int, x: int) -> np.ndarray:
+    labels, _ = ndimage.label(binary)
+    lab = labels[y, x]
+    if lab == 0:
+        return np.zeros_like(binary)
+    return labels == lab
+
+
+def _levels(values: np.ndarray, dark: float) -> tuple[float, float]:
+    """(pupil level, iris level): a 3-class Otsu split of ``values``; the darkest class is the pupil."""
+    v = np.sort(values.ravel())
+    if len(v) < 6:
+        return dark, float(np.median(v))
+    bins = 48
+    hist, edges = np.histogram(v, bins=bins, range=(v[0], v[-1] + 1e-9))
+    mids = 0.5 * (edges[1:] + edges[:-1])
+    cw = np.cumsum(hist).astype(np.float64)
+    cm = np.cumsum(hist * mids)
+    total_w, total_m = cw[-1], cm[-1]
+    best, split = -1.0, (bins // 3, 2 * bins // 3)
+    for i in range(bins - 2):
+        w0, m0 = cw[i], cm[i]
+        if w0 == 0:
+            continue
+        j = np.arange(i + 1, bins - 1)
+        w1, m1 = cw[j] - w0, cm[j] - m0
+        w2, m2 = total_w - cw[j], total_m - cm[j]
+        ok = (w1 > 0) & (w2 > 0)
+        if not ok.any():
+            continue
+        var = m0 * m0 / w0 + np.where(ok, m1 * m1 / np.maximum(w1, 1) + m2 * m2 / np.maximum(w2, 1), -np.inf)
+        k = int(np.argmax(var))
+        if var[k] > best:
+            best, split = float(var[k]), (i, int(j[k]))
+    t0, t1 = edges[split[0] + 1], edges[split[1] + 1]
+    pupil = v[v <= t0]
+    iris = v[(v > t0) & (v <= t1)]
+    p = float(np.median(pupil)) if len(pupil) else dark
+    q = float(np.median(iris)) if len(iris) else float(np.median(v))
+    return min(p, dark + 0.5 * (q - dark)), q
+
+
+def _starburst(img: np.ndarray, center: tuple[float, float], thr: float, reach: float,
+               n_rays: int = 72, step: float = 0.2) -> np.ndarray:
+    """Where rays from ``center`` first leave the dark blob (``img`` rises above ``thr``); (N, 2) x, y."""
+    ang = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
+    t = np.arange(0.0, reach + step, step)
+    xs = center[0] + np.cos(ang)[:, None] * t[None, :]
+    ys = center[1] + np.sin(ang)[:, None] * t[None, :]
+    vals = ndimage.map_coordinates(img, [ys.ravel(), xs.ravel()], order=1, mode="nearest").reshape(xs.shape)
+    inside = vals < thr
+    pts = []
+    for k in range(n_rays):
+        row = inside[k]
+        first_in = np.argmax(row)
+        if not row[first_in]:
+            continue
+        out = np.nonzero(~row[first_in:])[0]
+        if len(out) == 0:
+            continue
+        j = first_in + int(out[0])
+        v0, v1 = vals[k, j - 1], vals[k, j]
+        frac = (thr - v0) / (v1 - v0) if v1 != v0 else 0.5
+        tt = t[j - 1] + frac * step
+        pts.append((center[0] + math.cos(ang[k]) * tt, center[1] + math.sin(ang[k]) * tt))
+    return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def _fit_conic(pts: np.ndarray) -> np.ndarray | None:
+    """Direct least-squares ellipse fit (Fitzgibbon et al., Halir-Flusser form): conic coefficients."""
+    x, y = pts[:, 0], pts[:, 1]
+    d1 = np.stack([x * x, x * y, y * y], axis=1)
+    d2 = np.stack([x, y, np.ones_like(x)], axis=1)
+    s1, s2, s3 = d1.T @ d1, d1.T @ d2, d2.T @ d2
+    try:
+        tmat = -np.linalg.solve(s3, s2.T)
+    except np.linalg.LinAlgError:
+        return None
+    m = s1 + s2 @ tmat
+    m = np.stack([m[2] / 2.0, -m[1], m[0] / 2.0])
+    try:
+        _, vecs = np.linalg.eig(m)
+    except np.linalg.LinAlgError:
+        return None
+    vecs = np.real(vecs)
+    cond = 4 * vecs[0] * vecs[2] - vecs[1] ** 2
+    good = np.nonzero(cond > 0)[0]
+    if len(good) == 0:
+        return None
+    a1 = vecs[:, good[0]]
+    return np.concatenate([a1, tmat @ a1])
+
+
+def _robust_ellipse(pts: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Centre and semi-axes of an ellipse fitted to ``pts``, outliers (glints, lids) dropped."""
+    mean = pts.mean(axis=0)
+    scale = max(float(np.abs(pts - mean).max()), 1e-6)
+    z = (pts - mean) / scale
+    keep = np.ones(len(z), dtype=bool)
+    conic = None
+    for _ in range(4):
+        if keep.sum() < 6:
+            return None
+        conic = _fit_conic(z[keep])
+        if conic is None:
+            return None
+        a, b, c, d, e, f = conic
+        x, y = z[:, 0], z[:, 1]
+        val = a * x * x + b * x * y + c * y * y + d * x + e * y + f
+        gx, gy = 2 * a * x + b * y + d, b * x + 2 * c * y + e
+        dist = np.abs(val) / np.maximum(np.hypot(gx, gy), 1e-12) * scale  # Sampson distance, pixels
+        med = float(np.median(dist[keep]))
+        mad = float(np.median(np.abs(dist[keep] - med)))
+        new_keep = dist <= max(0.3, med + 3.0 * 1.4826 * mad)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    a, b, c, d, e, f = conic
+    den = b * b - 4 * a * c
+    if den >= 0:
+        return None
+    x0 = (2 * c * d - b * e) / den
+    y0 = (2 * a * e - b * d) / den
+    # semi-axes from the conic's quadratic form at the centre
+    f0 = a * x0 * x0 + b * x0 * y0 + c * y0 * y0 + d * x0 + e * y0 + f
+    eig = np.linalg.eigvalsh(np.array([[a, b / 2], [b / 2, c]]))
+    if f0 == 0 or np.any(-f0 / eig <= 0):
+        return None
+    axes = tuple(float(math.sqrt(-f0 / ev) * scale) for ev in eig)
+    return (float(x0 * scale + mean[0]), float(y0 * scale + mean[1])), (max(axes), min(axes))
+
+
+def pupil_shift(before: Any, after: Any, mask: Any = None) -> float:
+    """Distance in pixels between the pupil centres of two images of the same eye.
+
+    >>> import numpy as np
+    >>> a = np.ones((20, 30, 3)); a[8:13, 10:15] = 0.0
+    >>> b = np.ones((20, 30, 3)); b[8:13, 13:18] = 0.0
+    >>> pupil_shift(a, b)
+    3.0
+    """
+    xa, ya = pupil_center(before, mask)
+    xb, yb = pupil_center(after, mask)
+    return float(math.hypot(xb - xa, yb - ya))
