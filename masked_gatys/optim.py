@@ -66,6 +66,9 @@ class IterationInfo:
         fun: ``(B,)`` values at ``x`` (detached).
         n_eval: ``(B,)`` int64 on the CPU: evaluations spent on each problem.
         n_calls: calls of ``fun`` so far (each call evaluates the whole batch).
+
+    For every method, the last call of ``fun`` before the callback was at
+    ``x``, so a caller can read side results (loss terms) of that call.
     """
 
     iteration: int
@@ -248,7 +251,9 @@ def projected_lbfgs(
             returning True stops every problem still running (reason "callback").
 
     Returns:
-        :class:`OptimizeResult`; ``n_eval`` counts, per problem, the
+        :class:`OptimizeResult`. The last call of ``fun`` before each
+        callback is at ``info.x`` (every problem at its iterate), so a caller
+        can read side results of that call. ``n_eval`` counts, per problem, the
         evaluations at that problem's own points (a batch call made for other
         problems' line searches does not count), so a problem solved in a
         batch reports the same counts as solved alone.
@@ -358,7 +363,9 @@ def projected_lbfgs(
         pending_host = running.copy()
         x_new, f_new, g_new = x, f, g
         for _ in range(max_ls):
-            x_try = torch.where(pending[:, None], box.project(x + step[:, None] * d), x)
+            # problems already accepted sit at their new point, so the last
+            # call of fun before the callback is at every problem's iterate
+            x_try = torch.where(pending[:, None], box.project(x + step[:, None] * d), x_new)
             f_try, g_try = evaluate(x_try)
             n_eval[pending_host] += 1
             decrease = (g * (x_try - x)).sum(dim=1)  # <= 0 along a descent arc

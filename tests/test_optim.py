@@ -154,9 +154,20 @@ def test_tensor_bounds_match_scipy() -> None:
 def test_iterates_stay_in_box_and_accepted_steps_never_increase_f() -> None:
     q = Quadratics(200, [3, 4])
     lower = torch.tensor([[0.1], [0.0]], dtype=torch.float64)  # per-problem bounds, broadcast
-    infos, cb = recorder()
+    infos: list[IterationInfo] = []
+    last_point: list[Tensor] = []
+
+    def fun(x: Tensor) -> Tensor:
+        last_point[:] = [x.detach().clone()]
+        return q(x)
+
+    def cb(info: IterationInfo) -> None:
+        # trials of a batch: problems accepted earlier sit at their new point
+        assert torch.equal(last_point[0], info.x)
+        infos.append(info)
+
     x0 = torch.rand(2, 200, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    res = projected_lbfgs(q, x0, lower=lower, upper=0.9, max_iter=200, callback=cb)
+    res = projected_lbfgs(fun, x0, lower=lower, upper=0.9, max_iter=200, callback=cb)
     assert len(infos) >= 10
     previous = q(torch.maximum(x0, lower).clamp(max=0.9))
     for info in infos:
@@ -304,10 +315,20 @@ def test_n_eval_counts_each_problems_own_evaluations() -> None:
 def test_all_methods_on_a_small_problem(method: str) -> None:
     q = Quadratics(30, [13], kappa=10.0)
     f_ref, x_ref = q.scipy_reference(0)
-    infos, cb = recorder()
+    infos: list[IterationInfo] = []
+    last_point: list[Tensor] = []
+
+    def fun(x: Tensor) -> Tensor:
+        last_point[:] = [x.detach().clone()]
+        return q(x)
+
+    def cb(info: IterationInfo) -> None:
+        assert torch.equal(last_point[0], info.x)  # side results of the last call belong to info.x
+        infos.append(info)
+
     x0 = torch.full((1, 30), 0.5, dtype=torch.float64)
     max_iter = {"adam": 2000, "lbfgs": 100}.get(method, 300)
-    res = minimize(q, x0, method=method, max_iter=max_iter, callback=cb, tol=1e-7)
+    res = minimize(fun, x0, method=method, max_iter=max_iter, callback=cb, tol=1e-7)
     assert isinstance(res, OptimizeResult) and res.method == method
     assert res.x.shape == x0.shape and res.x.dtype == x0.dtype and res.fun.shape == (1,)
     assert res.n_iter.shape == (1,) and res.n_eval.shape == (1,) and len(res.reason) == 1
