@@ -136,6 +136,17 @@ def test_vgg16_has_no_relu3_4() -> None:
     assert check_layers(["relu3_4"], arch="vgg19") == ["relu3_4"]
 
 
+def test_vgg16_encoder() -> None:
+    enc = quiet(weights="random", arch="vgg16", layers=["relu3_3", "relu1_2"])
+    assert list(enc.body) == expected_names("vgg16")[: expected_names("vgg16").index("relu3_3") + 1]
+    convs = [m for m in enc.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256]
+    out = enc(torch.rand(1, 3, 16, 16))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"relu1_2": (1, 64, 16, 16), "relu3_3": (1, 256, 4, 4)}
+    with pytest.raises(LayerError, match="relu3_3"):  # the suggestion for a VGG-19-only name
+        quiet(weights="random", arch="vgg16", layers=["relu3_4"])
+
+
 def test_layer_scale_and_grid_match_the_encoder(make_encoder) -> None:
     layers = ["relu1_1", "pool1", "relu2_1", "relu2_2", "pool2", "relu3_1", "relu3_4"]
     enc = make_encoder(layers)
