@@ -284,9 +284,25 @@ def test_random_weights_leave_the_cuda_rng_alone() -> None:
     assert torch.equal(torch.cuda.get_rng_state(), state)
 
 
-def test_unknown_arch_and_format() -> None:
+def test_unknown_arch_format_and_no_layers(tmp_path, file_state) -> None:
     with pytest.raises(WeightsError, match="vgg19"):
         quiet(weights="random", layers=["relu1_1"], arch="vgg11")
+    path = tmp_path / "tiny.pth"
+    torch.save(file_state, path)
+    with pytest.raises(WeightsError, match="bogus"):
+        quiet(weights=path, layers=["relu1_1"], weights_format="bogus")
+    with pytest.raises(LayerError, match="layer"):
+        quiet(weights="random", layers=[])
+
+
+def test_wrapped_state_dict_and_module_prefix(tmp_path, file_state, image) -> None:
+    # {"state_dict": ...} wrappers and DataParallel's "module." prefix are common in the wild
+    path = tmp_path / "wrapped_caffe.pth"
+    torch.save({"state_dict": {f"module.features.{k}": v for k, v in file_state.items()},
+                "epoch": 3}, path)
+    enc = load_encoder(weights=path, layers=["relu2_2"])
+    torch.testing.assert_close(enc(image)["relu2_2"], manual_file_forward(file_state, image, "caffe")["relu2_2"],
+                               rtol=1e-4, atol=1e-3)
 
 
 # ---------------------------------------------------------------- weight files

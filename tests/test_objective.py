@@ -337,6 +337,17 @@ def test_set_content_is_required_and_inputs_checked(tiny_encoder, small_config, 
         Objective(make_encoder(["relu2_1"]), small_config, style=img(1, seed=12))
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: Objective.forward checks only x.shape[1:] against the content, "
+                   "so a batch that is neither the content's nor 1 broadcasts (x of 1 vs content of 2 gives a "
+                   "total of 2) or fails with torch's RuntimeError")
+@pytest.mark.parametrize("b", [1, 3])
+def test_batch_that_does_not_match_the_content(tiny_encoder, small_config, b: int) -> None:
+    obj = Objective(tiny_encoder, small_config, style=img(1, seed=60))
+    obj.set_content(img(2, seed=61))
+    with pytest.raises(ObjectiveError, match="batch|shape|content"):
+        obj(img(b, seed=62))
+
+
 def test_batch_of_two_equals_each_alone(tiny_encoder, small_config) -> None:
     obj = Objective(tiny_encoder, small_config, style=img(1, seed=15))
     contents, xs = [img(1, seed=16), img(1, seed=17)], [img(1, seed=18), img(1, seed=19)]
@@ -393,9 +404,9 @@ def test_gradient_matches_finite_differences(tiny_encoder, small_config) -> None
     obj = Objective(enc, small_config, style=img(1, size=16, seed=23, dtype=torch.float64))
     obj.set_content(img(1, size=16, seed=24, dtype=torch.float64))
     x = img(1, size=16, seed=25, dtype=torch.float64)
-    _directional_check(lambda y: obj(y).total, x)
+    _directional_check(lambda y: obj(y).total, x, n=2)
     # and per term, so a wrong gradient cannot hide behind a large one
-    for name in ("content/relu3_2@whole", "style/relu1_1@whole", "tv"):
+    for name in ("content/relu3_2@whole", "style/relu2_1@whole"):
         _directional_check(lambda y: obj(y).terms[name], x, n=1, seed=1)
 
 
@@ -500,6 +511,66 @@ def test_region_that_vanishes_at_depth(masks_module, tiny_encoder) -> None:
     obj2 = Objective(tiny_encoder, cfg2, style=img(1, seed=39), style_regions=Regions.from_binary(tiny))
     obj2.set_content(img(1, seed=40), Regions.from_binary(tiny))
     assert torch.isfinite(obj2(img(1, seed=41)).total).all()
+
+
+def test_no_style_mask_uses_the_whole_style_image(masks_module, tiny_encoder) -> None:
+    Regions = masks_module.Regions
+    cfg = preset("masked", max_layer="relu3_4")
+    style, content, x = img(1, seed=50), img(1, seed=51), img(1, seed=52)
+    content_mask = disc(32, 15, 17, 8)
+    obj = Objective(tiny_encoder, cfg, style=style)  # documented: whole style image for every region
+    obj.set_content(content, Regions.from_binary(content_mask))
+    value = obj(x)
+    with torch.no_grad():
+        fs, fx = tiny_encoder(style), tiny_encoder(x)
+    for t in cfg.terms:
+        if t.kind != "style":
+            continue
+        cm = content_mask if t.region == "attention" else 1 - content_mask
+        target = np_gram(np_feat(fs[t.layer]), None)
+        expected = np_style(np_feat(fx[t.layer]), target, area_resize(cm, t.layer, 32))
+        expected /= (target**2).sum() / target.shape[-1] ** 2
+        np.testing.assert_allclose(np_feat(value.terms[t.name]), expected, rtol=2e-4, err_msg=t.name)
+
+
+def test_one_content_mask_for_a_batch(masks_module, tiny_encoder) -> None:
+    Regions = masks_module.Regions
+    cfg = preset("masked", max_layer="relu3_4", tv_weight=0.1)
+    obj = Objective(tiny_encoder, cfg, style=img(1, seed=53),
+                    style_regions=Regions.from_binary(disc(32, 16, 16, 9)))
+    mask = Regions.from_binary(disc(32, 14, 14, 8))  # batch 1, shared by both images
+    contents, xs = img(2, seed=54), img(2, seed=55)
+    obj.set_content(contents, mask)
+    both = obj(xs)
+    values = both.item_terms(1)
+    assert set(values) == set(both.terms) and all(isinstance(v, float) for v in values.values())
+    for i in range(2):
+        obj.set_content(contents[i:i + 1], mask)
+        alone = obj(xs[i:i + 1])
+        torch.testing.assert_close(both.total[i:i + 1], alone.total, rtol=1e-5, atol=1e-6)
+        if i == 1:
+            assert values == pytest.approx({k: float(v) for k, v in alone.terms.items()}, rel=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: Objective.set_content clears self._masks before checking "
+                   "coverage, so after a MaskError the objective still counts as ready and the next call "
+                   "fails with KeyError (layer, region)")
+def test_failed_set_content_leaves_a_usable_objective(masks_module, tiny_encoder) -> None:
+    Regions = masks_module.Regions
+    cfg = preset("masked", max_layer="relu3_4")
+    obj = Objective(tiny_encoder, cfg, style=img(1, seed=63),
+                    style_regions=Regions.from_binary(disc(32, 16, 16, 9)))
+    content, x = img(1, seed=64), img(1, seed=65)
+    obj.set_content(content, Regions.from_binary(disc(32, 16, 16, 9)))
+    before = obj(x).total
+    tiny = torch.zeros(1, 1, 32, 32)
+    tiny[..., 13:15, 13:15] = 1
+    with pytest.raises(MaskError):
+        obj.set_content(img(1, seed=66), Regions.from_binary(tiny))
+    try:  # either the previous content still stands, or a clear ObjectiveError
+        torch.testing.assert_close(obj(x).total, before)
+    except ObjectiveError:
+        pass
 
 
 def test_region_terms_need_regions(masks_module, tiny_encoder) -> None:
