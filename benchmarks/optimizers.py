@@ -24,11 +24,18 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# scipy's L-BFGS-B calls BLAS, whose idle threads then spin and bill their CPU time to the
+# evaluations that follow (measured: +60% per evaluation on 2 cores); its vectors gain
+# nothing from threads, so pin BLAS to one thread before numpy loads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
 import datetime
 import json
 import math
-import os
 import platform
 import statistics
 import subprocess
