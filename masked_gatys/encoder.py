@@ -29,6 +29,7 @@ Weights, in this order of choice (DESIGN.md, "The loss network"):
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
@@ -307,9 +308,7 @@ def _load_file(path: Path, arch: str, weights_format: str) -> LoadedWeights:
 
 
 def _load_imagenet(arch: str) -> LoadedWeights:
-    import torchvision.models as tvm
-
-    enum = {"vgg19": tvm.VGG19_Weights, "vgg16": tvm.VGG16_Weights}[arch].IMAGENET1K_V1
+    enum = _weights_enum(arch)
     try:
         raw = enum.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:
@@ -323,6 +322,12 @@ def _load_imagenet(arch: str) -> LoadedWeights:
     sha = _file_sha256(cached) if cached.exists() else _state_sha256(state)
     identity = WeightsIdentity(f"torchvision:{arch.upper()}_Weights.IMAGENET1K_V1", sha, "torchvision")
     return LoadedWeights(state, identity, arch, _deepest_covered(state, arch, enum.url))
+
+
+def _weights_enum(arch: str):
+    import torchvision.models as tvm
+
+    return {"vgg19": tvm.VGG19_Weights, "vgg16": tvm.VGG16_Weights}[arch].IMAGENET1K_V1
 
 
 def resolve_weights(
@@ -352,23 +357,51 @@ def resolve_weights(
     return _load_file(Path(weights).expanduser(), arch, weights_format)
 
 
+def _features(arch: str, stop: int | None = None) -> nn.Sequential:
+    """VGG's feature stack up to index ``stop``, torchvision's module layout, uninitialised.
+
+    Built here rather than through ``torchvision.models.vgg19()``, which also
+    builds and initialises the 120M-parameter classifier we never use. The
+    convolutions are made on the meta device and then given empty storage,
+    so no default initialisation runs and the global RNG is untouched;
+    callers fill every parameter.
+    """
+    modules: list[nn.Module] = []
+    channels = 3
+    for item in _CFGS[arch]:
+        if item == "M":
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            modules += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1, device="meta"),
+                        nn.ReLU(inplace=False)]
+            channels = int(item)
+    if stop is not None:
+        modules = modules[: stop + 1]
+    return nn.Sequential(*modules).to_empty(device="cpu")
+
+
 def _random_features(arch: str, seed: int) -> nn.Sequential:
-    import torchvision.models as tvm
+    features = _features(arch)  # empty storage: every parameter is filled below
+    # He et al. initialisation (fan_out, as torchvision initialises VGG),
+    # drawn from a private generator so the caller's global RNG is untouched.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in features:
+            if isinstance(module, nn.Conv2d):
+                fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
+                module.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=generator)
+                module.bias.zero_()
+    return features
 
-    # He et al. initialisation as torchvision does it, drawn from a private
-    # generator so the caller's global RNG state is untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return getattr(tvm, arch)(weights=None).features
+
+@functools.lru_cache(maxsize=2)
+def _random_state(arch: str, seed: int) -> dict[str, Tensor]:
+    return _random_features(arch, seed).state_dict()
 
 
-_RANDOM_SHA: dict[tuple[str, int], str] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _random_sha(arch: str, seed: int) -> str:
-    if (arch, seed) not in _RANDOM_SHA:
-        _RANDOM_SHA[(arch, seed)] = _state_sha256(_random_features(arch, seed).state_dict())
-    return _RANDOM_SHA[(arch, seed)]
+    return _state_sha256(_random_state(arch, seed))
 
 
 class _Normalize(nn.Module):
@@ -422,18 +455,17 @@ class VGGEncoder(nn.Module):
         self.deepest_available = weights.deepest
         self.pooling = pooling
 
-        if weights.state is None:
-            full = _random_features(arch, weights.seed)
-        else:
-            import torchvision.models as tvm
-
-            full = getattr(tvm, arch)(weights=None).features
-            missing = full.load_state_dict(weights.state, strict=False)
-            needed = {k for k in full.state_dict() if int(k.split(".")[0]) <= dict(_walk(arch))[deepest]}
-            absent = needed & set(missing.missing_keys)
-            if absent:  # cannot happen after the deepest check, but be loud if it does
-                raise WeightsError(f"weights {weights.identity.name} lack {sorted(absent)}")
         stop = dict(_walk(arch))[deepest]
+        full = _features(arch, stop)
+        source = _random_state(arch, weights.seed) if weights.state is None else weights.state
+        wanted = full.state_dict()
+        try:  # load_state_dict copies, so the cached random state stays intact
+            full.load_state_dict({k: source[k] for k in wanted})
+        except KeyError as exc:  # cannot happen after the deepest check, but be loud if it does
+            raise WeightsError(f"weights {weights.identity.name} lack {exc}") from None
+        except RuntimeError as exc:
+            detail = str(exc).strip().splitlines()[-1].strip()
+            raise WeightsError(f"weights {weights.identity.name} do not fit {arch}: {detail}") from None
         modules: list[tuple[str, nn.Module]] = []
         for (name, index), module in zip(_walk(arch), full[: stop + 1]):
             if isinstance(module, nn.ReLU):

@@ -27,6 +27,9 @@ def _flat_mask(features: Tensor, mask: Tensor) -> Tensor:
     b, _, h, w = features.shape
     if mask.dim() != 4 or mask.shape[1] != 1:
         raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
+    if mask.shape[0] not in (1, b) or mask.shape[-2:] not in ((1, 1), (h, w)):
+        raise ValueError(f"mask {tuple(mask.shape)} does not fit features {tuple(features.shape)}: "
+                         "it must be (B or 1, 1, H, W)")
     return mask.to(features.dtype).expand(b, 1, h, w).reshape(b, 1, h * w)
 
 
@@ -72,6 +75,8 @@ def masked_mean_square(features: Tensor, mask: Tensor | None = None) -> Tensor:
     >>> masked_mean_square(torch.full((2, 3, 4, 4), 2.0))
     tensor([4., 4.])
     """
+    if features.dim() != 4:
+        raise ValueError(f"features must have shape (B, C, H, W), got {tuple(features.shape)}")
     b, c, h, w = features.shape
     sq = features.square().sum(dim=1, keepdim=True)  # (B, 1, H, W)
     if mask is None:
@@ -99,7 +104,10 @@ def content_loss(features: Tensor, target: Tensor, mask: Tensor | None = None) -
     >>> content_loss(x, t)
     tensor([1.])
     """
-    if features.shape[1:] != target.shape[1:]:
+    if features.dim() != 4 or target.dim() != 4:
+        raise ValueError(f"features and target must have shape (B, C, H, W), got {tuple(features.shape)} "
+                         f"and {tuple(target.shape)}")
+    if features.shape[1:] != target.shape[1:] or target.shape[0] not in (1, features.shape[0]):
         raise ValueError(f"features {tuple(features.shape)} and target {tuple(target.shape)} differ")
     return masked_mean_square(features - target, mask)
 

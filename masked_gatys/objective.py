@@ -174,6 +174,11 @@ class ObjectiveConfig:
 
 
 def _same_position_within(layer: str, limit: int, order: Sequence[str]) -> str:
+    if layer.startswith("pool"):
+        pools = [name for name in order[: limit + 1] if name.startswith("pool")]
+        if not pools:
+            raise ObjectiveError(f"no pooling layer at or above the limit for {layer}")
+        return pools[-1]
     kind, rest = layer[:4], layer[4:]
     n = int(rest.split("_")[1])
     candidates = [name for name in order[: limit + 1] if name.startswith(kind)]
@@ -368,30 +373,33 @@ class Objective(nn.Module):
                     f"the content mask is {tuple(regions.masks.shape[-2:])} but the content image "
                     f"is {tuple(content.shape[-2:])}")
         feats = self.encoder(content)
-        self._masks = {}
+        # Build everything first and assign only after every check has
+        # passed, so a failed call leaves the previous content in place.
+        masks_at: dict[tuple[str, str | None], Tensor | None] = {}
         for term in self.config.terms:
             f = feats[term.layer]
             key = (term.layer, term.region)
-            if key not in self._masks:
-                masks = _region_masks(regions, [term.region], f.shape[-2:], "content mask")
-                self._masks[key] = masks[term.region]
-                _check_mass(self._masks[key], term, "content mask")
-        self._content_targets, self._content_scale = {}, {}
+            if key not in masks_at:
+                masks_at[key] = _region_masks(regions, [term.region], f.shape[-2:], "content mask")[term.region]
+                _check_mass(masks_at[key], term, "content mask")
+        targets, scales = {}, {}
         for term in self.config.terms:
             if term.kind != "content":
                 continue
             target = feats[term.layer]
-            mask = self._masks[(term.layer, term.region)]
-            self._content_targets[term.name] = target
-            self._content_scale[term.name] = Fn.masked_mean_square(target, mask).clamp_min(1e-12)
+            mask = masks_at[(term.layer, term.region)]
+            targets[term.name] = target
+            scales[term.name] = Fn.masked_mean_square(target, mask).clamp_min(1e-12)
+        self._masks, self._content_targets, self._content_scale = masks_at, targets, scales
         self._content_shape = tuple(content.shape)
         self._content_ready = True
 
     def forward(self, x: Tensor) -> ObjectiveValue:
         if not self._content_ready:
             raise ObjectiveError("call set_content(content, regions) before evaluating the objective")
-        if tuple(x.shape[1:]) != self._content_shape[1:]:
-            raise ObjectiveError(f"the image is {tuple(x.shape)} but the content was {self._content_shape}")
+        if tuple(x.shape) != self._content_shape:
+            raise ObjectiveError(f"the image is {tuple(x.shape)} but the content was {self._content_shape}: "
+                                 "batch and size must match")
         cfg = self.config
         feats = self.encoder(x)
         terms: dict[str, Tensor] = {}

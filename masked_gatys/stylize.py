@@ -187,47 +187,19 @@ def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
 
 
 def _regions(mask, style_mask, content: Tensor, style: Tensor, cfg: StylizeConfig):
-    """Content and style Regions at the images' own sizes (None without a mask)."""
+    """Content and style Regions at the images' own sizes (None without a mask).
+
+    Paths, binary mask tensors and Regions all go through the same checks
+    (``masked_gatys.masks.load_mask_pair``).
+    """
     if mask is None:
         if style_mask is not None:
             raise ValueError("a style mask was given without a content mask (--mask)")
         return None, None
-    from masked_gatys.masks import Regions, load_mask_pair
+    from masked_gatys.masks import load_mask_pair
 
-    if isinstance(mask, (str, os.PathLike)) and (style_mask is None or isinstance(style_mask, (str, os.PathLike))):
-        return load_mask_pair(mask, style_mask, mode=cfg.mask_mode, content_size=tuple(content.shape[-2:]),
-                              style_size=tuple(style.shape[-2:]), resize=cfg.resize_masks)
-
-    def as_regions(value, like: Tensor, label: str):
-        if value is None:
-            return None
-        if isinstance(value, Regions):
-            regions = value
-        elif isinstance(value, Tensor):
-            regions = Regions.from_binary(value.detach().float())
-        else:
-            from masked_gatys.masks import load_mask
-
-            regions = load_mask(value, mode=cfg.mask_mode)
-        if tuple(regions.masks.shape[-2:]) != tuple(like.shape[-2:]):
-            if not cfg.resize_masks:
-                from masked_gatys.errors import MaskError
-
-                raise MaskError(f"the {label} is {tuple(regions.masks.shape[-2:])} but its image is "
-                                f"{tuple(like.shape[-2:])}; pass resize_masks=True (--resize-masks) to resize it")
-            regions = regions.resized(tuple(like.shape[-2:]))
-        return regions
-
-    regions = as_regions(mask, content, "content mask")
-    style_regions = as_regions(style_mask, style, "style mask")
-    if style_regions is None:
-        warnings.warn("no style mask: the whole style image is the target of every region", stacklevel=3)
-        style_regions = Regions(torch.ones(1, len(regions.names), *style.shape[-2:]), regions.names)
-    elif style_regions.names != regions.names:
-        from masked_gatys.errors import MaskError
-
-        raise MaskError(f"content and style masks have different regions: {regions.names} and {style_regions.names}")
-    return regions, style_regions
+    return load_mask_pair(mask, style_mask, mode=cfg.mask_mode, content_size=tuple(content.shape[-2:]),
+                          style_size=tuple(style.shape[-2:]), resize=cfg.resize_masks)
 
 
 def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) -> ObjectiveConfig:

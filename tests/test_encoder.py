@@ -263,9 +263,6 @@ def test_random_weights_seeded_and_warned(make_encoder) -> None:
     assert not torch.allclose(a(x)["relu1_2"], c(x)["relu1_2"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: building an encoder moves the global torch RNG: the feature "
-                   "stack's nn.Conv2d modules run their default init on it (encoder._features, or "
-                   "torchvision's vgg19() for file weights) before the real weights are loaded")
 def test_building_an_encoder_leaves_the_global_rng_alone(tmp_path, file_state) -> None:
     path = tmp_path / "rng_caffe.pth"
     torch.save(file_state, path)
@@ -432,9 +429,6 @@ def test_missing_folder_and_corrupt_files(tmp_path) -> None:
         quiet(weights=no_vgg, layers=["relu1_1"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a file whose tensors have the wrong shapes reaches "
-                   "nn.Module.load_state_dict in VGGEncoder.__init__ and raises its RuntimeError "
-                   "(size mismatch), not a WeightsError naming the file")
 def test_weights_of_the_wrong_shape(tmp_path) -> None:
     path = tmp_path / "wrong_shape.pth"
     torch.save({"0.weight": torch.zeros(8, 3, 3, 3), "0.bias": torch.zeros(8)}, path)

@@ -197,8 +197,6 @@ def test_gram_shape_errors(features, mask, match) -> None:
         gram_matrix(torch.zeros(*features), None if mask is None else torch.ones(*mask))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a mask of the wrong H, W or batch raises torch's RuntimeError "
-                   "from expand() in functional._flat_mask, not a ValueError naming the shapes")
 @pytest.mark.parametrize("mask", [(2, 1, 5, 5), (2, 1, 4, 4), (3, 1, 4, 5)])
 def test_mask_of_wrong_size_is_a_value_error(mask) -> None:
     f = torch.zeros(2, 3, 4, 5)
@@ -213,15 +211,11 @@ def test_content_loss_shape_errors() -> None:
         content_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: content_loss/masked_mean_square on non-4-D features fail with "
-                   "'not enough values to unpack', not a message naming the expected (B, C, H, W)")
 def test_content_loss_needs_4d_features() -> None:
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         content_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: content_loss with a target batch that is neither 1 nor B "
-                   "raises torch's RuntimeError from the subtraction, not a ValueError")
 def test_content_loss_batch_mismatch_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         content_loss(torch.zeros(2, 3, 4, 4), torch.zeros(3, 3, 4, 4))

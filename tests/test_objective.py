@@ -173,8 +173,6 @@ def test_restricted_errors() -> None:
         preset("gatys").restricted("relu3-4")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: objective._same_position_within assumes a '{kind}{block}_{n}' "
-                   "name and raises IndexError for a content term on a pool layer")
 def test_restricted_content_on_a_pool_layer() -> None:
     cfg = ObjectiveConfig((Term("content", "pool4"), Term("style", "relu1_1")))
     try:
@@ -337,9 +335,6 @@ def test_set_content_is_required_and_inputs_checked(tiny_encoder, small_config, 
         Objective(make_encoder(["relu2_1"]), small_config, style=img(1, seed=12))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Objective.forward checks only x.shape[1:] against the content, "
-                   "so a batch that is neither the content's nor 1 broadcasts (x of 1 vs content of 2 gives a "
-                   "total of 2) or fails with torch's RuntimeError")
 @pytest.mark.parametrize("b", [1, 3])
 def test_batch_that_does_not_match_the_content(tiny_encoder, small_config, b: int) -> None:
     obj = Objective(tiny_encoder, small_config, style=img(1, seed=60))
@@ -552,9 +547,6 @@ def test_one_content_mask_for_a_batch(masks_module, tiny_encoder) -> None:
             assert values == pytest.approx({k: float(v) for k, v in alone.terms.items()}, rel=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Objective.set_content clears self._masks before checking "
-                   "coverage, so after a MaskError the objective still counts as ready and the next call "
-                   "fails with KeyError (layer, region)")
 def test_failed_set_content_leaves_a_usable_objective(masks_module, tiny_encoder) -> None:
     Regions = masks_module.Regions
     cfg = preset("masked", max_layer="relu3_4")
