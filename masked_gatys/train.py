@@ -40,7 +40,7 @@ from masked_gatys.errors import CheckpointError, ImageError, MaskError
 __all__ = [
     "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
     "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
-    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "masked-gatys-net/1"
@@ -352,11 +352,18 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
 
 # ---------------------------------------------------------------- checkpoints
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
@@ -608,6 +615,8 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
                                                   elapsed(), val, sheet))
                     if stop is True:
                         interrupted = True
+                        if config.val_every:
+                            validate()  # the record ends with the weights it keeps
                         break
     except KeyboardInterrupt:
         write()
@@ -694,6 +703,24 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         raise CheckpointError(f"{path}: the network does not load: {first}") from None
     meta = {k: v for k, v in data.items() if k not in _HEAVY}
     return LoadedModel(net.to(device).eval(), meta, path=str(path))
+
+
+#: the eye checkpoints installed with the package (masked_gatys/data/README.md)
+SHIPPED = {"johnson": "johnson_eyes.pt", "purifier": "purifier_eyes.pt"}
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of a checkpoint installed with the package: ``johnson`` or ``purifier`` (eyes).
+
+    >>> shipped_checkpoint("purifier").name
+    'purifier_eyes.pt'
+    """
+    if name not in SHIPPED:
+        raise CheckpointError(f"no shipped checkpoint {name!r}: choose one of {', '.join(sorted(SHIPPED))}")
+    path = Path(__file__).resolve().parent / "data" / SHIPPED[name]
+    if not path.is_file():
+        raise CheckpointError(f"{path}: shipped checkpoint missing (reinstall the package)")
+    return path
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

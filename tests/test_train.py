@@ -110,6 +110,25 @@ def test_resume_n_then_m_equals_n_plus_m(tmp_path: Path) -> None:
     assert any(not torch.equal(short[k], b[k]) for k in b if b[k].is_floating_point())
 
 
+def test_callback_can_stop_and_the_checkpoint_is_readable(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    out = tmp_path / "net.pt"
+    seen = []
+
+    def stop_after_first(progress) -> bool:
+        seen.append(progress.step)
+        return progress.step >= 1
+
+    result = train(tiny(iterations=5, val_every=0, output=str(out)), callback=stop_after_first)
+    assert seen == [1] and result.interrupted and result.step == 1
+    assert load_model(out).checkpoint["step"] == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     first = tmp_path / "a.pt"
     train(tiny(iterations=1, output=str(first)))
@@ -229,3 +248,22 @@ def test_cli_corrupt_resume_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "bad.pt: not a readable checkpoint" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["johnson", "purifier"])
+def test_shipped_eye_checkpoints(name: str) -> None:
+    from masked_gatys.objective import preset
+    from masked_gatys.train import shipped_checkpoint
+
+    path = shipped_checkpoint(name)
+    assert path.stat().st_size < 3_000_000
+    model = load_model(path)
+    meta = model.checkpoint
+    assert meta["net"]["name"] == name
+    assert meta["weights"]["sha256"] == "c403b74a78c8b9bf65a417b861153ab567e9f2848571b66f937779ad841955e5"
+    assert meta["max_layer"] == "relu3_4"
+    assert meta["objective"] == preset("masked", max_layer="relu3_4").to_dict()
+    assert meta["val_history"][-1]["total"] < meta["val_history"][0]["total"] / 10
+    images, masks = _batch(1)
+    out = model(images, masks)
+    assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
