@@ -80,7 +80,12 @@ def _short(name: str) -> str:
               show_default=True)
 @click.option("--max-layer", help="Restrict the preset to layers no deeper than this (e.g. relu3_4), "
               "or 'auto' for as deep as the weights go.")
+@click.option("--arch", type=click.Choice(["vgg19", "vgg16"]), default=lambda: _default("arch"),
+              show_default="vgg19", help="Loss network.")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max", show_default=True)
+@click.option("--history-size", type=int, default=lambda: _default("history_size"), show_default="10",
+              help="L-BFGS history (plbfgs, lbfgs).")
+@click.option("--lr", type=float, default=lambda: _default("lr"), show_default="0.02", help="Adam's step size.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", type=int, default=lambda: _default("seed"), show_default="0")
 @click.option("--content-weight", type=float, help="Default: the preset's.")
@@ -99,7 +104,8 @@ def _short(name: str) -> str:
 def stylize_command(content: Path, style: Path | None, mask: Path | None, style_mask: Path | None,
                     mask_mode: str, resize_masks: bool, output: Path | None, preset: str | None,
                     size: int | None, iterations: int, optimizer: str, weights: str | None,
-                    weights_format: str, max_layer: str | None, pooling: str, device: str, seed: int,
+                    weights_format: str, max_layer: str | None, arch: str, pooling: str, history_size: int,
+                    lr: float, device: str, seed: int,
                     content_weight: float | None, style_weight: float | None, tv_weight: float | None,
                     init: str, save_every: int, log_path: Path | None, bits: str, model: Path | None,
                     quiet: bool) -> None:
@@ -134,8 +140,8 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
     config = StylizeConfig(
         preset=preset, size=size, iterations=iterations, optimizer=optimizer, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight, init=init, seed=seed, device=device, weights=weights,
-        weights_format=weights_format, pooling=pooling, mask_mode=mask_mode, resize_masks=resize_masks,
-        max_layer=max_layer)
+        weights_format=weights_format, arch=arch, pooling=pooling, mask_mode=mask_mode,
+        resize_masks=resize_masks, max_layer=max_layer, history_size=history_size, lr=lr)
     bar = None
     if not quiet:
         from tqdm import tqdm
