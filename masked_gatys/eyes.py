@@ -50,7 +50,8 @@ no noise, no blur, neutral white balance, no glints.
 directional light gradient, a soft-edged cast shadow (brim, frame, brow), a
 colour temperature shift, a faint sky reflection over the cornea, one to three
 specular glints on the cornea, a slight Gaussian blur, exposure, gamma,
-contrast and saturation changes, and signal-dependent sensor noise.
+contrast and saturation changes, and signal-dependent sensor noise (partly
+shared by the three channels, partly per channel).
 
 How it differs from real photographs: no eyelashes as strands, no skin pores,
 wrinkles, make-up, eyebrows or glasses; no perspective (orthographic
@@ -613,10 +614,13 @@ def _outdoor(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
     img = (img - 0.5) * p["contrast"] + 0.5
     grey = img.mean(axis=0, keepdims=True)
     img = grey + p["saturation"] * (img - grey)
-    p["read_noise"] = float(rng.uniform(0.005, 0.02))
-    p["shot_noise"] = float(rng.uniform(0.01, 0.03))
+    p["read_noise"] = float(rng.uniform(0.01, 0.03))
+    p["shot_noise"] = float(rng.uniform(0.015, 0.04))
+    p["chroma_noise"] = float(rng.uniform(0.3, 0.7))  # share of the noise that differs per channel
     sd = np.sqrt(p["read_noise"] ** 2 + p["shot_noise"] ** 2 * np.clip(img, 0, 1))
-    img = img + sd * rng.standard_normal(img.shape).astype(np.float32)
+    c = p["chroma_noise"]
+    noise = (math.sqrt(1 - c * c) * rng.standard_normal((1, h, w)) + c * rng.standard_normal(img.shape))
+    img = img + sd * noise.astype(np.float32)
     return np.clip(img, 0.0, 1.0).astype(np.float32), p
 
 

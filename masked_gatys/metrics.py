@@ -1,13 +1,16 @@
 """Measurements on eye images: the pupil centre, and how far stylization moves it.
 
-The pupil is found as the darkest compact blob (inside the attention mask if
-one is given), then located to a fraction of a pixel by the centroid of its
-soft coverage: each pixel near the blob weighs ``(q - g) / (q - p)``, clipped
-to [0, 1], where ``g`` is its brightness, ``p`` the pupil's level and ``q``
-the iris level around it. For a blurred two-level edge this weight is the
-pixel's pupil coverage, so the centroid is the centre of the pupil ellipse.
-Specular glints inside the pupil (holes and bites in the blob) are filled
-from the blob's convex hull before the centroid is taken.
+:func:`pupil_center` works in four steps: (1) a dark-blob detector (a disc
+darker than the ring around it in at least six of eight sectors, scored by
+contrast so lighting cancels) finds the eye, inside the attention mask if one
+is given; (2) the darkest spot near it seeds the pupil; (3) the threshold is
+raised from the pupil's level until the dark component around the seed stops
+growing (as in MSER: the pupil is stable until the iris joins), and the
+threshold is reset half-way between the levels inside and just outside that
+component; (4) rays from its centre find where the image crosses that level
+(sub-pixel, by interpolation) and a direct least-squares ellipse fit with
+outlier rejection (glints, lids) gives the centre. When too few edge points
+remain, the centroid of the soft pupil coverage is used instead.
 
 Pixel convention (as in :mod:`masked_gatys.eyes`): the centre of pixel
 ``(row i, column j)`` is ``(x, y) = (j, i)``.
@@ -154,6 +157,10 @@ def pupil_center(image: Any, mask: Any = None) -> tuple[float, float]:
 def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, dict[str, Any]]:
     """The pupil centre and what led to it (for debugging and tests)."""
     h, w = grey.shape
+    # a grey opening removes bright specks narrower than the window (glints, striations) and keeps
+    # dark blobs and the ramps of their edges as they are
+    if min(h, w) >= 60:
+        grey = ndimage.grey_opening(grey, size=(5, 5), mode="nearest")
     score, radius = _blob_score(grey, region)
     if not np.isfinite(score).any() or np.nanmax(score) <= 0:
         raise ImageError("no dark pupil-like blob found in the image")
@@ -177,28 +184,26 @@ def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, 
     p, q_hi = _levels(grey[hood], float(smooth[sy, sx]))
     if q_hi - p <= 1e-3:
         raise ImageError("no dark pupil-like blob found in the image (no contrast)")
-    blob = _stable_blob(smooth, sy, sx, p, q_hi, region)
-    # local levels around the stable blob, then the half-way threshold
+    blob, thr = _stable_blob(smooth, sy, sx, float(smooth[sy, sx]), q_hi, region)
+    # the half-way level between the pupil and the iris right around it
     inner = ndimage.binary_erosion(blob) if blob.sum() > 12 else blob
     outer = ndimage.binary_dilation(blob, iterations=3) & ~ndimage.binary_dilation(blob, iterations=1)
     if region is not None and (outer & region).sum() >= 4:
         outer &= region
-    p = float(np.median(smooth[inner]))
-    q = float(np.median(smooth[outer])) if outer.any() else q_hi
-    if q - p <= 1e-3:
-        raise ImageError("no dark pupil-like blob found in the image (no contrast)")
-    thr = 0.5 * (p + q)
-    blob = ndimage.binary_fill_holes(_component(smooth < thr, sy, sx)) | blob
+    if inner.any() and outer.any():
+        mid = 0.5 * (float(np.median(smooth[inner])) + float(np.median(smooth[outer])))
+        if 0.5 * thr < mid < 2.0 * thr:
+            thr = mid
     area = float(blob.sum())
     cy0, cx0 = (yy[blob].mean(), xx[blob].mean())
     r_est = max(1.0, math.sqrt(area / math.pi))
     info: dict[str, Any] = {"seed": (float(ix), float(iy), r), "dark": (float(sx), float(sy)),
-                            "levels": (p, q), "blob_center": (float(cx0), float(cy0)), "r_est": r_est}
+                            "levels": (p, q_hi), "threshold": thr, "blob_center": (float(cx0), float(cy0)), "r_est": r_est}
 
     fine = ndimage.gaussian_filter(grey, 0.5, mode="nearest")
     center = (float(cx0), float(cy0))
     for _ in range(2):
-        pts = _starburst(fine, center, thr, 2.5 * r_est + 3.0)
+        pts = _starburst(fine, center, thr, 1.6 * r_est + 2.0)
         fit = _robust_ellipse(pts) if len(pts) >= 8 else None
         if fit is None:
             break
@@ -210,37 +215,43 @@ def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, 
         center = (ex, ey)
     info["ellipse"] = fit
     if fit is None:  # too small or too ragged for an ellipse: soft-coverage centroid
+        q = 2 * thr - p
         weight = np.clip((q - grey) / (q - p), 0.0, 1.0) * ndimage.binary_dilation(blob, iterations=2)
         center = (float((weight * xx).sum() / weight.sum()), float((weight * yy).sum() / weight.sum()))
     return center[0], center[1], info
 
 
 def _stable_blob(img: np.ndarray, y: int, x: int, lo: float, hi: float,
-                 region: np.ndarray | None, steps: int = 32) -> np.ndarray:
-    """The most stable dark component around ``(x, y)`` as the threshold rises from ``lo`` to ``hi``.
+                 region: np.ndarray | None, steps: int = 40) -> tuple[np.ndarray, float]:
+    """The first stable dark component around ``(x, y)`` and its threshold, rising from ``lo`` to ``hi``.
 
-    Like MSER: the pupil's area barely changes over the thresholds between the
-    pupil's and the iris's levels, then jumps when the iris joins.
+    Like MSER: the pupil's area barely changes over the thresholds between
+    the pupil's and the iris's levels, then grows when the iris joins.
+    Thresholds are spaced by ratio, as lighting scales levels.
     """
-    ts = lo + (hi - lo) * (np.arange(1, steps + 1) / (steps + 1))
+    lo = max(lo, 0.004)
+    hi = max(hi, lo * 1.05)
+    ts = lo * (hi / lo) ** (np.arange(1, steps + 1) / (steps + 1))
     comps = [ndimage.binary_fill_holes(_component(img < t, y, x)) for t in ts]
     areas = np.array([c.sum() for c in comps], dtype=np.float64)
     limit = region.sum() if region is not None else img.size
-    best, best_k = np.inf, None
+    growth = np.full(steps, np.inf)
     for k in range(2, steps - 2):
-        if areas[k] < 3 or areas[k] > 0.5 * limit:
-            continue
-        growth = (areas[k + 2] - areas[k - 2]) / areas[k]
-        if growth < best - 1e-9:
-            best, best_k = growth, k
-    if best_k is None:
+        if 3 <= areas[k] <= 0.5 * limit:
+            growth[k] = (areas[k + 2] - areas[k - 2]) / areas[k]
+    if not np.isfinite(growth).any():
         k = int(np.argmax(areas >= 1)) if (areas >= 1).any() else 0
         comp = comps[k]
         if not comp.any():
             comp = np.zeros(img.shape, dtype=bool)
             comp[y, x] = True
-        return comp
-    return comps[best_k]
+        return comp, float(ts[k])
+    # the first plateau (a local minimum of growth that is small), else the flattest
+    for k in range(2, steps - 2):
+        if growth[k] < 0.25 and growth[k] <= growth[k - 1] and growth[k] <= growth[k + 1]:
+            return comps[k], float(ts[k])
+    k = int(np.argmin(growth))
+    return comps[k], float(ts[k])
 
 
 def _component(binary: np.ndarray, y: int, x: int) -> np.ndarray:

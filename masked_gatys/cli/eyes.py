@@ -1,0 +1,322 @@
+"""``masked-gatys render-eyes`` and ``masked-gatys demo``.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(render_eyes_command, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+
+# what the demo renders: a real-looking content eye and a synthetic style eye
+DEMO_CONTENT = {"yaw": 18.0, "pitch": -8.0, "seed": 7}
+DEMO_STYLE = {"yaw": -12.0, "pitch": 6.0, "seed": 2}
+DEMO_SIZE = (72, 120)
+DEMO_ITERATIONS = 100
+# relu4/relu5 see 9x15 and 5x8 positions of a 72x120 eye; relu3_4 is also where the shared
+# ImageNet file stops, so runs with random and with ImageNet weights use the same terms.
+DEMO_MAX_LAYER = "relu3_4"
+DEMO_NETS = ("johnson_eyes.pt", "purifier_eyes.pt")
+TORCHVISION_VGG19 = "vgg19-dcbb9e9d.pth"
+
+
+def _parse_size(value: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give HxW, e.g. 72x120") from None
+    if h < 16 or w < 16:
+        raise click.BadParameter(f"{value!r}: at least 16x16")
+    return h, w
+
+
+def _size_option(default: str) -> Any:
+    return click.option("--size", default=default, show_default=True, metavar="HxW",
+                        callback=lambda ctx, param, v: _parse_size(v), help="Image size, height x width.")
+
+
+def eye_seed_and_gaze(seed: int, index: int, *, yaw_range: float = 30.0,
+                      pitch_range: float = 20.0) -> tuple[int, float, float]:
+    """The eye seed and gaze of image ``index`` of a render-eyes run with ``seed``.
+
+    >>> eye_seed_and_gaze(0, 0) == eye_seed_and_gaze(0, 0)
+    True
+    """
+    import numpy as np
+
+    rng = np.random.default_rng([seed, index, 77])
+    eye_seed = int(rng.integers(0, 2**31 - 1))
+    yaw = float(rng.uniform(-yaw_range, yaw_range))
+    pitch = float(rng.uniform(-pitch_range, pitch_range))
+    return eye_seed, round(yaw, 4), round(pitch, 4)
+
+
+@click.command("render-eyes")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--n", "n", default=16, show_default=True, type=click.IntRange(1, 1_000_000), help="Number of eyes.")
+@click.option("--domain", type=click.Choice(["real", "synthetic"]), default="real", show_default=True,
+              help="real: outdoor capture (light, shadow, glints, noise); synthetic: clean UnityEyes look.")
+@_size_option("72x120")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, None), help="Seed of the whole set.")
+@click.option("--yaw-range", default=30.0, show_default=True, type=click.FloatRange(0, 60),
+              help="Yaw drawn uniformly in +-this many degrees.")
+@click.option("--pitch-range", default=20.0, show_default=True, type=click.FloatRange(0, 45),
+              help="Pitch drawn uniformly in +-this many degrees.")
+@error_boundary
+def render_eyes_command(out_dir: Path, n: int, domain: str, size: tuple[int, int], seed: int,
+                        yaw_range: float, pitch_range: float) -> None:
+    """Render N eye images with masks and ground truth into OUT_DIR.
+
+    Writes NNNN.png (the eye), NNNN_mask.png (attention = iris + pupil,
+    white), NNNN_labels.png (black skin, white sclera, blue iris, red pupil)
+    and truth.jsonl (one JSON object per eye: pupil centre in pixels, iris
+    ellipse, gaze (yaw, pitch) in degrees, eye corners, drawn parameters).
+    The same seed gives the same files.
+    """
+    from tqdm import tqdm
+
+    from masked_gatys.eyes import labels_to_rgb, render_eye
+    from masked_gatys.image import save_image
+
+    truth_path = out_dir / "truth.jsonl"
+    check_writable_output(truth_path)
+    lines = []
+    digits = max(4, len(str(n - 1)))
+    for i in tqdm(range(n), desc=f"render-eyes ({domain})", unit="eye", file=sys.stderr,
+                  disable=None, leave=False):
+        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
+        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed)
+        stem = f"{i:0{digits}d}"
+        names = {"image": f"{stem}.png", "mask": f"{stem}_mask.png", "labels": f"{stem}_labels.png"}
+        save_image(eye.image, out_dir / names["image"])
+        save_image(eye.binary_mask, out_dir / names["mask"])
+        save_image(labels_to_rgb(eye.labels), out_dir / names["labels"])
+        lines.append(json.dumps({"index": i, "files": names, **eye.truth}, sort_keys=True))
+    tmp = truth_path.with_name(f".{truth_path.name}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, truth_path)
+    click.echo(f"wrote {n} {domain} eyes ({size[0]}x{size[1]}) and truth.jsonl to {out_dir}", err=True)
+
+
+def find_demo_weights() -> tuple[str, str]:
+    """(weights for ``StylizeConfig.weights``, where they came from): env, hub cache, else random."""
+    env = os.environ.get("MASKED_GATYS_WEIGHTS")
+    if env:
+        return env, "MASKED_GATYS_WEIGHTS"
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19
+    if cached.is_file():
+        return str(cached), "torch hub cache"
+    return "random", "random"
+
+
+def _data_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+class _Bar:
+    """A tqdm bar fed by stylize's progress callback."""
+
+    def __init__(self, desc: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False, disable=None)
+
+    def __call__(self, progress: Any) -> bool:
+        self.bar.n = progress.iteration
+        self.bar.set_postfix(total=f"{progress.total:.4g}", refresh=False)
+        self.bar.refresh()
+        return False
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str, device: str,
+             max_layer: str = DEMO_MAX_LAYER, echo: Any = None) -> dict[str, Any]:
+    """Render the two eyes, stylize with both presets and any shipped networks, write the sheet.
+
+    Returns what ``results.json`` holds. ``echo`` receives notices (the CLI's stderr).
+    """
+    import torch
+
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.image import save_image
+    from masked_gatys.metrics import pupil_center, pupil_shift
+    from masked_gatys.sheet import Column, compose_sheet, save_sheet
+    from masked_gatys.stylize import StylizeConfig, prepare, stylize
+
+    say = echo or (lambda message: None)
+    content = render_eye(domain="real", size=size, **DEMO_CONTENT)
+    style = render_eye(domain="synthetic", size=size, **DEMO_STYLE)
+    save_image(content.image, out / "content.png")
+    save_image(content.binary_mask, out / "content_mask.png")
+    save_image(style.image, out / "style.png")
+    save_image(style.binary_mask, out / "style_mask.png")
+    mask, style_mask = content.binary_mask, style.binary_mask
+
+    def config(preset: str) -> StylizeConfig:
+        return StylizeConfig(preset=preset, iterations=iterations, weights=weights, max_layer=max_layer,
+                             device=device)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-weights warning: the CLI says it once
+        judges = {p: prepare(content.image, style.image, mask=mask, style_mask=style_mask, config=config(p))
+                  for p in ("gatys", "masked")}
+
+    def judge(image: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            return {p: float(j.objective(image.to(j.device)).total[0]) for p, j in judges.items()}
+
+    truth = content.truth["pupil_center"]
+    measured = pupil_center(content.image, mask)
+    methods: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, torch.Tensor] = {}
+    identity = None
+    for preset in ("gatys", "masked"):
+        bar = _Bar(preset, iterations)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = stylize(content.image, style.image, mask=mask, style_mask=style_mask,
+                                 config=config(preset), callback=bar)
+        finally:
+            bar.close()
+        identity = result.weights.to_dict()
+        outputs[preset] = result.image
+        methods[preset] = {"kind": "optimizer", "objective": result.total, "terms": result.terms,
+                           "seconds": result.seconds, "n_iter": result.n_iter, "n_eval": result.n_eval,
+                           "stop_reason": result.stop_reason}
+    for name in DEMO_NETS:
+        path = _data_dir() / name
+        if not path.is_file():
+            continue
+        try:
+            from masked_gatys.train import load_model
+
+            model = load_model(path, device=device)
+            start = time.perf_counter()
+            with torch.no_grad():
+                image = model(content.image.to(device), mask.to(device)).cpu()
+            seconds = time.perf_counter() - start
+        except Exception as exc:  # a broken or incompatible checkpoint must not sink the demo
+            say(f"notice: skipping {path.name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}")
+            continue
+        key = path.stem.replace("_eyes", "")
+        outputs[key] = image
+        methods[key] = {"kind": "network", "checkpoint": path.name, "seconds": seconds,
+                        "trained_with_weights": getattr(model, "weights_identity", None)}
+
+    for key, image in outputs.items():
+        save_image(image, out / f"{key}.png")
+        values = judge(image)
+        methods[key]["objective_gatys"] = values["gatys"]
+        methods[key]["objective_masked"] = values["masked"]
+        if methods[key]["kind"] == "network":
+            methods[key]["objective"] = values["masked"]
+        try:
+            methods[key]["pupil_shift"] = pupil_shift(content.image, image, mask)
+        except (ValueError, RuntimeError) as exc:
+            methods[key]["pupil_shift"] = None
+            methods[key]["pupil_shift_error"] = str(exc)
+
+    def fmt(v: Any, spec: str) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+    columns = [
+        Column("content (real)", [content.image, mask],
+               [f"seed {DEMO_CONTENT['seed']}, gaze ({DEMO_CONTENT['yaw']:g}, {DEMO_CONTENT['pitch']:g})",
+                "attention mask"]),
+        Column("style (synthetic)", [style.image, style_mask],
+               [f"seed {DEMO_STYLE['seed']}, gaze ({DEMO_STYLE['yaw']:g}, {DEMO_STYLE['pitch']:g})",
+                "style mask"]),
+    ]
+    for key, image in outputs.items():
+        m = methods[key]
+        lines = [f"gatys obj {fmt(m['objective_gatys'], '.4g')}",
+                 f"masked obj {fmt(m['objective_masked'], '.4g')}",
+                 f"pupil shift {fmt(m.get('pupil_shift'), '.2f')} px",
+                 f"{m['seconds']:.1f} s" if m["seconds"] >= 0.1 else f"{m['seconds'] * 1000:.0f} ms"]
+        heading = key if m["kind"] == "optimizer" else f"{key} (net)"
+        columns.append(Column(heading, [image, None], ["\n".join(lines)]))
+    weights_name = identity["name"] if identity else weights
+    title = (f"masked-gatys demo: {size[0]}x{size[1]} eyes, {iterations} iterations, layers <= {max_layer}, "
+             f"weights {weights_name}"
+             f"{' (RANDOM: shows the pipeline, not the quality)' if weights == 'random' else ''}")
+    save_sheet(compose_sheet(columns, title=title), out / "sheet.png")
+
+    results = {
+        "size": list(size), "iterations": iterations, "max_layer": max_layer, "device": device,
+        "weights": identity, "weights_source": weights if weights == "random" else None,
+        "content": {**DEMO_CONTENT, "domain": "real", "pupil_center_truth": truth,
+                    "pupil_center_measured": list(measured)},
+        "style": {**DEMO_STYLE, "domain": "synthetic"},
+        "methods": methods,
+        "notes": "objective: the method's own preset (networks: masked); objective_gatys/objective_masked: "
+                 "every output judged by both presets' objectives with the same weights; pupil_shift: "
+                 "distance in pixels between pupil_center of the content and of the output, inside the "
+                 "content's attention mask",
+    }
+    tmp = out / f".results.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "results.json")
+    return results
+
+
+@click.command("demo")
+@click.option("--out", "out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for sheet.png, results.json and the images.")
+@_size_option(f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]}")
+@click.option("--iterations", default=DEMO_ITERATIONS, show_default=True, type=click.IntRange(0, None),
+              help="Optimizer iterations per preset.")
+@click.option("--weights", default=None, metavar="PATH|imagenet|random",
+              help="VGG-19 weights. Default: $MASKED_GATYS_WEIGHTS, else torchvision's ImageNet file if it is "
+                   "in the torch hub cache, else random weights (with a notice).")
+@click.option("--max-layer", default=DEMO_MAX_LAYER, show_default=True,
+              help="Deepest VGG layer any term may use ('auto': as deep as the weights go).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@error_boundary
+def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str | None, max_layer: str,
+                 device: str) -> None:
+    """Purify a rendered real-looking eye towards a synthetic one; write a comparison sheet.
+
+    Runs the gatys and masked presets (and any shipped feed-forward networks)
+    and writes OUT/sheet.png (content | style | gatys | masked | nets, with
+    objective values and pupil shift) and OUT/results.json.
+    """
+    device = resolve_device(device)
+    check_writable_output(out / "sheet.png")
+    if weights is None:
+        weights, source = find_demo_weights()
+        if weights == "random":
+            click.echo("notice: no ImageNet VGG-19 weights found (MASKED_GATYS_WEIGHTS is unset and "
+                       f"{TORCHVISION_VGG19} is not in the torch hub cache): using RANDOM weights. The sheet "
+                       "shows the pipeline, not the quality; set MASKED_GATYS_WEIGHTS=PATH for real results.",
+                       err=True)
+        else:
+            click.echo(f"weights: {weights} (from {source})", err=True)
+    elif weights == "random":
+        click.echo("notice: using RANDOM VGG weights as asked: the sheet shows the pipeline, not the quality.",
+                   err=True)
+    start = time.perf_counter()
+    results = run_demo(out, size=size, iterations=iterations, weights=weights, device=device,
+                       max_layer=max_layer, echo=lambda message: click.echo(message, err=True))
+    for key, m in results["methods"].items():
+        shift = m.get("pupil_shift")
+        click.echo(f"{key:>9}: objective {m['objective']:.4g}  pupil shift "
+                   f"{'n/a' if shift is None else f'{shift:.2f} px'}  {m['seconds']:.1f} s", err=True)
+    click.echo(f"wrote {out / 'sheet.png'} and {out / 'results.json'} in {time.perf_counter() - start:.0f} s",
+               err=True)
