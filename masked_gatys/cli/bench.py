@@ -1,0 +1,146 @@
+"""``masked-gatys bench``: speed and objective value, optimizer against the feed-forward networks.
+
+Options left out take :class:`masked_gatys.bench.BenchConfig`'s defaults (or
+:func:`masked_gatys.bench.quick_config`'s with ``--quick``), so they are
+written once. The method is in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+
+
+def _ints(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give comma-separated integers, e.g. 256,512") from None
+    if not out or min(out) < 16:
+        raise click.BadParameter(f"{value!r}: give sizes of at least 16 px")
+    return out
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@click.command("bench")
+@click.option("--sizes", callback=_ints, default=None, metavar="N,N,...",
+              help="Square image sizes in px (default 256,512,1024).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="N: report the optimizer's time for N iterations (default 400, the paper's baseline).")
+@click.option("--run-iterations", type=click.IntRange(min=2), default=None,
+              help="Most iterations actually run per optimizer run (default N); fewer than N are "
+                   "extrapolated to N and labelled so.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds after which a timing loop or an optimizer run stops (keeping at least two "
+                   "samples or iterations); for large sizes on slow devices.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats (default 5).")
+@click.option("--eyes", type=click.IntRange(min=1), default=None,
+              help="K held-out rendered eyes for the objective comparison (default 3).")
+@click.option("--full-curves", is_flag=True, default=False,
+              help="Run every optimizer run to --run-iterations (default: stop once every net's level is reached).")
+@click.option("--presets", callback=_names, default=None, metavar="P,P",
+              help="Objective presets: gatys, masked (default both).")
+@click.option("--optimizers", callback=_names, default=None, metavar="M,M",
+              help="Optimizers: plbfgs, lbfgs, lbfgs-b, adam (default all).")
+@click.option("--nets", callback=_names, default=None, metavar="NET,NET",
+              help="Networks: shipped names (johnson, purifier; the default) or checkpoint paths; "
+                   "'none' for no networks.")
+@click.option("--weights", default=None,
+              help="Loss-network weights: a file, 'imagenet' or 'random' (default $MASKED_GATYS_WEIGHTS, "
+                   "else random).")
+@click.option("--max-layer", default=None,
+              help="Deepest VGG layer the presets may use (default auto: as deep as the weights go).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's); recorded in the metadata.")
+@click.option("--quick", is_flag=True, default=False,
+              help="Smoke test: tiny sizes, a few iterations, seconds in all.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the metadata and result records as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG: objective against iteration, time against size.")
+@click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
+@error_boundary
+def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
+                  time_limit: float | None, repeats: int | None, eyes: int | None, full_curves: bool,
+                  presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
+                  nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
+                  threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
+                  no_progress: bool) -> None:
+    """Benchmark the optimizer (seconds per evaluation against the VGG floor, per iteration, for N
+    iterations) and the feed-forward nets (seconds per image, speed-up, objective worth in
+    iterations) at several sizes; print a table, optionally write JSON and a plot."""
+    device = resolve_device(device)
+    for path in (json_path, plot_path):
+        if path is not None:
+            check_writable_output(path)
+    if weights is None and not os.environ.get("MASKED_GATYS_WEIGHTS"):
+        click.echo("notice: no --weights and no $MASKED_GATYS_WEIGHTS: using random VGG weights (timings are "
+                   "the same; the shipped nets' objectives do not compare and are reported unavailable)",
+                   err=True)
+    if weights is not None and weights not in ("random", "imagenet") and not Path(weights).expanduser().is_file():
+        raise click.ClickException(f"weights file not found: {weights}")
+
+    import torch
+
+    from masked_gatys.bench import BenchConfig, format_table, quick_config, run_bench, write_plot
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    changes: dict[str, Any] = {"device": device}
+    given = {"sizes": sizes, "iterations": iterations, "run_iterations": run_iterations,
+             "time_limit": time_limit, "repeats": repeats, "eyes": eyes, "presets": presets,
+             "optimizers": optimizers, "weights": weights, "max_layer": max_layer}
+    changes.update({k: v for k, v in given.items() if v is not None})
+    if nets is not None:
+        changes["nets"] = () if nets in ((), ("none",)) else nets
+    if full_curves:
+        changes["full_curves"] = True
+    if run_iterations is None and iterations is not None and quick:
+        changes["run_iterations"] = min(iterations, quick_config().run_iterations or iterations)
+    config = quick_config(**changes) if quick else BenchConfig(**changes)
+    if config.run_iterations is not None and config.run_iterations > config.iterations:
+        config = dataclasses.replace(config, run_iterations=config.iterations)
+
+    bar = None
+    if not no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=1, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def on_progress(p: Any) -> None:
+        if bar is None:
+            return
+        bar.total = p.total
+        bar.n = p.done
+        bar.set_postfix_str(p.label, refresh=False)
+        bar.refresh()
+
+    try:
+        result = run_bench(config, progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(format_table(result))
+    if json_path is not None:
+        from masked_gatys.cli.stylize import write_json_atomic
+
+        write_json_atomic(result.to_dict(), json_path)
+        click.echo(f"wrote {json_path}", err=True)
+    if plot_path is not None:
+        write_plot(result, plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
