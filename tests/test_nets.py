@@ -8,6 +8,15 @@ import torch
 from masked_gatys import nets
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny convolutions: threads only add contention on a shared machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(params=["johnson", "purifier"])
 def net(request: pytest.FixtureRequest) -> torch.nn.Module:
     torch.manual_seed(0)
