@@ -198,11 +198,13 @@ def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, 
     cy0, cx0 = (yy[blob].mean(), xx[blob].mean())
     r_est = max(1.0, math.sqrt(area / math.pi))
     info: dict[str, Any] = {"seed": (float(ix), float(iy), r), "dark": (float(sx), float(sy)),
-                            "levels": (p, q_hi), "threshold": thr, "blob_center": (float(cx0), float(cy0)), "r_est": r_est}
+                            "levels": (p, q_hi), "threshold": thr, "blob_center": (float(cx0), float(cy0)),
+                            "r_est": r_est}
 
     fine = ndimage.gaussian_filter(grey, 0.5, mode="nearest")
     center = (float(cx0), float(cy0))
-    for _ in range(2):
+    best = None
+    for _ in range(2):  # the second pass casts its rays from the first fit's centre
         pts = _starburst(fine, center, thr, 1.6 * r_est + 2.0)
         fit = _robust_ellipse(pts) if len(pts) >= 8 else None
         if fit is None:
@@ -210,13 +212,16 @@ def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, 
         (ex, ey), axes = fit
         if not (0.3 * r_est <= min(axes) and max(axes) <= 3.0 * r_est + 2.0) \
                 or math.hypot(ex - cx0, ey - cy0) > r_est + 1.0:
-            fit = None
             break
+        best = fit
         center = (ex, ey)
-    info["ellipse"] = fit
-    if fit is None:  # too small or too ragged for an ellipse: soft-coverage centroid
-        q = 2 * thr - p
-        weight = np.clip((q - grey) / (q - p), 0.0, 1.0) * ndimage.binary_dilation(blob, iterations=2)
+    info["ellipse"] = best
+    if best is None:  # too small or too ragged for an ellipse: soft-coverage centroid
+        p0 = float(smooth[sy, sx])
+        q = max(2 * thr - p0, p0 + 1e-3)
+        weight = np.clip((q - grey) / (q - p0), 0.0, 1.0) * ndimage.binary_dilation(blob, iterations=2)
+        if weight.sum() <= 0:
+            raise ImageError("no dark pupil-like blob found in the image")
         center = (float((weight * xx).sum() / weight.sum()), float((weight * yy).sum() / weight.sum()))
     return center[0], center[1], info
 
