@@ -512,11 +512,11 @@ def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
 
     from masked_gatys import __version__
 
-    try:
-        import torchvision
+    from importlib import metadata
 
-        tv_version: str | None = torchvision.__version__
-    except ImportError:
+    try:  # importing torchvision takes seconds (it loads torch._dynamo); its metadata does not
+        tv_version: str | None = metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
         tv_version = None
     device = torch.device(device)
     git = _git_commit(Path(__file__).resolve().parent)
@@ -527,7 +527,7 @@ def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "device": str(device), "device_name": _cpu_name() if device.type == "cpu" else None,
-        "cuda": torch.version.cuda, "git_commit": git["commit"] if git else None,
+        "torch_cuda_build": torch.version.cuda, "git_commit": git["commit"] if git else None,
         "git_package_dirty": git["package_dirty"] if git else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -714,7 +714,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
         eyes = held_out_eyes(hw, cfg.eyes)
         style, style_mask = _style_eye(hw)
         size_records: list[dict[str, Any]] = []
-        net_levels: dict[tuple[str, str], list[float | None]] = {}
+        net_levels: dict[tuple[str, str], list[float]] = {}  # (checkpoint, preset)
         net_reasons: dict[tuple[str, str], str] = {}
         for preset in cfg.presets:
             step(f"{size}px {preset}: floor and evaluation")
@@ -745,9 +745,9 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
             for name, model, path in nets:
                 try:
                     check_compatible(model, problem.objective_config, problem.encoder.identity)
-                    comparable.append(name)
+                    comparable.append(path)
                 except CheckpointError as exc:
-                    net_reasons[(name, preset)] = str(exc)
+                    net_reasons[(path, preset)] = str(exc)
             n_eyes = cfg.eyes if comparable else 1
             runs: dict[str, list[_Run]] = {m: [] for m in cfg.optimizers}
             for k in range(cfg.eyes):
@@ -760,11 +760,11 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
                     objective.set_content(image, Regions.from_binary(mask))
                 levels = []
                 for name, model, path in nets:
-                    if name not in comparable:
+                    if path not in comparable:
                         continue
                     with torch.no_grad():
                         level = float(objective(model(image, mask)).total.sum())
-                    net_levels.setdefault((name, preset), []).append(level)
+                    net_levels.setdefault((path, preset), []).append(level)
                     levels.append(level)
                 stop_below = None if cfg.full_curves or not levels else min(levels)
                 for method in cfg.optimizers:
@@ -796,7 +796,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
             per_image = b1["seconds_per_image"] if b1 else None
             per_image_best = batches[best_b]["seconds_per_image"] if batches else None
             preset_used = net_preset if net_preset in cfg.presets else (cfg.presets[0] if cfg.presets else None)
-            levels = net_levels.get((name, preset_used)) if preset_used else None
+            levels = net_levels.get((path, preset_used)) if preset_used else None
             if levels:
                 objective_rec: dict[str, Any] = {"available": True, "preset": preset_used, "values": levels,
                                                  **summarize(levels)}
@@ -812,7 +812,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
                 main_opt = "plbfgs" if "plbfgs" in by_opt else next(iter(by_opt), None)
                 equivalent = by_opt.get(main_opt) if main_opt else None
             else:
-                reason = net_reasons.get((name, preset_used)) if preset_used else None
+                reason = net_reasons.get((path, preset_used)) if preset_used else None
                 reason = reason or (f"the net was trained on preset {net_preset!r}, which was not benchmarked"
                                     if preset_used != net_preset else "not measured")
                 objective_rec = {"available": False, "reason": reason}
