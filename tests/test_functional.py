@@ -403,3 +403,31 @@ def test_gradcheck_style_loss() -> None:
 def test_gradcheck_tv_loss() -> None:
     assert gradcheck(tv_loss, (_req(_rand(2, 3, 4, 5, seed=43)),))
     assert gradcheck(tv_loss, (_req(_rand(1, 2, 1, 5, seed=44)),))
+
+
+# ---------------------------------------------------------------- fused style-loss backward
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("target_batch", [1, 3])
+def test_fused_style_loss_matches_the_plain_composition(masked: bool, target_batch: int) -> None:
+    g = torch.Generator().manual_seed(11)
+    f = torch.randn(3, 5, 6, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randn(target_batch, 5, 5, dtype=torch.float64, generator=g)
+    t = t @ t.transpose(1, 2)
+    mask = torch.rand(3, 1, 6, 7, dtype=torch.float64, generator=g) if masked else None
+    weights = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)
+    fused = style_loss(f, t, mask)
+    (grad_fused,) = torch.autograd.grad((fused * weights).sum(), f)
+    plain = (gram_matrix(f, mask) - t).square().sum(dim=(1, 2)) / 25  # the definition, composed by hand
+    (grad_plain,) = torch.autograd.grad((plain * weights).sum(), f)
+    assert torch.allclose(fused, plain, rtol=1e-12, atol=0)
+    assert torch.allclose(grad_fused, grad_plain, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: style_loss(x, t, mask), (f,))
+
+
+def test_style_loss_gives_mask_gradients_when_asked() -> None:
+    g = torch.Generator().manual_seed(12)
+    f = torch.randn(1, 3, 4, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    mask = torch.rand(1, 1, 4, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.eye(3, dtype=torch.float64).unsqueeze(0)
+    assert torch.autograd.gradcheck(lambda x, m: style_loss(x, t, m), (f, mask))
