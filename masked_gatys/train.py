@@ -499,6 +499,10 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     """
     device = torch.device(config.device)
     start = time.perf_counter()
+    checkpoint: dict[str, Any] | None = None
+    if config.resume is not None:  # fail before the slow set-up
+        checkpoint = _read_checkpoint(config.resume)
+        _check_resume(config.resume, checkpoint, config)
     if config.content_dir is not None:
         data = _folder_data(Path(config.content_dir), config.size, config.val)
     else:
@@ -518,9 +522,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     history: list[dict[str, Any]] = []
     val_history: list[dict[str, Any]] = []
     seconds_before = 0.0
-    if config.resume is not None:
-        checkpoint = _read_checkpoint(config.resume)
-        _check_resume(config.resume, checkpoint, config)
+    if checkpoint is not None:
         if checkpoint["objective"] != objective_dict or checkpoint["weights"] != identity:
             raise CheckpointError(f"{config.resume}: trained on another objective or loss network; "
                                   "cannot resume")

@@ -120,10 +120,14 @@ def train_command(ctx: click.Context, **options: Any) -> None:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=config.iterations, unit="step", dynamic_ncols=True, leave=True)
+    bars: list[Any] = []  # made at the first step, so set-up errors print no empty bar
     last_val: dict[str, float] = {}
 
     def progress(p: Any) -> None:
+        if not bars:
+            bars.append(tqdm(total=config.iterations, initial=p.step - 1, unit="step",
+                             dynamic_ncols=True, leave=True))
+        bar = bars[0]
         groups: dict[str, float] = {}
         for name, value in p.terms.items():
             key = _short(name)
@@ -138,7 +142,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     try:
         result = train(config, callback=progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     val = result.val_history[-1]["total"] if result.val_history else None
     message = f"wrote {result.checkpoint} (step {result.step}"
     if val is not None:
