@@ -186,3 +186,38 @@ def test_stylize_options_mirror_the_config_fields():
     fields = {f.name for f in dataclasses.fields(StylizeConfig)}
     missing = fields - names - {"normalize"}  # normalize: Python API only
     assert not missing, f"config fields without a CLI option: {missing}"
+
+
+def test_model_inference_single_image_and_folder(tmp_path):
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.train import shipped_checkpoint
+
+    folder, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    folder.mkdir()
+    masks.mkdir()
+    for i in range(2):
+        eye = render_eye(yaw=5.0 * i, pitch=0.0, domain="real", size=(36, 60), seed=900 + i)
+        save_image(eye.image, folder / f"eye{i}.png")
+        save_image(eye.mask, masks / f"eye{i}_mask.png")
+    ckpt = shipped_checkpoint("purifier")
+    single = tmp_path / "single.png"
+    result = CliRunner().invoke(main, ["stylize", str(folder / "eye0.png"), "--model", str(ckpt), "--mask",
+                                       str(masks / "eye0_mask.png"), "-o", str(single), "-q"])
+    assert result.exit_code == 0, result.output
+    image = load_image(single)
+    assert image.shape == (1, 3, 36, 60)
+    assert not torch.allclose(image, load_image(folder / "eye0.png"), atol=0.02)  # the net changed it
+    result = CliRunner().invoke(main, ["stylize", str(folder), "--model", str(ckpt), "--mask", str(masks), "-o",
+                                       str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["eye0.png", "eye1.png"]
+    # the same network gives the same image through both paths
+    assert torch.allclose(load_image(out / "eye0.png"), image, atol=1 / 255)
+
+
+def test_model_with_a_corrupt_checkpoint_is_one_line(files, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(main, ["stylize", str(files["content"]), "--model", str(bad), "-o",
+                                       str(tmp_path / "o.png")])
+    assert result.exit_code == 1 and "bad.pt" in result.output and "Traceback" not in result.output
