@@ -390,6 +390,9 @@ class BenchConfig:
     warmup: int = 1
     eyes: int = 3
     """K held-out eyes for the objective comparison."""
+    compare_all: bool = False
+    """Run every optimizer on all K eyes; by default only the first optimizer of ``optimizers`` does
+    (the others run on the first eye: their speed and one curve)."""
     full_curves: bool = False
     """Run every optimizer run to ``run_iterations``; by default a run stops once every net's level is reached."""
     device: str = "cpu"
@@ -505,8 +508,9 @@ def _cpu_name() -> str:
 def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Versions, device, threads, git commit and date: what a result needs to be read later.
 
-    >>> sorted(machine_metadata())[:3]
-    ['cpu', 'cpu_count', 'cuda']
+    >>> meta = machine_metadata()
+    >>> meta["torch_threads"] == torch.get_num_threads(), meta["device"]
+    (True, 'cpu')
     """
     import numpy
 
@@ -698,7 +702,9 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
                                                                   "size=(size, size), seed=0)"),
                 held_out_eyes={"seeds": [HELDOUT_SEEDS + k for k in range(cfg.eyes)], "domain": "real"})
     result = BenchResult(meta)
-    per_size = len(cfg.presets) * (1 + cfg.eyes * len(cfg.optimizers)) + len(nets)
+    runs_per_preset = (cfg.eyes * len(cfg.optimizers) if cfg.compare_all
+                       else len(cfg.optimizers) + (cfg.eyes - 1) * min(1, len(cfg.optimizers)))
+    per_size = len(cfg.presets) * (1 + runs_per_preset) + len(nets)
     total, done = per_size * len(cfg.sizes), 0
 
     def step(label: str, advance: int = 1) -> None:
@@ -751,8 +757,9 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
             n_eyes = cfg.eyes if comparable else 1
             runs: dict[str, list[_Run]] = {m: [] for m in cfg.optimizers}
             for k in range(cfg.eyes):
+                methods = list(cfg.optimizers) if k == 0 or cfg.compare_all else list(cfg.optimizers[:1])
                 if k >= n_eyes:
-                    step(f"{size}px {preset}: (no comparable net: one eye)", advance=len(cfg.optimizers))
+                    step(f"{size}px {preset}: (no comparable net: one eye)", advance=len(methods))
                     continue
                 image, mask, _ = eyes[k]
                 image, mask = image.to(device), mask.to(device)
@@ -767,7 +774,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
                     net_levels.setdefault((path, preset), []).append(level)
                     levels.append(level)
                 stop_below = None if cfg.full_curves or not levels else min(levels)
-                for method in cfg.optimizers:
+                for method in methods:
                     step(f"{size}px {preset}: {method} on eye {k + 1}/{n_eyes}")
                     runs[method].append(_run_optimizer(objective, image.clone(), method, cfg, probe, stop_below))
             for method in cfg.optimizers:
@@ -954,17 +961,22 @@ def write_plot(result: BenchResult | dict[str, Any], path: str | os.PathLike) ->
         if not opts:
             opts = [r for r in recs if r["kind"] == "optimizer" and r["size"] == size]
             preset = opts[0]["preset"] if opts else preset
+        # every eye's curve is divided by its start (the content image), so the eyes share one scale
+        starts = max((r["objective"]["curves"] for r in opts), key=len, default=[])
+        starts = [c[0] for c in starts]
         for i, r in enumerate(opts):
             for j, curve in enumerate(r["objective"]["curves"]):
-                ax.plot(range(len(curve)), curve, color=colours[i % len(colours)], lw=1, alpha=0.8,
-                        label=r["method"] if j == 0 else None)
+                ax.plot(range(len(curve)), [v / curve[0] for v in curve], color=colours[i % len(colours)], lw=1,
+                        alpha=0.8, label=f"{r['method']} ({len(r['objective']['curves'])} eyes)" if j == 0 else None)
         for i, r in enumerate(nets):
-            ax.axhline(r["objective"]["mean"], color=colours[(len(opts) + i) % len(colours)], ls="--", lw=1,
-                       label=f"{r['method']} (mean)")
+            rel = [v / f0 for v, f0 in zip(r["objective"]["values"], starts)]
+            if rel:
+                ax.axhline(statistics.fmean(rel), color=colours[(len(opts) + i) % len(colours)], ls="--", lw=1.2,
+                           label=f"{r['method']} (mean)")
         ax.set_yscale("log")
         ax.set_title(f"{size} px, preset {preset}")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("objective")
+        ax.set_ylabel("objective / objective at the start")
         ax.legend(fontsize=7)
     ax = axes[-1]
     series: dict[str, dict[int, float]] = {}

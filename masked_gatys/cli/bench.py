@@ -50,6 +50,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats (default 5).")
 @click.option("--eyes", type=click.IntRange(min=1), default=None,
               help="K held-out rendered eyes for the objective comparison (default 3).")
+@click.option("--compare-all", is_flag=True, default=False,
+              help="Run every optimizer on all --eyes (default: the first of --optimizers on all, the others "
+                   "on the first eye only).")
 @click.option("--full-curves", is_flag=True, default=False,
               help="Run every optimizer run to --run-iterations (default: stop once every net's level is reached).")
 @click.option("--presets", callback=_names, default=None, metavar="P,P",
@@ -76,7 +79,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
 @error_boundary
 def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
-                  time_limit: float | None, repeats: int | None, eyes: int | None, full_curves: bool,
+                  time_limit: float | None, repeats: int | None, eyes: int | None, compare_all: bool,
+                  full_curves: bool,
                   presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
                   nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
                   threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
@@ -110,6 +114,8 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
         changes["nets"] = () if nets in ((), ("none",)) else nets
     if full_curves:
         changes["full_curves"] = True
+    if compare_all:
+        changes["compare_all"] = True
     if run_iterations is None and iterations is not None and quick:
         changes["run_iterations"] = min(iterations, quick_config().run_iterations or iterations)
     config = quick_config(**changes) if quick else BenchConfig(**changes)
