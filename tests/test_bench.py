@@ -126,7 +126,7 @@ def test_compatible_net_gets_equivalent_iterations_and_incompatible_is_unavailab
     from masked_gatys.objective import preset
 
     config = quick_config(sizes=(32,), presets=("masked",), optimizers=("plbfgs",), weights="random",
-                          run_iterations=3, full_curves=True)
+                          run_iterations=3, full_curves=True, time_limit=None)
     objective = preset("masked", max_layer=config.max_layer).to_dict()
     identity = resolve_weights("random").identity.to_dict()
     good = _checkpoint(tmp_path / "good.pt", objective, identity)
