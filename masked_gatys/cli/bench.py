@@ -48,6 +48,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Seconds after which a timing loop or an optimizer run stops (keeping at least two "
                    "samples or iterations); for large sizes on slow devices.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats (default 5).")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Untimed calls before the timed ones (default 1).")
 @click.option("--eyes", type=click.IntRange(min=1), default=None,
               help="K held-out rendered eyes for the objective comparison (default 3).")
 @click.option("--compare-all", is_flag=True, default=False,
@@ -79,7 +81,7 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
 @error_boundary
 def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
-                  time_limit: float | None, repeats: int | None, eyes: int | None, compare_all: bool,
+                  time_limit: float | None, repeats: int | None, warmup: int | None, eyes: int | None, compare_all: bool,
                   full_curves: bool,
                   presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
                   nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
@@ -107,7 +109,7 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
         torch.set_num_threads(threads)
     changes: dict[str, Any] = {"device": device}
     given = {"sizes": sizes, "iterations": iterations, "run_iterations": run_iterations,
-             "time_limit": time_limit, "repeats": repeats, "eyes": eyes, "presets": presets,
+             "time_limit": time_limit, "repeats": repeats, "warmup": warmup, "eyes": eyes, "presets": presets,
              "optimizers": optimizers, "weights": weights, "max_layer": max_layer}
     changes.update({k: v for k, v in given.items() if v is not None})
     if nets is not None:
