@@ -24,12 +24,12 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import fftconvolve
 
 from masked_gatys.errors import ImageError, MaskError
 
@@ -101,27 +101,46 @@ def _sector_ring(r_in: float, r_out: float, sector: int, n: int) -> np.ndarray:
     return k / s if s > 0 else k
 
 
+@functools.lru_cache(maxsize=512)
+def _kernel_fft(shape: tuple[int, int], r_in: float, r_out: float, sector: int) -> np.ndarray:
+    """FFT of a (disc or ring-sector) averaging kernel placed for a 'same' convolution on ``shape``."""
+    k = _disc(r_out) if sector < 0 else _sector_ring(r_in, r_out, sector, 8)
+    full = np.zeros(shape)
+    c = k.shape[0] // 2
+    full[:k.shape[0], :k.shape[1]] = k
+    full = np.roll(full, (-c, -c), axis=(0, 1))  # kernel centre at the origin
+    return np.fft.rfft2(full)
+
+
 def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Dark-blob contrast per pixel and the radius giving it.
 
     For a disc of radius r around each pixel and the ring from 1.4 r to 2.4 r
-    split in 8 sectors: the third darkest sector's mean minus the disc's mean.
-    Dark lines (lash line, shadow edges) have dark sectors along them and
-    score low; a pupil is ringed by brighter iris almost all round.
+    split in 8 sectors: the third darkest sector's mean minus the disc's mean,
+    over their sum (contrast, not difference: lighting cancels). Dark lines
+    (lash line, shadow edges) have dark sectors along them and score low; a
+    pupil is ringed by brighter iris almost all round.
     """
     h, w = grey.shape
     r_max = max(1.5, min(h, w) / 7.0)
     radii = np.geomspace(1.0, r_max, num=6)
+    pad = int(math.ceil(2.4 * r_max)) + 2
+    padded = np.pad(grey, pad, mode="edge")
+    shape = padded.shape
+    image_fft = np.fft.rfft2(padded)
+
+    def conv(r_in: float, r_out: float, sector: int) -> np.ndarray:
+        out = np.fft.irfft2(image_fft * _kernel_fft(shape, r_in, r_out, sector), s=shape)
+        return out[pad:pad + h, pad:pad + w]
+
     best = np.full(grey.shape, -np.inf)
     best_r = np.ones(grey.shape)
-    pad = int(math.ceil(2.4 * r_max)) + 1
-    padded = np.pad(grey, pad, mode="edge")
     for r in radii:
-        disc = fftconvolve(padded, _disc(r), mode="same")[pad:-pad, pad:-pad]
-        sectors = np.stack([fftconvolve(padded, _sector_ring(1.4 * r, 2.4 * r + 0.5, k, 8), mode="same")
-                            [pad:-pad, pad:-pad] for k in range(8)])
+        r = float(r)
+        disc = conv(0.0, r, -1)
+        sectors = np.stack([conv(1.4 * r, 2.4 * r + 0.5, k) for k in range(8)])
         ring = np.sort(sectors, axis=0)[2]
-        score = (ring - disc) / (ring + disc + 0.05)  # contrast, not difference: lighting cancels
+        score = (ring - disc) / (ring + disc + 0.05)
         better = score > best
         best = np.where(better, score, best)
         best_r = np.where(better, r, best_r)
@@ -184,7 +203,14 @@ def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, 
     p, q_hi = _levels(grey[hood], float(smooth[sy, sx]))
     if q_hi - p <= 1e-3:
         raise ImageError("no dark pupil-like blob found in the image (no contrast)")
-    blob, thr = _stable_blob(smooth, sy, sx, float(smooth[sy, sx]), q_hi, region)
+    # the stable blob is searched for in a window around the seed (its area only grows past it
+    # once the iris has joined)
+    half = int(math.ceil(4 * r + 6))
+    y0, y1, x0, x1 = max(0, sy - half), min(h, sy + half + 1), max(0, sx - half), min(w, sx + half + 1)
+    blob = np.zeros(grey.shape, dtype=bool)
+    win, thr = _stable_blob(smooth[y0:y1, x0:x1], sy - y0, sx - x0, float(smooth[sy, sx]), q_hi,
+                            None if region is None else region[y0:y1, x0:x1])
+    blob[y0:y1, x0:x1] = win
     # the half-way level between the pupil and the iris right around it
     inner = ndimage.binary_erosion(blob) if blob.sum() > 12 else blob
     outer = ndimage.binary_dilation(blob, iterations=3) & ~ndimage.binary_dilation(blob, iterations=1)
