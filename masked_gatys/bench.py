@@ -385,7 +385,8 @@ class BenchConfig:
     run_iterations: int | None = None
     """Most iterations actually run per optimizer run (None: N)."""
     time_limit: float | None = None
-    """Seconds: a timing loop or an optimizer run stops after this long (keeping two samples or iterations)."""
+    """Seconds: a timing loop, or an optimizer run with no net's level to reach, stops after this long
+    (keeping two samples or iterations). Runs chasing a net's level stop at ``run_iterations``."""
     repeats: int = 5
     warmup: int = 1
     eyes: int = 3
@@ -585,9 +586,9 @@ def _run_optimizer(objective: Any, x0: Tensor, method: str, cfg: BenchConfig, pr
         n = len(times)
         if n >= max_iter:
             return True
-        if n >= 2 and cfg.time_limit is not None and times[-1] >= cfg.time_limit:
-            return True
-        return n >= 2 and stop_below is not None and curve[-1] <= stop_below
+        if stop_below is not None:  # chasing the nets' levels: only run_iterations caps the run
+            return n >= 2 and curve[-1] <= stop_below
+        return n >= 2 and cfg.time_limit is not None and times[-1] >= cfg.time_limit
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)

@@ -45,8 +45,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Most iterations actually run per optimizer run (default N); fewer than N are "
                    "extrapolated to N and labelled so.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds after which a timing loop or an optimizer run stops (keeping at least two "
-                   "samples or iterations); for large sizes on slow devices.")
+              help="Seconds after which a timing loop, or an optimizer run with no net's level to reach, "
+                   "stops (keeping at least two samples or iterations); for large sizes on slow devices.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats (default 5).")
 @click.option("--warmup", type=click.IntRange(min=0), default=None,
               help="Untimed calls before the timed ones (default 1).")
