@@ -115,3 +115,22 @@ def test_bad_shapes_rejected(net: torch.nn.Module) -> None:
         net(torch.rand(1, 4, 8, 8), None)
     with pytest.raises(ValueError, match="does not fit"):
         net(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 9))
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    result = doctest.testmod(nets, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["johnson", "purifier"])
+def test_cuda_forward_matches_cpu(name: str) -> None:
+    torch.manual_seed(0)
+    net = nets.build(name, width=4).eval()
+    image, mask = torch.rand(2, 3, 19, 27), torch.rand(2, 1, 19, 27)
+    expected = net(image, mask)
+    out = net.to("cuda")(image.cuda(), mask.cuda())
+    assert out.shape == image.shape and out.is_cuda
+    torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-4)

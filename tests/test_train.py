@@ -277,3 +277,12 @@ def test_shipped_eye_checkpoints(name: str) -> None:
     images, masks = _batch(1)
     out = model(images, masks)
     assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import masked_gatys.train as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
