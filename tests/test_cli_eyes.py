@@ -142,6 +142,7 @@ def test_demo_with_random_weights_notice(mocked, tmp_path):
         assert m["pupil_shift"] == pytest.approx(0.0, abs=1e-6)  # the fake returns the content
         assert {"objective", "objective_gatys", "objective_masked", "seconds"} <= set(m)
     assert results["weights"]["name"] == "fake" and results["size"] == [36, 60]
+    assert results["weights_source"] == "random"
     sheet = Image.open(out / "sheet.png")
     assert sheet.size[0] > 4 * 60 and sheet.mode == "RGB"
     for name in ("content.png", "content_mask.png", "style.png", "style_mask.png", "gatys.png", "masked.png"):

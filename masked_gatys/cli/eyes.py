@@ -148,7 +148,8 @@ class _Bar:
 
 
 def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str, device: str,
-             max_layer: str = DEMO_MAX_LAYER, echo: Any = None) -> dict[str, Any]:
+             max_layer: str = DEMO_MAX_LAYER, weights_source: str | None = None,
+             echo: Any = None) -> dict[str, Any]:
     """Render the two eyes, stylize with both presets and any shipped networks, write the sheet.
 
     Returns what ``results.json`` holds. ``echo`` receives notices (the CLI's stderr).
@@ -263,7 +264,7 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
 
     results = {
         "size": list(size), "iterations": iterations, "max_layer": max_layer, "device": device,
-        "weights": identity, "weights_source": weights if weights == "random" else None,
+        "weights": identity, "weights_source": weights_source or "--weights",
         "content": {**DEMO_CONTENT, "domain": "real", "pupil_center_truth": truth,
                     "pupil_center_measured": list(measured)},
         "style": {**DEMO_STYLE, "domain": "synthetic"},
@@ -302,6 +303,7 @@ def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str
     """
     device = resolve_device(device)
     check_writable_output(out / "sheet.png")
+    source = "--weights"
     if weights is None:
         weights, source = find_demo_weights()
         if weights == "random":
@@ -316,7 +318,7 @@ def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str
                    err=True)
     start = time.perf_counter()
     results = run_demo(out, size=size, iterations=iterations, weights=weights, device=device,
-                       max_layer=max_layer, echo=lambda message: click.echo(message, err=True))
+                       max_layer=max_layer, weights_source=source, echo=lambda message: click.echo(message, err=True))
     for key, m in results["methods"].items():
         shift = m.get("pupil_shift")
         click.echo(f"{key:>9}: objective {m['objective']:.4g}  pupil shift "
