@@ -254,6 +254,10 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
                  f"masked obj {fmt(m['objective_masked'], '.4g')}",
                  f"pupil shift {fmt(m.get('pupil_shift'), '.2f')} px",
                  f"{m['seconds']:.1f} s" if m["seconds"] >= 0.1 else f"{m['seconds'] * 1000:.0f} ms"]
+        trained = m.get("trained_with_weights") or {}
+        if m["kind"] == "network" and identity and trained.get("sha256") != identity.get("sha256"):
+            lines.append("(trained with other VGG weights)")
+            m["note"] = "trained with other loss-network weights than the demo's: its objective values do not compare"
         heading = key if m["kind"] == "optimizer" else f"{key} (net)"
         columns.append(Column(heading, [image, None], ["\n".join(lines)]))
     weights_name = identity["name"] if identity else weights
