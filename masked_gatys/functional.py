@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "masked_mean_square"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "masked_mean_square", "mask_box"]
 
 
 def _flat_mask(features: Tensor, mask: Tensor) -> Tensor:
@@ -117,31 +117,79 @@ class _FusedStyleLoss(torch.autograd.Function):
 
     Autograd through ``gram_matrix`` would run two matrix products in the
     backward pass (one per operand of ``bmm``). The loss's gradient with
-    respect to the Gram matrix, ``dG = 2 (G - T) / C^2``, is symmetric, so
-    ``dL/dF = 2 dG A / mass`` needs only one. Gradients flow to the features
-    only (the mask and target are constants here); ``style_loss`` falls back
-    to the plain composition when they need gradients.
+    respect to the Gram matrix, ``dG = 2 (G - T) / C^2``, enters as
+    ``dG + dG^T``, so ``dL/dF = (dG + dG^T) A / mass`` needs only one.
+    Gradients flow to the features only (the mask and target are constants
+    here); ``style_loss`` falls back to the plain composition when they need
+    gradients.
+
+    With ``box`` (rows y0:y1, columns x0:x1 outside which the mask is zero)
+    the products run over that window only: exact, and cheaper for a small
+    region.
     """
 
     @staticmethod
-    def forward(ctx, flat: Tensor, weights: Tensor | None, mass: Tensor, target: Tensor) -> Tensor:
-        weighted = flat if weights is None else flat * weights
+    def forward(ctx, features: Tensor, mask: Tensor | None, mass: Tensor, target: Tensor,
+                box: tuple[int, int, int, int] | None) -> Tensor:
+        b, c, h, w = features.shape
+        if box is not None:
+            y0, y1, x0, x1 = box
+            features = features[:, :, y0:y1, x0:x1]
+            mask = mask[:, :, y0:y1, x0:x1]
+        flat = features.reshape(b, c, -1)
+        if mask is None:
+            weighted = flat
+        else:
+            weighted = flat * mask.to(flat.dtype).expand(b, 1, *mask.shape[-2:]).reshape(b, 1, -1)
         diff = torch.bmm(weighted, flat.transpose(1, 2)).div_(mass).sub_(target)
-        c = flat.shape[1]
         ctx.save_for_backward(weighted, diff, mass)
+        ctx.shape, ctx.box = (b, c, h, w), box
         return diff.square().sum(dim=(1, 2)) / (c * c)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         weighted, diff, mass = ctx.saved_tensors
-        c = weighted.shape[1]
+        b, c, h, w = ctx.shape
         scale = (4.0 / (c * c)) * grad.view(-1, 1, 1)
-        grad_gram = diff * (scale / mass)
-        return torch.bmm(grad_gram, weighted), None, None, None
+        # d||G - T||^2 / dF = (D + D^T) A / mass with D = 2 (G - T): only the
+        # symmetric part of the difference matters (G - T itself is symmetric
+        # whenever the target is a Gram matrix).
+        grad_gram = (diff + diff.transpose(1, 2)).mul_(0.5) * (scale / mass)
+        grad_flat = torch.bmm(grad_gram, weighted)
+        if ctx.box is None:
+            return grad_flat.view(b, c, h, w), None, None, None, None
+        y0, y1, x0, x1 = ctx.box
+        full = grad_flat.new_zeros(b, c, h, w)
+        full[:, :, y0:y1, x0:x1] = grad_flat.view(b, c, y1 - y0, x1 - x0)
+        return full, None, None, None, None
 
 
-def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None) -> Tensor:
+def mask_box(mask: Tensor, max_fraction: float = 0.5) -> tuple[int, int, int, int] | None:
+    """The window ``(y0, y1, x0, x1)`` outside which every batch element's mask is zero.
+
+    None when the window covers more than ``max_fraction`` of the grid
+    (slicing would cost more than it saves) or the mask is empty. Computed
+    once per mask, outside the optimisation loop: it reads the mask on the
+    host.
+
+    >>> import torch
+    >>> m = torch.zeros(1, 1, 4, 6); m[..., 1:3, 2:4] = 0.5
+    >>> mask_box(m)
+    (1, 3, 2, 4)
+    """
+    covered = (mask.detach().reshape(-1, *mask.shape[-2:]) > 0).any(dim=0)
+    rows = torch.nonzero(covered.any(dim=1)).flatten().tolist()
+    cols = torch.nonzero(covered.any(dim=0)).flatten().tolist()
+    if not rows:
+        return None
+    box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+    area = (box[1] - box[0]) * (box[3] - box[2])
+    return box if area <= max_fraction * covered.numel() else None
+
+
+def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None, *,
+               box: tuple[int, int, int, int] | None = None) -> Tensor:
     """Masked Gram style loss (paper Eq. 14-19): ``||G(f, m) - T||_F^2 / N^2``.
 
     Args:
@@ -149,6 +197,10 @@ def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None
         target_gram: ``(B, C, C)`` or ``(1, C, C)``: the style image's Gram
             matrix of the same region, computed with the *style* image's mask.
         mask: the region in the optimised image (the *content* image's mask).
+        box: optional window ``(y0, y1, x0, x1)`` outside which ``mask`` is
+            zero for every batch element (:func:`mask_box`); the Gram products
+            then run over that window only. A window that cuts off part of
+            the mask gives a wrong value.
 
     Returns:
         ``(B,)``. The backward pass is fused (one matrix product instead of
@@ -171,15 +223,15 @@ def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None
     if not (constants and features.requires_grad and torch.is_grad_enabled()):
         diff = gram_matrix(features, mask) - target_gram
         return diff.square().sum(dim=(1, 2)) / (c * c)
-    flat = features.reshape(b, c, h * w)
     if mask is None:
-        weights = None
+        if box is not None:
+            raise ValueError("a box needs the mask it was computed from")
         mass = features.new_full((1, 1, 1), float(h * w))
     else:
         weights = _flat_mask(features, mask)
         mass = weights.sum(dim=2, keepdim=True).clamp_min(torch.finfo(features.dtype).tiny)
     target = target_gram.to(features.dtype).expand(b, c, c)
-    return _FusedStyleLoss.apply(flat, weights, mass, target)
+    return _FusedStyleLoss.apply(features, mask, mass, target, box)
 
 
 def tv_loss(image: Tensor) -> Tensor:

@@ -393,7 +393,11 @@ class Objective(nn.Module):
             mask = masks_at[(term.layer, term.region)]
             targets[term.name] = target
             scales[term.name] = Fn.masked_mean_square(target, mask).clamp_min(1e-12)
+        # The window each region's mask covers, for the style terms' Gram
+        # products (exact; read on the host here, never per evaluation).
+        boxes = {key: Fn.mask_box(mask) if mask is not None else None for key, mask in masks_at.items()}
         self._masks, self._content_targets, self._content_scale = masks_at, targets, scales
+        self._boxes = boxes
         self._content_shape = tuple(content.shape)
         self._content_ready = True
 
@@ -415,7 +419,8 @@ class Objective(nn.Module):
                 scale = self._content_scale[term.name]
                 group = cfg.content_weight
             else:
-                value = Fn.style_loss(f, self._style_targets[term.name], mask)
+                value = Fn.style_loss(f, self._style_targets[term.name], mask,
+                                      box=self._boxes[(term.layer, term.region)])
                 scale = self._style_scale[term.name]
                 group = cfg.style_weight
             if cfg.normalize:

@@ -431,3 +431,26 @@ def test_style_loss_gives_mask_gradients_when_asked() -> None:
     mask = torch.rand(1, 1, 4, 4, dtype=torch.float64, generator=g, requires_grad=True)
     t = torch.eye(3, dtype=torch.float64).unsqueeze(0)
     assert torch.autograd.gradcheck(lambda x, m: style_loss(x, t, m), (f, mask))
+
+
+def test_style_loss_over_the_mask_window_is_exact() -> None:
+    from masked_gatys.functional import mask_box
+
+    g = torch.Generator().manual_seed(13)
+    f = torch.randn(2, 4, 6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    mask = torch.zeros(2, 1, 6, 5, dtype=torch.float64)
+    mask[0, :, 1:3, 1:4] = torch.rand(2, 3, dtype=torch.float64, generator=g) + 0.1
+    mask[1, :, 3:4, 0:2] = 1.0
+    t = torch.randn(1, 4, 4, dtype=torch.float64, generator=g)  # not symmetric: the backward must not assume it
+    box = mask_box(mask)
+    assert box == (1, 4, 0, 4)  # rows 1..3, columns 0..3: the union over the batch
+    full = style_loss(f, t, mask)
+    (grad_full,) = torch.autograd.grad(full.sum(), f)
+    restricted = style_loss(f, t, mask, box=box)
+    (grad_restricted,) = torch.autograd.grad(restricted.sum(), f)
+    assert torch.allclose(full, restricted, rtol=1e-12, atol=0)
+    assert torch.allclose(grad_full, grad_restricted, rtol=1e-12, atol=1e-15)
+    assert torch.autograd.gradcheck(lambda x: style_loss(x, t, mask, box=box), (f,))
+    assert torch.autograd.gradcheck(lambda x: style_loss(x, t, mask), (f,))
+    assert mask_box(torch.ones(1, 1, 4, 4)) is None  # a full window gains nothing from slicing
+    assert mask_box(torch.zeros(1, 1, 4, 4)) is None
