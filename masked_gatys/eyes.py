@@ -407,13 +407,13 @@ def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
     ex, ey = cx + drop * g["normal"][0], cy + drop * g["normal"][1]
     r_iris = g["iris_radius"] * R
     depth = math.sqrt(max(R * R - r_iris * r_iris, 0.0))  # eyeball centre to iris plane
-    v = gaze_to_vector(yaw, pitch)
+    v = [float(c) for c in gaze_to_vector(yaw, pitch)]  # python floats keep the grids float32
     px, py = ex + depth * v[0], ey + depth * v[1]
     proj = math.hypot(v[0], v[1])
     eg = (v[0] / proj, v[1] / proj) if proj > 1e-9 else (0.0, 1.0)  # foreshortened direction
     ep = (-eg[1], eg[0])  # major axis
     g.update(R=R, eyeball_center=(ex, ey), r_iris=r_iris, r_pupil=g["pupil_ratio"] * r_iris,
-             pupil=(px, py), fore=abs(float(v[2])), eg=eg, ep=ep, yaw=yaw, pitch=pitch,
+             pupil=(px, py), fore=abs(v[2]), eg=eg, ep=ep, yaw=yaw, pitch=pitch,
              vector=tuple(float(c) for c in v))
     _open_for_pupil(g)
     return g
