@@ -37,8 +37,9 @@ class Column:
     """One column: a heading, images stacked top to bottom, one caption per image.
 
     Images: tensors ``(1, 3, H, W)``, ``(3, H, W)``, ``(1, 1, H, W)``,
-    ``(H, W)`` in [0, 1], numpy ``HxWx3``/``HxW`` arrays, or PIL images. A
-    caption may hold several lines (``"\\n"``); ``None`` leaves a blank cell.
+    ``(H, W)`` in [0, 1], numpy ``HxWx3``/``HxW`` arrays, or PIL images; an
+    image of ``None`` leaves a blank cell. A caption may hold several lines
+    (``"\\n"``).
     """
 
     heading: str

@@ -83,6 +83,30 @@ def test_eye_seed_and_gaze_ranges():
     assert all(abs(y) <= 10 and abs(p) <= 5 for _, y, p in draws)
 
 
+# ----------------------------------------------------------------- the sheet helper
+
+
+def test_compose_sheet_layout_and_errors(tmp_path):
+    from masked_gatys.errors import ImageError
+    from masked_gatys.sheet import Column, compose_sheet, save_sheet
+
+    black, white = torch.zeros(1, 3, 10, 20), torch.ones(3, 10, 20)
+    sheet = compose_sheet([Column("a", [black, torch.ones(10, 20)], ["one\ntwo", "mask"]),
+                           Column("b", [white, None], ["x"])], title="title", min_width=100, padding=10)
+    assert sheet.mode == "RGB"
+    arr = np.asarray(sheet)
+    assert sheet.size[0] >= 2 * 100 + 3 * 10 and sheet.size[1] >= 2 * 50
+    assert (arr == 0).all(axis=-1).sum() >= 100 * 50  # the black image, enlarged 5x, is there
+    path = save_sheet(sheet, tmp_path / "s.png")
+    assert Image.open(path).size == sheet.size
+    with pytest.raises(ImageError):
+        compose_sheet([])
+    with pytest.raises(ImageError):
+        compose_sheet([Column("a", [None])])
+    with pytest.raises(ImageError):
+        compose_sheet([Column("a", [torch.zeros(2, 2, 2, 2)])])
+
+
 # ----------------------------------------------------------------- demo, heavy parts mocked
 
 
