@@ -246,3 +246,12 @@ def test_demo_real_tiny_run(tmp_path, monkeypatch):
     for m in results["methods"].values():
         assert np.isfinite(m["objective"])
     assert (out / "sheet.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["masked_gatys.cli.eyes", "masked_gatys.sheet"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

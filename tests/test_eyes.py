@@ -265,3 +265,12 @@ def test_labels_to_rgb():
     assert rgb.shape == (3, 2, 2)
     assert rgb[:, 0, 0].tolist() == [0, 0, 0] and rgb[:, 0, 1].tolist() == [1, 1, 1]
     assert rgb[:, 1, 1].tolist() == [1, 0, 0]
+
+
+def test_docstring_examples():
+    import doctest
+
+    import masked_gatys.eyes as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

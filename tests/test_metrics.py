@@ -98,3 +98,12 @@ def test_errors():
         pupil_center(np.zeros((4, 4, 3)))
     with pytest.raises(ImageError, match="NaN"):
         pupil_center(np.full((30, 40, 3), np.nan))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import masked_gatys.metrics as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
