@@ -369,7 +369,7 @@ def stylize(content: ImageLike, style: ImageLike, *, mask=None, style_mask=None,
 
     interrupted, reason, n_iter = False, "max_iter", 0
     options: dict[str, Any] = {}
-    if cfg.optimizer in ("plbfgs", "lbfgs"):
+    if cfg.optimizer in ("plbfgs", "lbfgs", "lbfgs-b"):
         options["history_size"] = cfg.history_size
     elif cfg.optimizer == "adam":
         options["lr"] = cfg.lr
