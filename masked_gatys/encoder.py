@@ -19,7 +19,8 @@ Weights, in this order of choice (DESIGN.md, "The loss network"):
 
 ``weights=None`` means ``$MASKED_GATYS_WEIGHTS`` if set, else ``"imagenet"``.
 
->>> import torch
+>>> import torch, warnings
+>>> warnings.simplefilter("ignore")  # the random-weights warning
 >>> enc = load_encoder(weights="random", layers=["relu1_1", "relu2_1"])
 >>> feats = enc(torch.rand(1, 3, 32, 32))
 >>> {k: tuple(v.shape) for k, v in feats.items()}
