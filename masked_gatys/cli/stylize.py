@@ -142,13 +142,14 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
         style_weight=style_weight, tv_weight=tv_weight, init=init, seed=seed, device=device, weights=weights,
         weights_format=weights_format, arch=arch, pooling=pooling, mask_mode=mask_mode,
         resize_masks=resize_masks, max_layer=max_layer, history_size=history_size, lr=lr)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=iterations, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
+    bar = None  # made at the first iteration, so set-up errors print alone
 
     def on_progress(p) -> bool:
+        nonlocal bar
+        if bar is None and not quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=iterations, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
         if bar is not None:
             bar.update(p.iteration - bar.n)
             shown = {"total": f"{p.total:.4g}"}
