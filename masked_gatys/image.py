@@ -31,11 +31,9 @@ torch.Size([1, 3, 2, 4])
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -48,6 +46,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import ImageError, MaskedGatysError
+from .files import atomic_write
 
 __all__ = ["load_image", "save_image", "resize_image", "resize_to", "read_metadata"]
 
@@ -417,39 +416,15 @@ def _format_for(path: Path) -> str:
     return fmt
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in ``path``'s folder, fsync, then rename."""
-    folder = path.parent
+    """Write through ``masked_gatys.files.atomic_write``; failures become ``ImageError``."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".png", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(OSError):  # mkstemp makes 0600; give the usual mode
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, MaskedGatysError) or not isinstance(exc, (OSError, ValueError)):
-            raise
-        raise ImageError(f"cannot write {path}: {exc}") from exc
-    with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, write, suffix=path.suffix or ".png")
+    except MaskedGatysError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ImageError(f"cannot write {path}: {reason}") from exc
 
 
 def save_image(

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from masked_gatys import functional as Fn
-from masked_gatys.encoder import VGGEncoder, check_layers, layer_grid, layer_names
+from masked_gatys.encoder import VGGEncoder, check_layers, layer_names
 from masked_gatys.errors import MaskError, ObjectiveError
 
 __all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "PRESETS"]

@@ -24,17 +24,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from masked_gatys import __version__, nets
+from masked_gatys.files import atomic_write
 from masked_gatys.errors import CheckpointError, ImageError, MaskError
 
 __all__ = [
@@ -352,29 +352,10 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
 
 # ---------------------------------------------------------------- checkpoints
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_save(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
@@ -440,14 +421,7 @@ def _sample_sheet(path: Path, rows: list[tuple[Tensor, Tensor]], title: str) -> 
     grid = torch.cat(tiles, dim=-2)[0] if len(tiles) > 1 else tiles[0][0]
     array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: Image.fromarray(array).save(fh, format="PNG"), suffix=".png")
 
 
 def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.files import write_json_atomic  # noqa: F401  (re-exported for other commands)
 
 # Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
 _DEFAULTS: dict[str, Any] = {}
@@ -24,24 +22,6 @@ def _default(name: str) -> Any:
 
         _DEFAULTS.update({f.name: f.default for f in dataclasses.fields(StylizeConfig)})
     return _DEFAULTS[name]
-
-
-def write_json_atomic(data: dict, path: Path) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _short(name: str) -> str:
