@@ -165,6 +165,8 @@ def _as_image(value: ImageLike, label: str) -> Tensor:
             image = image.unsqueeze(0)
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the {label} image must be (B, 3, H, W), got {tuple(value.shape)}")
+        if not torch.isfinite(image).all():
+            raise ValueError(f"the {label} image holds NaN or infinite values")
         return image.clamp(0, 1)
     return load_image(value)
 

@@ -211,3 +211,10 @@ def test_zero_iterations_returns_the_start():
     content, style = _images()
     result = _run(content, style, config=_config(iterations=0))
     assert torch.allclose(result.image, content) and result.n_iter == 0 and math.isfinite(result.total)
+
+
+def test_non_finite_input_is_refused_up_front():
+    content, style = _images()
+    content[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="content image holds NaN"):
+        _run(content, style, config=_config())
