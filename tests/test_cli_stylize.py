@@ -221,3 +221,26 @@ def test_model_with_a_corrupt_checkpoint_is_one_line(files, tmp_path):
     result = CliRunner().invoke(main, ["stylize", str(files["content"]), "--model", str(bad), "-o",
                                        str(tmp_path / "o.png")])
     assert result.exit_code == 1 and "bad.pt" in result.output and "Traceback" not in result.output
+
+
+def test_real_ctrl_c_writes_the_best_image_and_exits_130(files, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "o.png"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "masked_gatys", "stylize", str(files["content"]), "--style", str(files["style"]),
+         "-o", str(out), "--weights", "random", "--iterations", "100000", "--max-layer", "relu2_2",
+         "--save-every", "1", "-q", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "o_0001.png").exists():  # the optimisation is under way
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no iteration within 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "best image so far" in err and "Traceback" not in err
+    assert load_image(out).shape == (1, 3, SIZE, SIZE)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
