@@ -48,8 +48,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "Timing", "BenchConfig", "BenchProgress", "BenchResult", "HELDOUT_SEEDS", "timed", "measure_floor",
-    "measure_eval", "ratio_to_floor", "equivalent_iterations", "summarize", "held_out_eyes", "peak_memory",
+    "Timing", "BenchConfig", "BenchProgress", "BenchResult", "HELDOUT_SEEDS", "timed", "timed_together",
+    "measure_floor", "measure_eval", "measure_floor_and_eval", "ratio_to_floor", "equivalent_iterations", "summarize", "held_out_eyes", "peak_memory",
     "MemoryProbe", "machine_metadata", "run_bench", "format_table", "write_plot", "quick_config",
     "RESULT_FIELDS",
 ]
@@ -62,6 +62,9 @@ HELDOUT_SEEDS = 900_000
 _GAZE_SEED = 20_240_601
 #: Gaze range of the held-out eyes, degrees (the training range).
 _YAW, _PITCH = 30.0, 20.0
+
+#: A run that stops at the nets' levels runs at least this many iterations (4 timed after the warm-up).
+MIN_ITERATIONS = 5
 
 #: Fields every result record has (``None`` where a field does not apply).
 RESULT_FIELDS = (
@@ -130,24 +133,64 @@ def timed(fn: Callable[[], Any], *, device: torch.device | str = "cpu", repeats:
     >>> timed(lambda: sum(range(1000)), repeats=3).n
     3
     """
+    return timed_together([fn], device=device, repeats=repeats, warmup=warmup, time_limit=time_limit)[0]
+
+
+def timed_together(fns: Sequence[Callable[[], Any]], *, device: torch.device | str = "cpu", repeats: int = 5,
+                   warmup: int = 1, time_limit: float | None = None) -> list[Timing]:
+    """Time several functions interleaved: each repeat calls every function once, in turn.
+
+    On a shared machine the load drifts; interleaving lets every function see
+    the same conditions, so ratios of their medians are steadier than from
+    back-to-back loops. Otherwise as :func:`timed`.
+
+    >>> a, b = timed_together([lambda: None, lambda: sum(range(100))], repeats=2)
+    >>> a.n, b.n
+    (2, 2)
+    """
     device = torch.device(device)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(max(0, warmup)):
-        fn()
+        for fn in fns:
+            fn()
     _sync(device)
-    samples: list[float] = []
+    samples: list[list[float]] = [[] for _ in fns]
     spent = 0.0
-    while len(samples) < repeats:
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append(time.perf_counter() - start)
-        spent += samples[-1]
-        if time_limit is not None and spent >= time_limit and len(samples) >= min(2, repeats):
+    while len(samples[0]) < repeats:
+        for fn, out in zip(fns, samples):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            out.append(time.perf_counter() - start)
+            spent += out[-1]
+        if time_limit is not None and spent >= time_limit and len(samples[0]) >= min(2, repeats):
             break
-    return Timing.of(samples, warmup=max(0, warmup))
+    return [Timing.of(out, warmup=max(0, warmup)) for out in samples]
+
+
+def _floor_fn(encoder: torch.nn.Module, x: Tensor) -> Callable[[], None]:
+    leaf = x.detach().clone().requires_grad_(True)
+    deepest = list(getattr(encoder, "layers"))[-1]
+    with torch.no_grad():
+        ones = torch.ones_like(encoder(leaf)[deepest])
+
+    def once() -> None:
+        out = encoder(leaf)[deepest]
+        torch.autograd.grad(out, leaf, grad_outputs=ones)
+
+    return once
+
+
+def _eval_fn(objective: Callable[[Tensor], Any], x: Tensor) -> Callable[[], None]:
+    leaf = x.detach().clone().requires_grad_(True)
+
+    def once() -> None:
+        total = objective(leaf).total
+        torch.autograd.grad(total.sum(), leaf)
+
+    return once
 
 
 def measure_floor(encoder: torch.nn.Module, x: Tensor, **timing: Any) -> Timing:
@@ -165,17 +208,7 @@ def measure_floor(encoder: torch.nn.Module, x: Tensor, **timing: Any) -> Timing:
     >>> measure_floor(enc, torch.rand(1, 3, 16, 16), repeats=2).median > 0
     True
     """
-    leaf = x.detach().clone().requires_grad_(True)
-    layers = list(getattr(encoder, "layers"))
-    deepest = layers[-1]
-    with torch.no_grad():
-        ones = torch.ones_like(encoder(leaf)[deepest])
-
-    def once() -> None:
-        out = encoder(leaf)[deepest]
-        torch.autograd.grad(out, leaf, grad_outputs=ones)
-
-    return timed(once, device=x.device, **timing)
+    return timed(_floor_fn(encoder, x), device=x.device, **timing)
 
 
 def measure_eval(objective: Callable[[Tensor], Any], x: Tensor, **timing: Any) -> Timing:
@@ -189,13 +222,26 @@ def measure_eval(objective: Callable[[Tensor], Any], x: Tensor, **timing: Any) -
     >>> measure_eval(fun, torch.rand(2, 3, 8, 8), repeats=2).median > 0
     True
     """
-    leaf = x.detach().clone().requires_grad_(True)
+    return timed(_eval_fn(objective, x), device=x.device, **timing)
 
-    def once() -> None:
-        total = objective(leaf).total
-        torch.autograd.grad(total.sum(), leaf)
 
-    return timed(once, device=x.device, **timing)
+def measure_floor_and_eval(encoder: torch.nn.Module, objective: Callable[[Tensor], Any], x: Tensor,
+                           **timing: Any) -> tuple[Timing, Timing]:
+    """:func:`measure_floor` and :func:`measure_eval` interleaved (:func:`timed_together`).
+
+    >>> import warnings
+    >>> from masked_gatys.encoder import load_encoder
+    >>> from types import SimpleNamespace
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     enc = load_encoder(weights="random", layers=["relu1_1"])
+    >>> fun = lambda x: SimpleNamespace(total=enc(x)["relu1_1"].square().flatten(1).mean(1))
+    >>> floor, per_eval = measure_floor_and_eval(enc, fun, torch.rand(1, 3, 16, 16), repeats=2)
+    >>> floor.n, per_eval.n
+    (2, 2)
+    """
+    floor, per_eval = timed_together([_floor_fn(encoder, x), _eval_fn(objective, x)], device=x.device, **timing)
+    return floor, per_eval
 
 
 def ratio_to_floor(per_eval: Timing | float, floor: Timing | float) -> float:
@@ -587,7 +633,7 @@ def _run_optimizer(objective: Any, x0: Tensor, method: str, cfg: BenchConfig, pr
         if n >= max_iter:
             return True
         if stop_below is not None:  # chasing the nets' levels: only run_iterations caps the run
-            return n >= 2 and curve[-1] <= stop_below
+            return n >= MIN_ITERATIONS and curve[-1] <= stop_below
         return n >= 2 and cfg.time_limit is not None and times[-1] >= cfg.time_limit
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -737,8 +783,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
             objective = problem.objective
             timing = {"repeats": cfg.repeats, "warmup": cfg.warmup, "time_limit": cfg.time_limit}
             probe.start()
-            floor = measure_floor(problem.encoder, problem.x0, **timing)
-            per_eval = measure_eval(objective, problem.x0, **timing)
+            floor, per_eval = measure_floor_and_eval(problem.encoder, objective, problem.x0, **timing)
             eval_peak = probe.peak()
             shared = {"preset": preset, "size": size, "height": hw[0], "width": hw[1],
                       "seconds_per_eval": per_eval.median, "eval_timing": per_eval.to_dict(),
@@ -944,6 +989,11 @@ def format_table(result: BenchResult | dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _eyes_label(record: dict[str, Any]) -> str:
+    n = len(record["objective"]["curves"])
+    return f"{record['method']} ({n} eye{'' if n == 1 else 's'})"
+
+
 def write_plot(result: BenchResult | dict[str, Any], path: str | os.PathLike) -> Path:
     """Objective against iteration (nets' levels as lines), one panel per size; time against size."""
     import matplotlib
@@ -968,7 +1018,7 @@ def write_plot(result: BenchResult | dict[str, Any], path: str | os.PathLike) ->
         for i, r in enumerate(opts):
             for j, curve in enumerate(r["objective"]["curves"]):
                 ax.plot(range(len(curve)), [v / curve[0] for v in curve], color=colours[i % len(colours)], lw=1,
-                        alpha=0.8, label=f"{r['method']} ({len(r['objective']['curves'])} eyes)" if j == 0 else None)
+                        alpha=0.8, label=_eyes_label(r) if j == 0 else None)
         for i, r in enumerate(nets):
             rel = [v / f0 for v, f0 in zip(r["objective"]["values"], starts)]
             if rel:

@@ -242,3 +242,9 @@ def test_memory_probe_and_config_checks():
         bench.BenchConfig(presets=("regional",))
     with pytest.raises(ValueError, match="run_iterations"):
         bench.BenchConfig(run_iterations=1)
+
+
+def test_floor_and_eval_interleaved():
+    order = []
+    a, b = bench.timed_together([lambda: order.append("a"), lambda: order.append("b")], repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4 and a.n == b.n == 3
