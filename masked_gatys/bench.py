@@ -40,18 +40,37 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "Timing", "BenchConfig", "BenchProgress", "BenchResult", "HELDOUT_SEEDS", "timed", "timed_together",
-    "measure_floor", "measure_eval", "measure_floor_and_eval", "ratio_to_floor", "equivalent_iterations", "summarize", "held_out_eyes", "peak_memory",
-    "MemoryProbe", "machine_metadata", "run_bench", "format_table", "write_plot", "quick_config",
+    "HELDOUT_SEEDS",
     "RESULT_FIELDS",
+    "BenchConfig",
+    "BenchProgress",
+    "BenchResult",
+    "MemoryProbe",
+    "Timing",
+    "equivalent_iterations",
+    "format_table",
+    "held_out_eyes",
+    "machine_metadata",
+    "measure_eval",
+    "measure_floor",
+    "measure_floor_and_eval",
+    "peak_memory",
+    "quick_config",
+    "ratio_to_floor",
+    "run_bench",
+    "summarize",
+    "timed",
+    "timed_together",
+    "write_plot",
 ]
 
 #: Seeds of the held-out eyes: training draws its render seeds with
@@ -106,7 +125,7 @@ class Timing:
     samples: tuple[float, ...]
 
     @classmethod
-    def of(cls, samples: Sequence[float], *, warmup: int = 0) -> "Timing":
+    def of(cls, samples: Sequence[float], *, warmup: int = 0) -> Timing:
         s = sorted(float(v) for v in samples)
         if not s:
             raise ValueError("a timing needs at least one sample")
@@ -172,7 +191,7 @@ def timed_together(fns: Sequence[Callable[[], Any]], *, device: torch.device | s
 
 def _floor_fn(encoder: torch.nn.Module, x: Tensor) -> Callable[[], None]:
     leaf = x.detach().clone().requires_grad_(True)
-    deepest = list(getattr(encoder, "layers"))[-1]
+    deepest = list(encoder.layers)[-1]
     with torch.no_grad():
         ones = torch.ones_like(encoder(leaf)[deepest])
 
@@ -529,13 +548,13 @@ def _record(**values: Any) -> dict[str, Any]:
 def _git_commit(path: Path) -> dict[str, Any] | None:
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True,
-                             timeout=10)
+                             timeout=10, check=False)
         if top.returncode != 0:
             return None
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
+                                timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=path, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+                               text=True, timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit or None, "package_dirty": bool(dirty)}
@@ -559,11 +578,11 @@ def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
     >>> meta["torch_threads"] == torch.get_num_threads(), meta["device"]
     (True, 'cpu')
     """
+    from importlib import metadata
+
     import numpy
 
     from masked_gatys import __version__
-
-    from importlib import metadata
 
     try:  # importing torchvision takes seconds (it loads torch._dynamo); its metadata does not
         tv_version: str | None = metadata.version("torchvision")
@@ -580,7 +599,7 @@ def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
         "device": str(device), "device_name": _cpu_name() if device.type == "cpu" else None,
         "torch_cuda_build": torch.version.cuda, "git_commit": git["commit"] if git else None,
         "git_package_dirty": git["package_dirty"] if git else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 (py3.9)
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
@@ -697,7 +716,7 @@ def _time_net(model: Any, image: Tensor, mask: Tensor, cfg: BenchConfig, probe: 
         x, m = image.expand(b, -1, -1, -1).contiguous(), mask.expand(b, -1, -1, -1).contiguous()
         try:
             probe.start()
-            t = timed(lambda: apply_model(model, x, m), device=device, repeats=cfg.repeats, warmup=cfg.warmup,
+            t = timed(lambda x=x, m=m: apply_model(model, x, m), device=device, repeats=cfg.repeats, warmup=cfg.warmup,
                       time_limit=cfg.time_limit)
             peak = probe.peak()
         except RuntimeError as exc:
@@ -734,10 +753,10 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
     """
     cfg = config or BenchConfig()
     from masked_gatys.encoder import WEIGHTS_ENV
+    from masked_gatys.errors import CheckpointError
     from masked_gatys.masks import Regions
     from masked_gatys.stylize import StylizeConfig, prepare
     from masked_gatys.train import check_compatible
-    from masked_gatys.errors import CheckpointError
 
     weights = cfg.weights or os.environ.get(WEIGHTS_ENV) or "random"
     device = torch.device(cfg.device)
@@ -933,9 +952,9 @@ def format_table(result: BenchResult | dict[str, Any]) -> str:
     meta, recs = data["metadata"], data["results"]
     weights = meta.get("weights") or {}
     n = (meta.get("config") or {}).get("iterations")
-    lines = [f"masked-gatys {meta.get('package_version')} bench on {meta.get('device')} ({meta.get('device_name')}), "
-             f"{meta.get('torch_threads')} torch threads, torch {meta.get('torch')}; weights "
-             f"{weights.get('name')} ({str(weights.get('sha256'))[:12]}); {meta.get('date')}", ""]
+    lines = [(f"masked-gatys {meta.get('package_version')} bench on {meta.get('device')} ({meta.get('device_name')}), "
+              f"{meta.get('torch_threads')} torch threads, torch {meta.get('torch')}; weights "
+              f"{weights.get('name')} ({str(weights.get('sha256'))[:12]}); {meta.get('date')}"), ""]
     lines.append("Objective evaluation (forward + backward) against the floor (VGG forward + backward):")
     rows = [[str(r["size"]), r["preset"], _s(r["seconds_per_eval"]), _s(r["floor_seconds"]),
              f"{r['ratio_to_floor']:.3f}", f"{_s(r['eval_timing']['min'])}-{_s(r['eval_timing']['max'])}",
@@ -956,8 +975,8 @@ def format_table(result: BenchResult | dict[str, Any]) -> str:
                      _mb(r["peak_memory_bytes"])])
     lines += _table(["size", "preset", "optimizer", "s/iter", "evals/iter", "s for N", "measured", "objective",
                      "peak MiB"], rows)
-    lines += ["", "Networks (speed-up = time for N optimizer iterations / seconds per image; "
-                  "worth = optimizer iterations reaching the net's objective, mean +- std over the eyes):"]
+    lines += ["", ("Networks (speed-up = time for N optimizer iterations / seconds per image; "
+                   "worth = optimizer iterations reaching the net's objective, mean +- std over the eyes):")]
     rows = []
     for r in recs:
         if r["kind"] != "net":

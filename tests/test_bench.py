@@ -13,8 +13,17 @@ from click.testing import CliRunner
 
 from masked_gatys import bench
 from masked_gatys.bench import (
-    HELDOUT_SEEDS, RESULT_FIELDS, Timing, equivalent_iterations, measure_eval, measure_floor, quick_config,
-    ratio_to_floor, run_bench, summarize, timed,
+    HELDOUT_SEEDS,
+    RESULT_FIELDS,
+    Timing,
+    equivalent_iterations,
+    measure_eval,
+    measure_floor,
+    quick_config,
+    ratio_to_floor,
+    run_bench,
+    summarize,
+    timed,
 )
 from masked_gatys.cli import main
 
@@ -142,7 +151,7 @@ def test_compatible_net_gets_equivalent_iterations_and_incompatible_is_unavailab
     assert len(ok["objective"]["values"]) == config.eyes
     eq = ok["equivalent_iterations"]
     assert eq["optimizer"] == "plbfgs" and len(eq["per_eye"]) == config.eyes
-    curves = [r for r in result.results if r["kind"] == "optimizer"][0]["objective"]["curves"]
+    curves = next(r for r in result.results if r["kind"] == "optimizer")["objective"]["curves"]
     assert len(curves) == config.eyes and all(len(c) == 4 for c in curves)  # start + 3 iterations
     for curve, level, value, at_least in zip(curves, ok["objective"]["values"], eq["per_eye"], eq["at_least"]):
         assert value == equivalent_iterations(curve, level)

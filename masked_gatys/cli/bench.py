@@ -15,7 +15,11 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import (
+    check_writable_output,
+    error_boundary,
+    resolve_device,
+)
 
 
 def _ints(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -81,8 +85,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
 @error_boundary
 def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
-                  time_limit: float | None, repeats: int | None, warmup: int | None, eyes: int | None, compare_all: bool,
-                  full_curves: bool,
+                  time_limit: float | None, repeats: int | None, warmup: int | None, eyes: int | None,
+                  compare_all: bool, full_curves: bool,
                   presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
                   nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
                   threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
@@ -103,7 +107,13 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
 
     import torch
 
-    from masked_gatys.bench import BenchConfig, format_table, quick_config, run_bench, write_plot
+    from masked_gatys.bench import (
+        BenchConfig,
+        format_table,
+        quick_config,
+        run_bench,
+        write_plot,
+    )
 
     if threads is not None:
         torch.set_num_threads(threads)
