@@ -9,6 +9,8 @@
 - ``tiny_encoder``: random-weight VGG-19 (seed 0) with every ReLU up to
   relu3_4, enough for the presets restricted to ``max_layer="relu3_4"``.
 - Tests marked ``@pytest.mark.gpu`` are skipped where CUDA is not available.
+- ``one_thread``: module-scoped; a test module of tiny tensors opts in with
+  ``pytestmark = pytest.mark.usefixtures("one_thread")``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ TINY_LAYERS = tuple(n for n in layer_names("vgg19")[: layer_names("vgg19").index
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("gpu") is not None and not CUDA:
         pytest.skip("needs CUDA")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module: tiny problems gain nothing from threads, and on a
+    shared 2-core machine spinning OpenMP threads made them up to forty times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

@@ -17,14 +17,7 @@ from masked_gatys.errors import ObjectiveError
 from masked_gatys.optim import METHODS, IterationInfo, OptimizeResult, minimize, projected_lbfgs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The problems here are small: on a shared 2-core machine torch's thread
-    pool spends far more time waiting than computing on them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- problems
