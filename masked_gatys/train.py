@@ -380,8 +380,14 @@ def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+_SHIPPED_HISTORY = 500  # per-step records kept by strip_checkpoint
+
+
 def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy a checkpoint without the optimizer and RNG state (for shipping; cannot be resumed).
+
+    The per-step ``history`` is thinned to at most about 500 evenly spaced records (and the
+    last); ``val_history`` is kept whole.
 
     >>> import tempfile, torch
     >>> from masked_gatys import nets
@@ -395,6 +401,11 @@ def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     data = _read_checkpoint(src)
     for key in ("optimizer", "rng"):
         data.pop(key, None)
+    history = data.get("history")
+    if isinstance(history, list) and len(history) > _SHIPPED_HISTORY:
+        # a long run's per-step records dwarf the network; keep an even sample (and the last)
+        stride = -(-len(history) // _SHIPPED_HISTORY)
+        data["history"] = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
     data["resumable"] = False
     return save_checkpoint(dst, data)
 

@@ -279,3 +279,17 @@ def test_docstring_examples_run() -> None:
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_strip_checkpoint_thins_a_long_history(tmp_path: Path) -> None:
+    from masked_gatys.train import CHECKPOINT_FORMAT, save_checkpoint, strip_checkpoint
+
+    net = nets.build("johnson", width=2, blocks=1)
+    history = [{"step": i + 1, "loss": float(i)} for i in range(1234)]
+    save_checkpoint(tmp_path / "a.pt", {"format": CHECKPOINT_FORMAT, "net": net.config, "state_dict": net.state_dict(),
+                                        "objective": {}, "weights": {}, "optimizer": {}, "history": history,
+                                        "val_history": [{"step": 1}, {"step": 1234}]})
+    data = torch.load(strip_checkpoint(tmp_path / "a.pt", tmp_path / "b.pt"), weights_only=False)
+    steps = [r["step"] for r in data["history"]]
+    assert len(steps) <= 501 and steps[0] == 1 and steps[-1] == 1234 and steps == sorted(steps)
+    assert data["val_history"] == [{"step": 1}, {"step": 1234}] and "optimizer" not in data
