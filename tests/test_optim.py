@@ -144,9 +144,12 @@ def test_tensor_bounds_match_scipy() -> None:
     assert pg.abs().max() <= 1e-6 * g_scale
 
 
-def test_iterates_stay_in_box_and_accepted_steps_never_increase_f() -> None:
-    q = Quadratics(200, [3, 4])
-    lower = torch.tensor([[0.1], [0.0]], dtype=torch.float64)  # per-problem bounds, broadcast
+def _recorder(q) -> tuple:
+    """``fun`` and ``callback`` for an optimizer run on ``q``, and the list of infos.
+
+    The callback checks that the last call of ``fun`` was at ``info.x`` (in a batch, problems
+    accepted earlier sit at their new point), so side results of that call belong to it.
+    """
     infos: list[IterationInfo] = []
     last_point: list[Tensor] = []
 
@@ -155,9 +158,16 @@ def test_iterates_stay_in_box_and_accepted_steps_never_increase_f() -> None:
         return q(x)
 
     def cb(info: IterationInfo) -> None:
-        # trials of a batch: problems accepted earlier sit at their new point
         assert torch.equal(last_point[0], info.x)
         infos.append(info)
+
+    return fun, cb, infos
+
+
+def test_iterates_stay_in_box_and_accepted_steps_never_increase_f() -> None:
+    q = Quadratics(200, [3, 4])
+    lower = torch.tensor([[0.1], [0.0]], dtype=torch.float64)  # per-problem bounds, broadcast
+    fun, cb, infos = _recorder(q)
 
     x0 = torch.rand(2, 200, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     res = projected_lbfgs(fun, x0, lower=lower, upper=0.9, max_iter=200, callback=cb)
@@ -308,16 +318,7 @@ def test_n_eval_counts_each_problems_own_evaluations() -> None:
 def test_all_methods_on_a_small_problem(method: str) -> None:
     q = Quadratics(30, [13], kappa=10.0)
     f_ref, x_ref = q.scipy_reference(0)
-    infos: list[IterationInfo] = []
-    last_point: list[Tensor] = []
-
-    def fun(x: Tensor) -> Tensor:
-        last_point[:] = [x.detach().clone()]
-        return q(x)
-
-    def cb(info: IterationInfo) -> None:
-        assert torch.equal(last_point[0], info.x)  # side results of the last call belong to info.x
-        infos.append(info)
+    fun, cb, infos = _recorder(q)
 
     x0 = torch.full((1, 30), 0.5, dtype=torch.float64)
     max_iter = {"adam": 2000, "lbfgs": 100}.get(method, 300)
