@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from masked_gatys.eyes import render_eye
 from masked_gatys.image import save_image
-from masked_gatys.metrics import pupil_center
+from masked_gatys.eyes.pupil import pupil_center
 from masked_gatys.stylize import StylizeConfig, stylize
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from masked_gatys.eyes import labels_to_rgb, render_eye
 from masked_gatys.image import save_image
-from masked_gatys.metrics import pupil_center
+from masked_gatys.eyes.pupil import pupil_center
 
 HERE = Path(__file__).resolve().parent
 

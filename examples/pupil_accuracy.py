@@ -1,4 +1,4 @@
-"""Accuracy of ``masked_gatys.metrics.pupil_center`` against the renderer's ground truth.
+"""Accuracy of ``masked_gatys.eyes.pupil.pupil_center`` against the renderer's ground truth.
 
     python examples/pupil_accuracy.py [--n 200] [--no-mask]
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from masked_gatys.errors import MaskedGatysError
 from masked_gatys.eyes import render_eye
-from masked_gatys.metrics import pupil_center
+from masked_gatys.eyes.pupil import pupil_center
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ _EXPORTS = {
     "style_loss": "masked_gatys.functional",
     "tv_loss": "masked_gatys.functional",
     "projected_lbfgs": "masked_gatys.optim",
-    "render_eye": "masked_gatys.eyes",
-    "pupil_center": "masked_gatys.metrics",
+    "render_eye": "masked_gatys.eyes.render",
+    "pupil_center": "masked_gatys.eyes.pupil",
     "load_model": "masked_gatys.train",
 }
 

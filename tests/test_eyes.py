@@ -270,7 +270,7 @@ def test_labels_to_rgb():
 def test_docstring_examples():
     import doctest
 
-    import masked_gatys.eyes as module
+    import masked_gatys.eyes.render as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -158,7 +158,7 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
 
     from masked_gatys.eyes import render_eye
     from masked_gatys.image import save_image
-    from masked_gatys.metrics import pupil_center, pupil_shift
+    from masked_gatys.eyes.pupil import pupil_center, pupil_shift
     from masked_gatys.sheet import Column, compose_sheet, save_sheet
     from masked_gatys.stylize import StylizeConfig, prepare, stylize
 

@@ -10,7 +10,7 @@ import torch
 
 from masked_gatys.errors import ImageError, MaskError
 from masked_gatys.eyes import render_eye
-from masked_gatys.metrics import pupil_center, pupil_shift
+from masked_gatys.eyes.pupil import pupil_center, pupil_shift
 
 # (yaw, pitch, seed): a fixed spread of gazes and eyes
 CASES = [(0.0, 0.0, 100), (24.0, 8.0, 101), (-28.0, -12.0, 102), (10.0, -18.0, 103),
@@ -103,7 +103,7 @@ def test_errors():
 def test_docstring_examples():
     import doctest
 
-    import masked_gatys.metrics as module
+    import masked_gatys.eyes.pupil as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,46 @@
+"""The eye domain, one concern a module.
+
+- :mod:`masked_gatys.eyes.render`: procedural eye images with masks and ground truth, and the
+  project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``).
+- :mod:`masked_gatys.eyes.pupil`: pupil centre and pupil shift.
+
+``render`` and ``pupil`` stand on numpy and torch alone. The names below are loaded on first use.
+
+>>> from masked_gatys.eyes import render_eye, pupil_center
+>>> r = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(36, 60), seed=0)
+>>> x, y = pupil_center(r.image, r.mask)
+>>> abs(x - r.truth["pupil_center"][0]) < 0.5
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EyeError": "render",
+    "EyeRender": "render",
+    "render_eye": "render",
+    "labels_to_rgb": "render",
+    "gaze_to_vector": "render",
+    "vector_to_gaze": "render",
+    "angular_error": "render",
+    "pupil_center": "pupil",
+    "pupil_shift": "pupil",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'masked_gatys.eyes' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"masked_gatys.eyes.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
