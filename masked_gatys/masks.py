@@ -12,9 +12,12 @@ region, held with the regions' names in :class:`Regions`.
 Transparency in a mask file is composited over **black**: a transparent pixel
 belongs to no attention region (binary) or to the ``#000000`` label.
 
-Masks are brought to a layer's grid by area averaging, which keeps each
-region's share of the image: a region covering a fraction ``p`` of the image
-covers ``p * h * w`` positions of an ``h x w`` grid.
+Masks are brought to a layer's grid by the chain of floor 2x2 poolings the
+VGG encoder applies (:func:`pool_mask`: average pooling of the mask, the
+trailing row or column a pooling never sees dropped), so that mask position
+``j`` of a layer averages exactly the pixels its feature position pools over,
+at every image size. :func:`resize_mask` (area averaging) is for fitting a
+mask to its image, not to a layer.
 
 >>> import torch
 >>> r = Regions.from_binary(torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
@@ -39,7 +42,8 @@ from torch import Tensor
 from .errors import MaskError
 from .image import _read_float
 
-__all__ = ["Regions", "load_mask", "load_mask_pair", "resize_mask", "check_coverage"]
+__all__ = ["Regions", "load_mask", "load_mask_pair", "resize_mask", "pool_mask", "grid_mask",
+           "pool_levels", "check_coverage"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Colour = Union[str, Sequence[int]]
@@ -73,6 +77,66 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
         x = x.float()
     out = F.interpolate(x, size=(h, w), mode="area")
     return out.reshape(tuple(mask.shape[:-2]) + (h, w))
+
+
+def _as_4d(mask: Tensor) -> Tensor:
+    if mask.dim() not in (2, 3, 4):
+        raise MaskError(f"a mask must have 2 to 4 dimensions, got shape {tuple(mask.shape)}")
+    x = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+    return x if x.is_floating_point() else x.float()
+
+
+def pool_mask(mask: Tensor, levels: int) -> Tensor:
+    """The mask after ``levels`` floor 2x2 average poolings (VGG's grid chain).
+
+    Each pooling averages 2x2 blocks and drops a trailing odd row or column,
+    as VGG's ``MaxPool2d(2, 2)`` does with the features, so after ``k``
+    poolings position ``(i, j)`` is the mean of pixels ``[2^k i, 2^k (i+1))
+    x [2^k j, 2^k (j+1))`` and the grid is ``floor(H / 2^k) x floor(W / 2^k)``.
+    Accepts ``(H, W)``, ``(R, H, W)`` or ``(B, R, H, W)``.
+
+    >>> import torch
+    >>> pool_mask(torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]), 1)
+    tensor([[0.7500]])
+    """
+    levels = int(levels)
+    if levels < 0:
+        raise MaskError(f"pooling levels must be >= 0, got {levels}")
+    x = _as_4d(mask)
+    h, w = x.shape[-2:]
+    if levels and (h >> levels < 1 or w >> levels < 1):
+        raise MaskError(f"a {h}x{w} mask has no grid after {levels} 2x2 poolings")
+    for _ in range(levels):
+        x = torch.nn.functional.avg_pool2d(x, 2)  # floor: the trailing row/column is dropped
+    return x.reshape(tuple(mask.shape[:-2]) + tuple(x.shape[-2:]))
+
+
+def pool_levels(image_size: tuple[int, int], grid: tuple[int, int]) -> int:
+    """How many floor 2x2 poolings take ``image_size`` to ``grid``.
+
+    Raises :class:`MaskError` when no number of poolings gives that grid.
+
+    >>> pool_levels((37, 61), (9, 15))
+    2
+    """
+    h, w = (int(s) for s in image_size)
+    gh, gw = (int(s) for s in grid)
+    k = 0
+    while (h >> k, w >> k) != (gh, gw):
+        if h >> k <= gh or w >> k <= gw:
+            raise MaskError(f"a {gh}x{gw} grid is not reached from {h}x{w} by 2x2 poolings")
+        k += 1
+    return k
+
+
+def grid_mask(mask: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The mask on a layer's ``grid = (h, w)`` by VGG's pooling chain (:func:`pool_mask`).
+
+    >>> import torch
+    >>> tuple(grid_mask(torch.ones(1, 2, 30, 50), (7, 12)).shape)
+    (1, 2, 7, 12)
+    """
+    return pool_mask(mask, pool_levels(tuple(mask.shape[-2:]), grid))
 
 
 @dataclass(frozen=True, eq=False)
@@ -424,8 +488,9 @@ def check_coverage(
     """Raise if a region covers fewer than ``min_mass`` positions at a layer that uses it.
 
     ``layer_sizes``: each layer's grid ``(h, w)``; ``uses``: for each region
-    name, the layers whose terms use it. The region's mask is area-averaged
-    to the grid and summed, for every batch element. Regions are checked in
+    name, the layers whose terms use it. The region's mask is brought to the
+    grid by VGG's pooling chain (:func:`grid_mask`) and summed, for every
+    batch element. Regions are checked in
     the order of ``regions.names``, layers in the order of ``layer_sizes``; the
     first failure is raised. ``"whole"`` (the whole image) needs no check
     when ``regions`` has no region of that name.
@@ -453,7 +518,7 @@ def check_coverage(
                 continue
             h, w = (int(s) for s in size)
             if (h, w) not in masses:
-                masses[(h, w)] = resize_mask(regions.masks, (h, w)).sum(dim=(-2, -1))
+                masses[(h, w)] = grid_mask(regions.masks, (h, w)).sum(dim=(-2, -1))
             mass = masses[(h, w)][:, i]
             worst = int(torch.argmin(mass))
             value = float(mass[worst])

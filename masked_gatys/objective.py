@@ -289,14 +289,15 @@ def _region_masks(regions, names: Iterable[str | None], size: tuple[int, int], l
         if name is None:
             out[None] = None
             continue
-        from masked_gatys.masks import resize_mask
+        from masked_gatys.masks import grid_mask
 
         if regions is None:
             raise ObjectiveError(f"term region {name!r} needs a {label}, and none was given")
         if name not in regions.names:
             raise ObjectiveError(
                 f"the {label} has no region {name!r} (it has {', '.join(regions.names)})")
-        out[name] = resize_mask(regions.region(name), size)
+        # VGG's own floor 2x2 pooling chain, so mask and features line up at any size
+        out[name] = grid_mask(regions.region(name), size)
     return out
 
 

@@ -312,3 +312,80 @@ def test_check_coverage_unknown_names():
     with pytest.raises(MaskError, match="no grid size given for layer relu2_1"):
         check_coverage(r, {"relu1_1": (4, 4)}, {"attention": {"relu2_1"}})
     check_coverage(r, {"relu1_1": (1, 1)}, {"whole": {"relu1_1"}})  # the whole image always covers
+
+
+# --------------------------------------------------------------------------- VGG's grid
+
+
+def _pooled_reference(mask: torch.Tensor, levels: int) -> torch.Tensor:
+    """Float64 loop over the pooling windows: position (i, j) after k floor 2x2 poolings
+    is the mean of pixels [2^k i, 2^k (i+1)) x [2^k j, 2^k (j+1))."""
+    m = mask.double()
+    s = 2 ** levels
+    h, w = m.shape[-2] // s, m.shape[-1] // s
+    out = torch.zeros(m.shape[:-2] + (h, w), dtype=torch.float64)
+    for i in range(h):
+        for j in range(w):
+            out[..., i, j] = m[..., i * s:(i + 1) * s, j * s:(j + 1) * s].mean(dim=(-2, -1))
+    return out
+
+
+@pytest.mark.parametrize("size", [(37, 61), (30, 50), (36, 60), (48, 72)])
+def test_pool_mask_matches_the_window_loop(size):
+    from masked_gatys.masks import grid_mask, pool_mask
+
+    m = torch.rand((2, 3) + size, generator=torch.Generator().manual_seed(1))
+    for levels in range(4):
+        ref = _pooled_reference(m, levels)
+        got = pool_mask(m, levels)
+        assert got.shape == ref.shape
+        assert torch.allclose(got.double(), ref, atol=1e-6)
+        assert torch.equal(grid_mask(m, tuple(ref.shape[-2:])), got)
+    assert pool_mask(m[0, 0], 2).shape == _pooled_reference(m, 2).shape[-2:]
+
+
+def test_grid_mask_errors():
+    from masked_gatys.masks import grid_mask, pool_levels, pool_mask
+
+    assert pool_levels((37, 61), (4, 7)) == 3
+    with pytest.raises(MaskError, match="not reached"):
+        grid_mask(torch.ones(37, 61), (9, 16))
+    with pytest.raises(MaskError, match="no grid"):
+        pool_mask(torch.ones(3, 40), 2)
+
+
+@pytest.mark.parametrize("size", [(37, 61), (30, 50)])
+def test_objective_masks_lie_on_vggs_grid(size):
+    """Failed with the old area resizing, which spreads a layer's mask over pixels its
+    features never pool (the trailing rows and columns) at sizes that do not divide."""
+    import warnings
+
+    from masked_gatys.encoder import layer_scale, load_encoder
+    from masked_gatys.objective import Objective, preset
+
+    cfg = preset("masked", max_layer="relu3_4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enc = load_encoder(weights="random", layers=cfg.layers)
+    h, w = size
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    # a soft disc near the bottom-right corner, where the unseen rows and columns are
+    mask = torch.sigmoid(3.0 - ((yy - h + 6) ** 2 + (xx - w + 7) ** 2).float().sqrt())[None, None]
+    regions = Regions.from_binary(mask)
+    obj = Objective(enc, cfg, style=torch.rand(1, 3, h, w), style_regions=regions)
+    obj.set_content(torch.rand(1, 3, h, w), regions)
+    for (layer, region), got in obj._masks.items():
+        if region is None:
+            continue
+        levels = {1: 0, 2: 1, 4: 2}[layer_scale(layer)]
+        ref = _pooled_reference(regions.region(region), levels)
+        assert torch.allclose(got.double(), ref, atol=1e-6), (layer, region)
+
+
+def test_check_coverage_counts_only_what_vgg_sees():
+    m = torch.zeros(17, 16)
+    m[16] = 1  # the one row VGG's first pooling drops (the old area resizing counted it)
+    r = Regions.from_binary(m)
+    check_coverage(r, {"relu1_1": (17, 16)}, {"attention": {"relu1_1"}})
+    with pytest.raises(MaskError, match=r"covers 0.00 positions at relu2_1 \(8x8 grid\)"):
+        check_coverage(r, {"relu2_1": (8, 8)}, {"attention": {"relu2_1"}})
