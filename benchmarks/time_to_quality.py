@@ -93,8 +93,9 @@ def _commit() -> dict[str, Any] | None:
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "masked_gatys"], cwd=ROOT,
                                     capture_output=True, text=True, check=True).stdout.strip())
         return {"sha": sha, "dirty": dirty}
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    except (OSError, subprocess.CalledProcessError):  # an exported tree (git archive) says its commit
+        sha = os.environ.get("BENCH_COMMIT")
+        return {"sha": sha, "dirty": None} if sha else None
 
 
 def metadata(args: argparse.Namespace) -> dict[str, Any]:
