@@ -43,7 +43,7 @@ from masked_gatys import functional as Fn
 from masked_gatys.encoder import VGGEncoder, check_layers, layer_names
 from masked_gatys.errors import MaskError, ObjectiveError
 
-__all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "PRESETS"]
+__all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "with_layers", "PRESETS"]
 
 _KINDS = ("content", "style")
 
@@ -264,6 +264,71 @@ def preset(
     return config.restricted(max_layer) if max_layer else config
 
 
+def _layer_spec(spec: str) -> tuple[str, str | None]:
+    """``"relu4_2"`` -> ("relu4_2", None); ``"relu4_2@attention"`` -> ("relu4_2", "attention")."""
+    layer, _, region = spec.strip().partition("@")
+    check_layers([layer])
+    return layer, (region or None) if region != "whole" else None
+
+
+def _layer_weights(weights: Sequence[float] | None, n: int, label: str) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise ObjectiveError(f"{len(weights)} {label} layer weights for {n} {label} layers")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ObjectiveError(f"{label} layer weights must be finite and >= 0, got {weights}")
+    return weights
+
+
+def with_layers(config: ObjectiveConfig, *, content_layers: Sequence[str] | None = None,
+                style_layers: Sequence[str] | None = None,
+                content_layer_weights: Sequence[float] | None = None,
+                style_layer_weights: Sequence[float] | None = None) -> ObjectiveConfig:
+    """``config`` with its content and/or style terms on chosen layers.
+
+    A layer is ``"relu4_2"`` or ``"relu4_2@region"``. Content layers without a
+    region are matched on the whole image; style layers without a region in
+    every region ``config``'s style terms use (the whole image for
+    ``gatys``, attention and background for ``masked``). Content layer
+    weights default to 1 each. Style layer weights (default equal) are
+    normalised to sum 1 within each region, as in the presets, so
+    ``style_weight`` keeps its meaning. ``None`` keeps that kind's terms.
+
+    >>> cfg = with_layers(preset("masked"), content_layers=["relu2_2"], style_layers=["relu1_1", "relu2_1"],
+    ...                   style_layer_weights=[3, 1])
+    >>> [(t.name, t.weight) for t in cfg.terms][:3]
+    [('content/relu2_2@whole', 1.0), ('style/relu1_1@background', 0.75), ('style/relu2_1@background', 0.25)]
+    """
+    terms = list(config.terms)
+    if content_layers is not None:
+        specs = [_layer_spec(s) for s in content_layers]
+        weights = _layer_weights(content_layer_weights, len(specs), "content")
+        terms = [t for t in terms if t.kind != "content"]
+        terms = [Term("content", layer, region, w) for (layer, region), w in zip(specs, weights)] + terms
+    elif content_layer_weights is not None:
+        raise ObjectiveError("content layer weights need --content-layers")
+    if style_layers is not None:
+        specs = [_layer_spec(s) for s in style_layers]
+        weights = _layer_weights(style_layer_weights, len(specs), "style")
+        base = list(dict.fromkeys(t.region for t in config.terms if t.kind == "style")) or [None]
+        named = [r for _, r in specs if r is not None and r not in base]
+        chosen: list[tuple[str, str | None, float]] = []
+        for region in base + list(dict.fromkeys(named)):
+            mine = [(layer, w) for (layer, r), w in zip(specs, weights)
+                    if r == region or (r is None and region in base)]
+            total = sum(w for _, w in mine)
+            chosen += [(layer, region, w / total if total > 0 else 0.0) for layer, w in mine]
+        terms = [t for t in terms if t.kind != "style"] + [Term("style", layer, region, w)
+                                                           for layer, region, w in chosen]
+        if not any(t.kind == "style" and t.weight > 0 for t in terms):
+            raise ObjectiveError("the style layers give no style term a weight above 0")
+    elif style_layer_weights is not None:
+        raise ObjectiveError("style layer weights need --style-layers")
+    return replace(config, terms=tuple(terms))
+
+
 # ---------------------------------------------------------------- module
 
 @dataclass
@@ -310,10 +375,16 @@ class Objective(nn.Module):
         style: ``(1, 3, H, W)`` style image in [0, 1].
         style_regions: the style image's :class:`~masked_gatys.masks.Regions`;
             ``None`` makes the whole style image the target of every region.
+
+    Several styles: ``style`` a sequence of ``(1, 3, H, W)`` images (sizes may
+    differ), ``style_regions`` None or one Regions (or None) per style, and
+    ``style_weights`` their blend (default equal; normalised to sum 1). Each
+    style term's target is then the weighted mean of the styles' Gram
+    matrices of that layer and region.
     """
 
-    def __init__(self, encoder: VGGEncoder, config: ObjectiveConfig, *, style: Tensor,
-                 style_regions=None) -> None:
+    def __init__(self, encoder: VGGEncoder, config: ObjectiveConfig, *, style,
+                 style_regions=None, style_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         missing = [layer for layer in config.layers if layer not in encoder.layers]
         if missing:
@@ -324,28 +395,45 @@ class Objective(nn.Module):
         self._content_targets: dict[str, Tensor] = {}
         self._content_scale: dict[str, Tensor] = {}
         self._masks: dict[tuple[str, str | None], Tensor | None] = {}
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        if not styles:
+            raise ObjectiveError("give at least one style image")
+        if style_regions is None or not isinstance(style_regions, (list, tuple)):
+            style_regions = [style_regions] * len(styles)
+        if len(style_regions) != len(styles):
+            raise ObjectiveError(f"{len(styles)} style images but {len(style_regions)} style masks")
+        weights = _blend_weights(style_weights, len(styles))
+        self._style_targets: dict[str, Tensor] = {}
+        self._style_scale: dict[str, Tensor] = {}
+        for image, regions, weight in zip(styles, style_regions, weights):
+            for name, gram in self._style_grams(image, regions).items():
+                part = weight * gram
+                self._style_targets[name] = self._style_targets[name] + part if name in self._style_targets else part
+        for name, gram in self._style_targets.items():
+            c = gram.shape[-1]
+            self._style_scale[name] = (gram.square().sum(dim=(1, 2)) / (c * c)).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def _style_grams(self, style: Tensor, style_regions) -> dict[str, Tensor]:
+        """{style term name: masked Gram of one style image}."""
         style = style.to(self._device())
         if style.dim() != 4 or style.shape[0] != 1 or style.shape[1] != 3:
             raise ObjectiveError(f"the style image must be (1, 3, H, W), got {tuple(style.shape)}")
         if style_regions is not None:
             style_regions = style_regions.to(style.device)
-        self._style_targets: dict[str, Tensor] = {}
-        self._style_scale: dict[str, Tensor] = {}
-        with torch.no_grad():
-            feats = encoder(style)
-            for term in config.terms:
-                if term.kind != "style":
-                    continue
-                f = feats[term.layer]
-                if term.region is None or style_regions is None:
-                    mask = None
-                else:
-                    mask = _region_masks(style_regions, [term.region], f.shape[-2:], "style mask")[term.region]
-                    _check_mass(mask, term, "style mask")
-                gram = Fn.gram_matrix(f, mask)
-                c = gram.shape[-1]
-                self._style_targets[term.name] = gram
-                self._style_scale[term.name] = (gram.square().sum(dim=(1, 2)) / (c * c)).clamp_min(1e-12)
+        grams = {}
+        feats = self.encoder(style)
+        for term in self.config.terms:
+            if term.kind != "style":
+                continue
+            f = feats[term.layer]
+            if term.region is None or style_regions is None:
+                mask = None
+            else:
+                mask = _region_masks(style_regions, [term.region], f.shape[-2:], "style mask")[term.region]
+                _check_mass(mask, term, "style mask")
+            grams[term.name] = Fn.gram_matrix(f, mask)
+        return grams
 
     def _device(self) -> torch.device:
         return next(iter(self.encoder.buffers())).device
@@ -433,6 +521,22 @@ class Objective(nn.Module):
             terms["tv"] = tv
             total = total + cfg.tv_weight * tv
         return ObjectiveValue(total, terms)
+
+
+def _blend_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    """Blend weights for ``n`` styles, normalised to sum 1 (None: equal).
+
+    >>> _blend_weights([3, 1], 2)
+    [0.75, 0.25]
+    """
+    if weights is None:
+        return [1.0 / n] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise ObjectiveError(f"{len(weights)} style weights for {n} style images")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ObjectiveError(f"style weights must be finite, >= 0 and not all 0, got {weights}")
+    return [w / sum(weights) for w in weights]
 
 
 def _check_mass(mask: Tensor | None, term: Term, label: str) -> None:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from masked_gatys.encoder import LoadedWeights, VGGEncoder, WeightsIdentity, layer_names, resolve_weights
 from masked_gatys.errors import ObjectiveError
-from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset
+from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 
 __all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS"]
 
@@ -33,6 +33,15 @@ PathLike = Union[str, os.PathLike]
 ImageLike = Union[PathLike, Tensor]
 
 OPTIMIZERS = ("plbfgs", "lbfgs", "lbfgs-b", "adam")
+
+#: The relative-decrease stop: a pass ends once its objective fell by less than STOP_TOL
+#: (relative) over the last STOP_WINDOW iterations (docs/tuning.md, "Stopping").
+STOP_TOL = 1e-3
+STOP_WINDOW = 10
+#: Coarse-to-fine: the coarsest pass's longest side, and the longest side from which the
+#: default (``scales=None``) turns it on (benchmarks/README.md, "Time to quality").
+MIN_SIZE = 128
+AUTO_SCALES_FROM = 10**9
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,32 @@ class StylizeConfig:
     lr: float = 0.02
     """Adam's learning rate."""
     normalize: bool = True
+    style_weights: tuple[float, ...] | None = None
+    """Blend of several style images (one weight each, normalised to sum 1); None: equal."""
+    style_scale: float = 1.0
+    """The style image's longest side relative to the working content image's."""
+    content_layers: tuple[str, ...] | None = None
+    """Content terms on these layers (``relu4_2`` or ``relu4_2@region``) instead of the preset's."""
+    style_layers: tuple[str, ...] | None = None
+    """Style terms on these layers, in every region the preset styles, instead of the preset's."""
+    content_layer_weights: tuple[float, ...] | None = None
+    style_layer_weights: tuple[float, ...] | None = None
+    """Relative, normalised to sum 1 within each region (default equal)."""
+    time_limit: float | None = None
+    """Seconds; once spent, the run stops with the best image so far (checked after each iteration)."""
+    stop_tol: float = STOP_TOL
+    """Stop a scale once its objective fell by less than this fraction over the last
+    ``stop_window`` iterations; 0 switches the rule off."""
+    stop_window: int = STOP_WINDOW
+    scales: int | None = None
+    """Coarse-to-fine passes; None: chosen by size (see :func:`scale_sizes`), 1: off."""
+    min_size: int = MIN_SIZE
+    """Longest side of the coarsest pass."""
+    scale_iterations: tuple[int, ...] | None = None
+    """Iterations of each pass, coarsest first; None: ``iterations`` split by :func:`split_iterations`."""
+    original_colors: str | None = None
+    """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
+    (match the style's colours to the content's first); per region with masks."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -81,6 +116,27 @@ class StylizeConfig:
             raise ValueError(f"size must be at least 16 pixels, got {self.size}")
         if self.mask_mode not in ("binary", "labels"):
             raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary or labels")
+        for name in ("style_weights", "content_layers", "style_layers", "content_layer_weights",
+                     "style_layer_weights", "scale_iterations"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
+            raise ValueError(f"style_scale must be a number > 0, got {self.style_scale}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+        if not (0 <= self.stop_tol < 1) or self.stop_window < 1:
+            raise ValueError(f"stop_tol must be in [0, 1) and stop_window >= 1, got {self.stop_tol}, "
+                             f"{self.stop_window}")
+        if self.scales is not None and self.scales < 1:
+            raise ValueError(f"scales must be >= 1, got {self.scales}")
+        if self.min_size < 16:
+            raise ValueError(f"min_size must be at least 16 pixels, got {self.min_size}")
+        if self.scale_iterations is not None and (any(n < 0 for n in self.scale_iterations)
+                                                  or not self.scale_iterations):
+            raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
+        if self.original_colors not in (None, "luminance", "histogram"):
+            raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,6 +156,15 @@ class Progress:
     """The best image so far, ``(B, 3, H, W)`` on the run's device; copy before keeping."""
     memory: int = 0
     """Peak CUDA memory in bytes (0 on CPU)."""
+    scale: int = 0
+    """Coarse-to-fine pass, 0 = the coarsest; ``iteration`` and ``max_iter`` count within it."""
+    n_scales: int = 1
+    size: tuple[int, int] = (0, 0)
+    """``(h, w)`` of this pass."""
+    step: int = 0
+    """Iterations done over all passes."""
+    total_steps: int = 0
+    """The iteration budget over all passes."""
 
 
 @dataclass(frozen=True)
@@ -187,20 +252,61 @@ def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
     return resize_to(image, hw)
 
 
-def _regions(mask, style_mask, content: Tensor, style: Tensor, cfg: StylizeConfig):
-    """Content and style Regions at the images' own sizes (None without a mask).
+@dataclass
+class _Inputs:
+    """The loaded inputs at their own sizes, before any resizing to a pass."""
+
+    content: Tensor
+    styles: list[Tensor]
+    regions: Any
+    style_regions: list[Any]
+    chroma: Tensor | None = None
+    """The content's (Cb, Cr) for ``original_colors="luminance"``."""
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig) -> _Inputs:
+    """Load content, one or several styles and the masks; apply the colour mode.
 
     Paths, binary mask tensors and Regions all go through the same checks
-    (``masked_gatys.masks.load_mask_pair``).
+    (``masked_gatys.masks.load_mask_pair``), one pair per style image.
     """
+    content_img = _as_image(content, "content")
+    styles = [_as_image(s, "style") for s in _as_list(style)]
+    if not styles:
+        raise ValueError("give a style image")
+    if any(s.shape[0] != 1 for s in styles):
+        raise ValueError("give one style image at a time (a list for several)")
+    if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
+        raise ValueError(f"{len(cfg.style_weights)} style weights for {len(styles)} style images")
+    style_masks = _as_list(style_mask)
+    regions, style_regions = None, [None] * len(styles)
     if mask is None:
-        if style_mask is not None:
+        if style_masks:
             raise ValueError("a style mask was given without a content mask (--mask)")
-        return None, None
-    from masked_gatys.masks import load_mask_pair
+    else:
+        from masked_gatys.masks import load_mask_pair
 
-    return load_mask_pair(mask, style_mask, mode=cfg.mask_mode, content_size=tuple(content.shape[-2:]),
-                          style_size=tuple(style.shape[-2:]), resize=cfg.resize_masks)
+        if len(style_masks) not in (0, len(styles)):
+            raise ValueError(f"{len(style_masks)} style masks for {len(styles)} style images: give one per style")
+        style_regions = []
+        for k, image in enumerate(styles):
+            regions, sr = load_mask_pair(mask, style_masks[k] if style_masks else None, mode=cfg.mask_mode,
+                                         content_size=tuple(content_img.shape[-2:]),
+                                         style_size=tuple(image.shape[-2:]), resize=cfg.resize_masks)
+            style_regions.append(sr)
+    chroma = None
+    if cfg.original_colors is not None:
+        from masked_gatys.colour import prepare_colours
+
+        content_img, styles, chroma = prepare_colours(content_img, styles, regions, style_regions,
+                                                      mode=cfg.original_colors)
+    return _Inputs(content_img, styles, regions, style_regions, chroma)
 
 
 def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) -> ObjectiveConfig:
@@ -219,6 +325,8 @@ def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) ->
     if name == "regional" and regions is None:
         raise ValueError("the regional preset needs a mask (--mask)")
     max_layer = cfg.max_layer
+    if max_layer == "auto" and cfg.content_layers is not None and cfg.style_layers is not None:
+        max_layer = None  # the preset's layers are all replaced
     if max_layer == "auto":
         order = layer_names(cfg.arch)
         full = make_preset(name, regions=regions.names if regions is not None else None)
@@ -227,9 +335,18 @@ def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) ->
         if max_layer is not None:
             relus = [n for n in order[: order.index(max_layer) + 1] if n.startswith("relu")]
             max_layer = relus[-1]
-    return make_preset(name, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-                       tv_weight=cfg.tv_weight, max_layer=max_layer,
-                       regions=regions.names if regions is not None else None, normalize=cfg.normalize)
+    config = make_preset(name, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                         tv_weight=cfg.tv_weight, max_layer=max_layer,
+                         regions=regions.names if regions is not None else None, normalize=cfg.normalize)
+    if cfg.content_layers is None and cfg.style_layers is None:
+        if cfg.content_layer_weights is not None or cfg.style_layer_weights is not None:
+            raise ValueError("layer weights need the layers they weigh (--content-layers, --style-layers)")
+        return config
+    # Chosen layers are used as given: deeper than the weights go is the encoder's error,
+    # naming the deepest available layer.
+    return with_layers(config, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+                       content_layer_weights=cfg.content_layer_weights,
+                       style_layer_weights=cfg.style_layer_weights)
 
 
 def _initial_image(cfg: StylizeConfig, content: Tensor) -> Tensor:
@@ -244,14 +361,107 @@ def _initial_image(cfg: StylizeConfig, content: Tensor) -> Tensor:
     return _resize(init, tuple(content.shape[-2:])).expand_as(content.cpu()).clone().to(content.device)
 
 
-def prepare(content: ImageLike, style: ImageLike, *, mask=None, style_mask=None,
+def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VGGEncoder | None,
+           weights: LoadedWeights | None = None) -> Problem:
+    """The problem at working size ``hw``: images and masks resized, targets computed.
+
+    Every coarse-to-fine pass is built here, so masks and targets follow the
+    same path at every size.
+    """
+    device = _device(cfg.device)
+    content_img = _resize(inputs.content, hw)
+    styles, style_regions = [], []
+    style_side = max(16, round(cfg.style_scale * max(hw)))
+    for image, sr in zip(inputs.styles, inputs.style_regions):
+        style_hw = _working_size(tuple(image.shape[-2:]), style_side)
+        styles.append(_resize(image, style_hw))
+        if sr is not None and sr.size != style_hw:
+            sr = sr.resized(style_hw)
+        style_regions.append(sr)
+    regions = inputs.regions
+    if regions is not None:
+        regions = regions.resized(hw) if regions.size != hw else regions
+        if regions.masks.shape[0] == 1 and content_img.shape[0] > 1:
+            regions = regions.expand(content_img.shape[0])
+
+    if encoder is not None:
+        weights = LoadedWeights(None, encoder.identity, encoder.arch, encoder.deepest_available)
+    elif weights is None:
+        weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
+    objective_cfg = objective_config_for(cfg, regions, weights)
+    if encoder is None:
+        if weights.state is None:
+            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
+                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        encoder = VGGEncoder(objective_cfg.layers, weights, pooling=cfg.pooling)
+    encoder = encoder.to(device)
+    content_img = content_img.to(device)
+    styles = [image.to(device) for image in styles]
+    objective = Objective(encoder, objective_cfg, style=styles, style_regions=style_regions,
+                          style_weights=cfg.style_weights)
+    objective.set_content(content_img, regions)
+    x0 = _initial_image(cfg, content_img)
+    return Problem(objective, x0, encoder, content_img, styles[0], regions, style_regions[0], cfg,
+                   objective_cfg, device)
+
+
+def scale_sizes(shape: tuple[int, int], cfg: StylizeConfig) -> list[tuple[int, int]]:
+    """The ``(h, w)`` of each coarse-to-fine pass, coarsest first; the last is the working size.
+
+    Longest sides grow geometrically from ``cfg.min_size`` to the working
+    size's. ``scales=None`` gives one pass below ``AUTO_SCALES_FROM`` px (the
+    measured default; benchmarks/README.md), else two.
+
+    >>> scale_sizes((300, 400), StylizeConfig(scales=3, min_size=100))
+    [(75, 100), (150, 200), (300, 400)]
+    >>> scale_sizes((60, 100), StylizeConfig(scales=3, min_size=128))
+    [(60, 100)]
+    """
+    hw = _working_size(shape, cfg.size)
+    side = max(hw)
+    n = cfg.scales
+    if n is None:
+        n = 2 if side >= AUTO_SCALES_FROM else 1
+    if n == 1 or side <= cfg.min_size:
+        return [hw]
+    sides = [round(cfg.min_size * (side / cfg.min_size) ** (k / (n - 1))) for k in range(n)]
+    out = []
+    for s in sides[:-1]:
+        size = _working_size(hw, s)
+        if not out or size != out[-1]:
+            out.append(size)
+    return out + [hw]
+
+
+def split_iterations(cfg: StylizeConfig, n_scales: int) -> list[int]:
+    """Iterations of each pass, coarsest first.
+
+    ``scale_iterations`` when given (its last entry repeats for missing
+    passes); otherwise ``iterations`` shared out equally, the remainder to the
+    finest pass.
+
+    >>> split_iterations(StylizeConfig(iterations=300), 2), split_iterations(StylizeConfig(iterations=7), 3)
+    ([150, 150], [2, 2, 3])
+    """
+    if cfg.scale_iterations is not None:
+        given = list(cfg.scale_iterations)
+        if len(given) > n_scales:
+            return given[-n_scales:]
+        return given + [given[-1]] * (n_scales - len(given))
+    share = cfg.iterations // n_scales
+    return [share] * (n_scales - 1) + [cfg.iterations - share * (n_scales - 1)]
+
+
+def prepare(content: ImageLike, style, *, mask=None, style_mask=None,
             config: StylizeConfig | None = None, encoder: VGGEncoder | None = None) -> Problem:
-    """Load the inputs and build the objective, without optimising.
+    """Load the inputs and build the objective at the working size, without optimising.
 
     Content, style and masks may be paths or tensors (content ``(B, 3, H, W)``
     for a batch of independent problems; masks ``(B, 1, H, W)`` binary
-    tensors or :class:`~masked_gatys.masks.Regions`). The style image is
-    resized so its longest side matches the working content image.
+    tensors or :class:`~masked_gatys.masks.Regions`). ``style`` may be a list
+    of images (with ``style_mask`` a list of one mask per style), blended by
+    ``config.style_weights``. Each style image is resized so its longest side
+    is ``config.style_scale`` times the working content image's.
 
     >>> import torch, warnings
     >>> with warnings.catch_warnings():
@@ -262,39 +472,10 @@ def prepare(content: ImageLike, style: ImageLike, *, mask=None, style_mask=None,
     torch.Size([1])
     """
     cfg = config or StylizeConfig()
-    device = _device(cfg.device)
-    content_img = _as_image(content, "content")
-    style_img = _as_image(style, "style")
-    if style_img.shape[0] != 1:
-        raise ValueError("give one style image")
-    regions, style_regions = _regions(mask, style_mask, content_img, style_img, cfg)
-    hw = _working_size(tuple(content_img.shape[-2:]), cfg.size)
-    style_hw = _working_size(tuple(style_img.shape[-2:]), max(hw))
-    content_img, style_img = _resize(content_img, hw), _resize(style_img, style_hw)
-    if regions is not None:
-        regions = regions.resized(hw) if tuple(regions.masks.shape[-2:]) != hw else regions
-        style_regions = (style_regions.resized(style_hw)
-                         if tuple(style_regions.masks.shape[-2:]) != style_hw else style_regions)
-        if regions.masks.shape[0] == 1 and content_img.shape[0] > 1:
-            regions = regions.expand(content_img.shape[0])
-
-    if encoder is not None:
-        weights = LoadedWeights(None, encoder.identity, encoder.arch, encoder.deepest_available)
-    else:
-        weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
-    objective_cfg = objective_config_for(cfg, regions, weights)
-    if encoder is None:
-        if weights.state is None:
-            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
-                          "trials; images look right only with ImageNet weights", stacklevel=2)
-        encoder = VGGEncoder(objective_cfg.layers, weights, pooling=cfg.pooling)
-    encoder = encoder.to(device)
-    content_img, style_img = content_img.to(device), style_img.to(device)
-    objective = Objective(encoder, objective_cfg, style=style_img, style_regions=style_regions)
-    objective.set_content(content_img, regions)
-    x0 = _initial_image(cfg, content_img)
-    return Problem(objective, x0, encoder, content_img, style_img, regions, style_regions, cfg,
-                   objective_cfg, device)
+    _device(cfg.device)
+    inputs = _load_inputs(content, style, mask, style_mask, cfg)
+    hw = _working_size(tuple(inputs.content.shape[-2:]), cfg.size)
+    return _build(inputs, hw, cfg, encoder)
 
 
 def _record(value, batch: int) -> tuple[Any, dict[str, Any]]:
@@ -306,40 +487,51 @@ def _record(value, batch: int) -> tuple[Any, dict[str, Any]]:
     return totals, {n: r for n, r in zip(names, rows)}
 
 
-def stylize(content: ImageLike, style: ImageLike, *, mask=None, style_mask=None,
-            config: StylizeConfig | None = None, callback: Callable[[Progress], Any] | None = None,
-            encoder: VGGEncoder | None = None) -> StylizeResult:
-    """Stylize ``content`` after ``style``, optionally per mask region.
+@dataclass
+class _Run:
+    """The state of a run across its passes."""
 
-    ``callback(Progress)`` runs after every iteration; returning True stops
-    early. Ctrl-C (KeyboardInterrupt) stops the run and returns the best
-    image so far with ``interrupted=True``. A NaN or infinite objective
-    raises :class:`~masked_gatys.errors.ObjectiveError`.
+    cfg: StylizeConfig
+    callback: Callable[[Progress], Any] | None
+    start: float
+    sizes: list[tuple[int, int]]
+    budgets: list[int]
+    history: list[dict] = field(default_factory=list)
+    n_eval: int = 0
+    n_iter: int = 0
+    reason: str = "max_iter"
+    interrupted: bool = False
+    finished: bool = False
+    """No further pass runs (time limit, callback, Ctrl-C)."""
 
-    Returns a :class:`StylizeResult` whose ``image`` is ``(B, 3, H, W)`` on
-    the CPU, the best image seen (lowest objective inside [0, 1]).
+
+def _stalled(totals: list[float], tol: float, window: int) -> bool:
+    """The relative-decrease stop: less than ``tol`` fall over the last ``window`` iterations.
+
+    >>> _stalled([10.0, 9.0, 8.999], 1e-3, 1), _stalled([10.0, 9.0, 8.999], 1e-3, 2)
+    (True, False)
     """
+    if tol <= 0 or len(totals) <= window:
+        return False
+    before, now = totals[-1 - window], totals[-1]
+    return before - now <= tol * max(abs(before), 1e-12)
+
+
+def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
+    """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
     from masked_gatys.optim import minimize
 
-    cfg = config or StylizeConfig()
-    problem = prepare(content, style, mask=mask, style_mask=style_mask, config=cfg, encoder=encoder)
-    objective, x0 = problem.objective, problem.x0
-    batch = x0.shape[0]
-    device = problem.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    best_x = x0.detach().clone()
+    cfg, objective, device = run.cfg, problem.objective, problem.device
+    batch, max_iter = x0.shape[0], run.budgets[k]
+    best_x = x0.detach().clamp(0, 1).clone()
     best_total = torch.full((batch,), math.inf, device=device)
     last: dict[str, Any] = {"value": None}
-    history: list[dict] = []
-    state = {"n_eval": 0}
-    start = time.perf_counter()
+    totals_seen: list[float] = []
 
     def fun(x: Tensor) -> Tensor:
         nonlocal best_x, best_total
         value = objective(x)
-        state["n_eval"] += 1
+        run.n_eval += 1
         total = value.total.detach()
         # Only images inside the box count as "best": torch's L-BFGS line
         # search may evaluate points outside it before clamping.
@@ -359,40 +551,118 @@ def stylize(content: ImageLike, style: ImageLike, *, mask=None, style_mask=None,
             raise ObjectiveError(f"the objective became {totals} at iteration {info.iteration}"
                                  f" (non-finite terms: {', '.join(bad) or 'none'}); try smaller weights or "
                                  "another optimizer")
-        history.append({"iteration": info.iteration, "n_eval": state["n_eval"], "total": total, "terms": terms})
-        if callback is not None:
+        run.n_iter += 1
+        record = {"iteration": info.iteration, "n_eval": run.n_eval, "total": total, "terms": terms}
+        if len(run.sizes) > 1:
+            record.update(scale=k, size=list(x0.shape[-2:]))
+        run.history.append(record)
+        elapsed = time.perf_counter() - run.start
+        stop = False
+        if run.callback is not None:
             memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-            progress = Progress(info.iteration, cfg.iterations, totals[0] if batch == 1 else sum(totals) / batch,
-                                terms if batch == 1 else {k: sum(v) / batch for k, v in terms.items()},
-                                state["n_eval"], time.perf_counter() - start, best_x, memory)
-            return bool(callback(progress))
-        return False
+            shown = best_x if colour is None else colour(best_x)
+            progress = Progress(info.iteration, max_iter, totals[0] if batch == 1 else sum(totals) / batch,
+                                terms if batch == 1 else {k_: sum(v) / batch for k_, v in terms.items()},
+                                run.n_eval, elapsed, shown, memory, k, len(run.sizes),
+                                tuple(x0.shape[-2:]), run.n_iter, sum(run.budgets))
+            if run.callback(progress):
+                run.reason, run.finished = "callback", True
+                return True
+        totals_seen.append(sum(totals))
+        if cfg.time_limit is not None and elapsed >= cfg.time_limit:
+            run.reason, run.finished = "time_limit", True
+            stop = True
+        elif _stalled(totals_seen, cfg.stop_tol, cfg.stop_window):
+            run.reason = "stalled"
+            stop = True
+        return stop
 
-    interrupted, reason, n_iter = False, "max_iter", 0
     options: dict[str, Any] = {}
     if cfg.optimizer in ("plbfgs", "lbfgs", "lbfgs-b"):
         options["history_size"] = cfg.history_size
     elif cfg.optimizer == "adam":
         options["lr"] = cfg.lr
     try:
-        if cfg.iterations > 0:
+        if max_iter > 0:
+            run.reason = "max_iter"
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(cfg.seed)
-                result = minimize(fun, x0, method=cfg.optimizer, max_iter=cfg.iterations, lower=0.0,
+                result = minimize(fun, x0, method=cfg.optimizer, max_iter=max_iter, lower=0.0,
                                   upper=1.0, callback=on_iteration, **options)
-            reason = result.reason[0] if result.reason else "max_iter"
-            n_iter = int(torch.as_tensor(result.n_iter).max())
+            if run.reason not in ("callback", "time_limit", "stalled"):
+                run.reason = result.reason[0] if result.reason else "max_iter"
             fun(result.x.detach().clamp(0, 1))  # the final iterate counts too
     except KeyboardInterrupt:
-        interrupted, reason = True, "interrupted"
-        n_iter = len(history)
+        run.interrupted, run.reason, run.finished = True, "interrupted", True
     if not torch.isfinite(best_total).all():  # nothing evaluated inside the box yet
         best_x = x0.detach().clamp(0, 1)
-    image = best_x.detach().clamp(0, 1)
+    return best_x.detach().clamp(0, 1)
+
+
+def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
+            config: StylizeConfig | None = None, callback: Callable[[Progress], Any] | None = None,
+            encoder: VGGEncoder | None = None) -> StylizeResult:
+    """Stylize ``content`` after ``style``, optionally per mask region.
+
+    ``style`` is one image or a list of them (blended by
+    ``config.style_weights``, with ``style_mask`` one mask per style).
+    ``callback(Progress)`` runs after every iteration; returning True stops
+    early. Ctrl-C (KeyboardInterrupt) stops the run and returns the best
+    image so far with ``interrupted=True``; so does ``config.time_limit``
+    (``stop_reason="time_limit"``). A pass also ends once its objective
+    stalls (``stop_tol``, ``stop_window``; ``stop_reason="stalled"``). With
+    several passes (``config.scales``) each starts from the previous one's
+    best image, upsampled. A NaN or infinite objective raises
+    :class:`~masked_gatys.errors.ObjectiveError`.
+
+    Returns a :class:`StylizeResult` whose ``image`` is ``(B, 3, H, W)`` on
+    the CPU: the best image seen in the last pass run (lowest objective
+    inside [0, 1]), at the working size.
+    """
+    cfg = config or StylizeConfig()
+    _device(cfg.device)
+    inputs = _load_inputs(content, style, mask, style_mask, cfg)
+    sizes = scale_sizes(tuple(inputs.content.shape[-2:]), cfg)
+    run = _Run(cfg, callback, 0.0, sizes, split_iterations(cfg, len(sizes)))
+    colour = None
+    problem, best, weights = None, None, None
+    for k, hw in enumerate(sizes):
+        if run.finished:
+            break
+        if encoder is None and weights is None:
+            weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
+        problem = _build(inputs, hw, cfg, encoder, weights)
+        encoder = problem.encoder  # built once, used by every pass
+        if k == 0:
+            run.start = time.perf_counter()
+            if problem.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(problem.device)
+        x0 = problem.x0 if best is None else _resize(best, hw).to(problem.device)
+        if inputs.chroma is not None:
+            from masked_gatys.colour import with_chroma
+
+            chroma = _resize_any(inputs.chroma, hw).to(problem.device)
+            colour = lambda x, c=chroma: with_chroma(x, c)  # noqa: E731
+        best = _run_pass(problem, x0, k, run, colour)
+    if problem is None or tuple(problem.x0.shape[-2:]) != sizes[-1]:
+        problem = _build(inputs, sizes[-1], cfg, encoder, weights)  # stopped before the last pass
+        best = _resize(best, sizes[-1]).to(problem.device) if best is not None else problem.x0
+    image = best.detach().clamp(0, 1)
     with torch.no_grad():
-        final = objective(image)
-    total, terms = _record(final, batch)
+        final = problem.objective(image)
+    total, terms = _record(final, image.shape[0])
+    if inputs.chroma is not None:
+        from masked_gatys.colour import with_chroma
+
+        image = with_chroma(image, _resize_any(inputs.chroma, sizes[-1]).to(image.device))
     return StylizeResult(
-        image=image.cpu(), total=total, terms=terms, history=history, weights=problem.encoder.identity,
-        seconds=time.perf_counter() - start, n_iter=n_iter, n_eval=state["n_eval"], interrupted=interrupted,
-        stop_reason=reason, config=cfg, objective=problem.objective_config)
+        image=image.cpu(), total=total, terms=terms, history=run.history, weights=problem.encoder.identity,
+        seconds=time.perf_counter() - run.start, n_iter=run.n_iter, n_eval=run.n_eval,
+        interrupted=run.interrupted, stop_reason=run.reason, config=cfg, objective=problem.objective_config)
+
+
+def _resize_any(t: Tensor, hw: tuple[int, int]) -> Tensor:
+    """Bilinear resize of any-channel maps (chroma), unchanged at the same size."""
+    if tuple(t.shape[-2:]) == tuple(hw):
+        return t
+    return torch.nn.functional.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)

@@ -24,6 +24,39 @@ def _default(name: str) -> Any:
     return _DEFAULTS[name]
 
 
+_STOP, _WINDOW, _MIN = "1e-3", "10", "128"  # shown without importing torch; tests check them
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    parts = [v.strip() for v in value.split(",")]
+    if not all(parts):
+        raise click.BadParameter(f"empty entry in {value!r}")
+    return parts
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    parts = _split(value)
+    return None if parts is None else tuple(parts)
+
+
+def _floats(value: str | None, name: str) -> tuple[float, ...] | None:
+    parts = _split(value)
+    try:
+        return None if parts is None else tuple(float(v) for v in parts)
+    except ValueError:
+        raise click.BadParameter(f"--{name.replace('_', '-')} takes numbers separated by commas, got {value!r}")
+
+
+def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
+    parts = _split(value)
+    try:
+        return None if parts is None else tuple(int(v) for v in parts)
+    except ValueError:
+        raise click.BadParameter(f"--{name.replace('_', '-')} takes whole numbers separated by commas, got {value!r}")
+
+
 def _short(name: str) -> str:
     """``style/relu3_1@attention`` -> ``s3_1a`` for a progress bar that fits."""
     if "/" not in name:
@@ -35,11 +68,13 @@ def _short(name: str) -> str:
 
 @click.command("stylize")
 @click.argument("content", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--style", "style", type=click.Path(path_type=Path), help="Style image (not with --model).")
+@click.option("--style", "style", type=click.Path(path_type=Path), multiple=True,
+              help="Style image (not with --model). Repeat it to blend several styles (--style-weights; "
+                   "equal weights by default).")
 @click.option("--mask", type=click.Path(path_type=Path), help="Content mask: white = attention region "
               "(or a label PNG with --mask-mode labels). With --model and a folder of images: a folder of masks.")
-@click.option("--style-mask", type=click.Path(path_type=Path),
-              help="Style mask. Without it the whole style image is the target of every region.")
+@click.option("--style-mask", type=click.Path(path_type=Path), multiple=True,
+              help="Style mask (one per --style). Without it the whole style image is the target of every region.")
 @click.option("--mask-mode", type=click.Choice(["binary", "labels"]), default=lambda: _default("mask_mode"),
               show_default="binary")
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
@@ -73,6 +108,34 @@ def _short(name: str) -> str:
 @click.option("--tv-weight", type=float, help="Default: the preset's.")
 @click.option("--init", default=lambda: _default("init"), show_default="content",
               help="content, noise, or an image file.")
+@click.option("--style-weights", callback=lambda c, p, v: _floats(v, p.name),
+              help="Blend of the --style images, e.g. 0.7,0.3 (normalised to sum 1). Default: equal.")
+@click.option("--style-scale", type=float, default=lambda: _default("style_scale"), show_default="1.0",
+              help="The style image's longest side relative to the working image's.")
+@click.option("--content-layers", callback=lambda c, p, v: _names(v),
+              help="Content layers instead of the preset's, e.g. relu4_2 or relu3_2,relu4_2@attention "
+                   "(LAYER@REGION for one region; default the whole image).")
+@click.option("--style-layers", callback=lambda c, p, v: _names(v),
+              help="Style layers instead of the preset's, in every region the preset styles, e.g. "
+                   "relu1_1,relu2_1,relu3_1.")
+@click.option("--content-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
+              help="One weight per --content-layers entry (default 1 each).")
+@click.option("--style-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
+              help="One weight per --style-layers entry, normalised to sum 1 per region (default equal).")
+@click.option("--time-limit", type=float, help="Stop after this many seconds with the best image so far.")
+@click.option("--stop-tol", type=float, default=lambda: _default("stop_tol"), show_default=_STOP,
+              help="End a pass once its objective fell by less than this fraction over the last "
+                   "--stop-window iterations; 0: run the whole budget.")
+@click.option("--stop-window", type=int, default=lambda: _default("stop_window"), show_default=_WINDOW)
+@click.option("--scales", type=int, help="Coarse-to-fine passes (1: off). Default: chosen by size "
+              "(one pass below 1e9 px).")
+@click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
+              help="Longest side of the coarsest pass.")
+@click.option("--scale-iterations", callback=lambda c, p, v: _ints(v, p.name),
+              help="Iterations of each pass, coarsest first, e.g. 100,100. Default: --iterations split equally.")
+@click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),
+              help="luminance: transfer luminance only and keep the content's colours; histogram: match the "
+                   "style's colours to the content's first. Per region with masks.")
 @click.option("--save-every", type=int, default=0, help="Write the best image so far every N iterations.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path),
               help="Write parameters and the per-iteration history as JSON.")
@@ -81,14 +144,17 @@ def _short(name: str) -> str:
               help="Apply a trained network checkpoint instead of optimising.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
-def stylize_command(content: Path, style: Path | None, mask: Path | None, style_mask: Path | None,
+def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, style_mask: tuple[Path, ...],
                     mask_mode: str, resize_masks: bool, output: Path | None, preset: str | None,
                     size: int | None, iterations: int, optimizer: str, weights: str | None,
                     weights_format: str, max_layer: str | None, arch: str, pooling: str, history_size: int,
                     lr: float, device: str, seed: int,
                     content_weight: float | None, style_weight: float | None, tv_weight: float | None,
-                    init: str, save_every: int, log_path: Path | None, bits: str, model: Path | None,
-                    quiet: bool) -> None:
+                    init: str, style_weights, style_scale: float, content_layers, style_layers,
+                    content_layer_weights, style_layer_weights, time_limit: float | None, stop_tol: float,
+                    stop_window: int, scales: int | None, min_size: int, scale_iterations,
+                    original_colors: str | None, save_every: int, log_path: Path | None, bits: str,
+                    model: Path | None, quiet: bool) -> None:
     """Stylize CONTENT after --style, matching style per mask region.
 
     \b
@@ -96,20 +162,25 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
         --style-mask unity_mask.png -o out.png
     masked-gatys stylize eyes/ --model purifier.pt --mask masks/ -o purified/
     """
-    for label, path in (("content", content), ("style", style), ("mask", mask), ("style mask", style_mask),
-                        ("model", model)):
+    named = [("content", content), ("mask", mask), ("model", model)]
+    named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
+    for label, path in named:
         if path is not None and not Path(path).exists():
             raise click.ClickException(f"{label} not found: {path}")
     if model is not None:
         return _run_model(content, mask, output, model, device, bits, quiet)
-    if style is None:
+    if not style:
         raise click.ClickException("--style is required (or --model for a trained network)")
+    if style_mask and len(style_mask) != len(style):
+        raise click.ClickException(f"{len(style_mask)} --style-mask for {len(style)} --style: give one per style")
+    if style_weights is not None and len(style_weights) != len(style):
+        raise click.ClickException(f"--style-weights has {len(style_weights)} values for {len(style)} --style")
     if content.is_dir():
         raise click.ClickException(f"{content} is a folder: a folder of images needs --model")
     output = output or Path(f"{content.stem}_stylized.png")
-    check_writable_output(output, inputs=tuple(p for p in (content, style, mask, style_mask) if p))
+    check_writable_output(output, inputs=tuple(p for p in (content, mask, *style, *style_mask) if p))
     if log_path is not None:
-        check_writable_output(log_path, inputs=tuple(p for p in (content, style, mask, style_mask) if p))
+        check_writable_output(log_path, inputs=tuple(p for p in (content, mask, *style, *style_mask) if p))
     if init not in ("content", "noise") and not Path(init).exists():
         raise click.ClickException(f"--init image not found: {init}")
     device = resolve_device(device)
@@ -121,7 +192,12 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
         preset=preset, size=size, iterations=iterations, optimizer=optimizer, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight, init=init, seed=seed, device=device, weights=weights,
         weights_format=weights_format, arch=arch, pooling=pooling, mask_mode=mask_mode,
-        resize_masks=resize_masks, max_layer=max_layer, history_size=history_size, lr=lr)
+        resize_masks=resize_masks, max_layer=max_layer, history_size=history_size, lr=lr,
+        style_weights=style_weights, style_scale=style_scale, content_layers=content_layers,
+        style_layers=style_layers, content_layer_weights=content_layer_weights,
+        style_layer_weights=style_layer_weights, time_limit=time_limit, stop_tol=stop_tol,
+        stop_window=stop_window, scales=scales, min_size=min_size, scale_iterations=scale_iterations,
+        original_colors=original_colors)
     bar = None  # made at the first iteration, so set-up errors print alone
 
     def on_progress(p) -> bool:
@@ -129,15 +205,17 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
         if bar is None and not quiet:
             from tqdm import tqdm
 
-            bar = tqdm(total=iterations, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=p.total_steps, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
         if bar is not None:
-            bar.update(p.iteration - bar.n)
+            if p.n_scales > 1:
+                bar.set_description(f"stylize {p.scale + 1}/{p.n_scales} {p.size[1]}x{p.size[0]}", refresh=False)
+            bar.update(p.step - bar.n)
             shown = {"total": f"{p.total:.4g}"}
             shown.update({_short(k): f"{v:.3g}" for k, v in p.terms.items()})
             bar.set_postfix(shown, refresh=False)
-        if save_every and p.iteration % save_every == 0:
-            save_image(p.best_image[:1].detach().cpu(), output.with_name(f"{output.stem}_{p.iteration:04d}.png"),
-                       metadata={"iteration": p.iteration, "total": p.total})
+        if save_every and p.step % save_every == 0:
+            save_image(p.best_image[:1].detach().cpu(), output.with_name(f"{output.stem}_{p.step:04d}.png"),
+                       metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
         return False
 
     import warnings
@@ -145,8 +223,9 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = stylize(content, style, mask=mask, style_mask=style_mask, config=config,
-                             callback=on_progress)
+            result = stylize(content, list(style) if len(style) > 1 else style[0], mask=mask,
+                             style_mask=(list(style_mask) if len(style_mask) > 1 else style_mask[0]) if style_mask
+                             else None, config=config, callback=on_progress)
         finally:
             if bar is not None:
                 bar.close()
@@ -159,7 +238,7 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
 
     metadata = {"software": "masked-gatys", "parameters": result.config.to_dict(),
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
-                "content": str(content), "style": str(style)}
+                "content": str(content), "style": [str(p) for p in style] if len(style) > 1 else str(style[0])}
     save_image(result.image, output, metadata=metadata, bits=int(bits))
     if log_path is not None:
         write_json_atomic(result.to_dict(), log_path)
@@ -168,7 +247,8 @@ def stylize_command(content: Path, style: Path | None, mask: Path | None, style_
                    err=True)
         sys.exit(130)
     if not quiet:
-        click.echo(f"wrote {output} (objective {result.total:.5g}, {result.n_iter} iterations, "
+        why = {"stalled": ", stalled", "time_limit": ", time limit reached"}.get(result.stop_reason, "")
+        click.echo(f"wrote {output} (objective {result.total:.5g}, {result.n_iter} iterations{why}, "
                    f"{result.seconds:.1f} s, weights {result.weights.name})", err=True)
 
 
