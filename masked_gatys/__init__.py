@@ -39,6 +39,8 @@ _EXPORTS = {
     "render_eye": "masked_gatys.eyes.render",
     "pupil_center": "masked_gatys.eyes.pupil",
     "load_model": "masked_gatys.train",
+    "purify": "masked_gatys.purify",
+    "PurifyConfig": "masked_gatys.purify",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,7 +1,7 @@
 """The ``masked-gatys`` command line: one click group, one module per command.
 
 Each command lives in its own module (``cli/stylize.py``, ``cli/eyes.py``,
-``cli/train.py``, ``cli/bench.py``) and is imported only when it is run, so
+``cli/train.py``, ``cli/bench.py``, ``cli/purify.py``) and is imported only when it is run, so
 ``masked-gatys --help`` does not import torch.
 
 >>> from click.testing import CliRunner
@@ -25,6 +25,8 @@ _COMMANDS = {
                     "Render procedural eye images with masks and ground truth."),
     "demo": ("masked_gatys.cli.eyes", "demo_command",
              "Purify a rendered real-looking eye; write a comparison sheet."),
+    "purify": ("masked_gatys.cli.purify", "purify_command",
+               "Purify a folder or manifest of images: resumable, sharded, under torchrun."),
     "train": ("masked_gatys.cli.train", "train_command",
               "Train a feed-forward network on the style objective."),
     "bench": ("masked_gatys.cli.bench", "bench_command",

@@ -1,0 +1,210 @@
+"""``masked-gatys purify``: a folder or manifest of images, resumable, sharded, under torchrun.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(purify_command, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from masked_gatys.cli._common import error_boundary, resolve_device
+
+_DEFAULTS: dict[str, Any] = {}
+
+
+def _default(name: str) -> Any:
+    if not _DEFAULTS:
+        from masked_gatys.purify import PurifyConfig
+
+        _DEFAULTS.update({f.name: f.default for f in dataclasses.fields(PurifyConfig)})
+    return _DEFAULTS[name]
+
+
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise click.BadParameter(f"{value!r}: need 0 <= I < N")
+    return i, n
+
+
+class _Signals:
+    """SIGTERM raises KeyboardInterrupt like Ctrl-C, remembering which signal it was."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __enter__(self) -> "_Signals":
+        def handler(signum: int, frame: Any) -> None:
+            self.received = signum
+            raise KeyboardInterrupt
+
+        self.before = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.before[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread (CliRunner in a thread): leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self.before.items():
+            signal.signal(sig, old)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+
+class _Bar:
+    """A tqdm bar over this process's inputs: images/s, ETA, done / failed / skipped."""
+
+    def __init__(self, total: int, skipped: int, desc: str, quiet: bool) -> None:
+        self.total, self.skipped, self.desc, self.quiet = total, skipped, desc, quiet
+        self.bar = None
+
+    def __call__(self, p: Any) -> bool:
+        if self.quiet:
+            return False
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.total - p.skipped, desc=self.desc, unit="img", file=sys.stderr,
+                            dynamic_ncols=True, smoothing=0.05)
+        self.bar.update(p.done + p.failed - self.bar.n)
+        self.bar.set_postfix({"failed": p.failed, "skipped": p.skipped}, refresh=False)
+        return False
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.command("purify")
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: purified images at the inputs' relative paths, masks beside them, "
+                   "manifest.jsonl.")
+@click.option("--model", help="A network instead of the optimizer: johnson, purifier (shipped) or a checkpoint.")
+@click.option("--preset", default=lambda: _default("method"), show_default="masked",
+              help="Objective preset for the optimizer (gatys, masked, regional, ...).")
+@click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
+@click.option("--style-mask", help="Style mask. Default: STYLE_mask.png beside the style image.")
+@click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="100")
+@click.option("--batch-size", type=int, help="Images per batch. Default: 8 (optimizer), 64 (network).")
+@click.option("--weights", help="Loss network: imagenet, random or a file. Default: $MASKED_GATYS_WEIGHTS.")
+@click.option("--max-layer", default=lambda: _default("max_layer"), show_default="auto")
+@click.option("--content-weight", type=float, help="Default: the preset's.")
+@click.option("--style-weight", type=float, help="Default: the preset's.")
+@click.option("--tv-weight", type=float, help="Default: the preset's.")
+@click.option("--history-size", type=int, default=lambda: _default("history_size"), show_default="10")
+@click.option("--seed", type=int, default=lambda: _default("seed"), show_default="0")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu or cuda; under torchrun, auto takes cuda:LOCAL_RANK where there is CUDA.")
+@click.option("--shard", callback=_parse_shard, metavar="I/N",
+              help="Take shard I of N (a stable hash of each input's relative path). Under torchrun: "
+                   "RANK/WORLD_SIZE.")
+@click.option("--merge", is_flag=True, help="Only join the shard manifests of OUTPUT into manifest.jsonl.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first bad input (default: record it as failed).")
+@click.option("--pupil-shift/--no-pupil-shift", default=True, show_default=True,
+              help="Measure each output's pupil shift (about 80 ms per 36x60 image).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@error_boundary
+def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str, style: str | None,
+                   style_mask: str | None, iterations: int, batch_size: int | None, weights: str | None,
+                   max_layer: str | None, content_weight: float | None, style_weight: float | None,
+                   tv_weight: float | None, history_size: int, seed: int, device: str,
+                   shard: tuple[int, int] | None, merge: bool, fail_fast: bool, pupil_shift: bool,
+                   quiet: bool) -> None:
+    """Purify every image of SOURCE (a folder, or a .csv / .jsonl manifest) into OUTPUT.
+
+    \b
+    masked-gatys purify eyes/ -o purified/ --model purifier
+    masked-gatys purify eyes/ -o purified/ --style unity.png --iterations 100
+    masked-gatys purify list.csv -o purified/ --model purifier --shard 0/4
+    masked-gatys purify --merge -o purified/
+    torchrun --nproc-per-node 2 -m masked_gatys purify eyes/ -o purified/ --model purifier
+
+    A rerun skips what is done and redoes what failed or was cut off.
+    Ctrl-C or SIGTERM finish the writes under way, record progress and exit
+    with 130 / 143.
+    """
+    from masked_gatys import distributed
+
+    if merge:
+        from masked_gatys.manifests import merge_manifests
+
+        records = merge_manifests(out_dir)
+        done = sum(r.get("status") == "done" for r in records)
+        click.echo(f"merged {len(records)} records ({done} done) into {out_dir / 'manifest.jsonl'}", err=True)
+        return
+    if source is None:
+        raise click.ClickException("give SOURCE (a folder or a manifest), or --merge")
+    if not source.exists():
+        raise click.ClickException(f"input not found: {source}")
+    env = distributed.from_env()
+    if env is not None and shard is not None:
+        raise click.ClickException("--shard and torchrun both choose the shard: use one of them")
+    if env is not None:
+        shard = (env.rank, env.world_size)
+        device = env.device(device)
+    else:
+        device = resolve_device(device)
+
+    from masked_gatys.purify import PurifyConfig, purify
+
+    config = PurifyConfig(
+        method=model if model is not None else preset, style=style, style_mask=style_mask,
+        iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+        history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)
+    group = distributed.init(env, device) if env is not None else None
+    desc = "purify" if shard is None else f"purify {shard[0]}/{shard[1]}"
+    bar = _Bar(0, 0, desc, quiet or (env is not None and env.rank != 0))
+    with _Signals() as signals, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = purify(source, out_dir, config=config, progress=bar)
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo(f"interrupted: progress recorded in {out_dir}; run the same command again to resume",
+                       err=True)
+            sys.exit(signals.exit_code)
+        finally:
+            bar.close()
+    _echo_warnings(caught)
+    if group is not None:
+        records = distributed.gather_records(report.records, env)
+        if env.rank == 0:
+            from masked_gatys.manifests import merge_manifests
+
+            merge_manifests(out_dir, extra=records)
+        distributed.finish()
+    if not quiet and (env is None or env.rank == 0):
+        where = out_dir / ("manifest.jsonl" if shard is None or env is not None else report.manifest.name)
+        click.echo(f"{report.done} purified, {report.skipped} already done, {report.failed} failed "
+                   f"({report.seconds:.1f} s); manifest: {where}", err=True)
+    if report.failed and fail_fast:
+        sys.exit(1)
+
+
+def _echo_warnings(caught: list) -> None:
+    seen = set()
+    for w in caught:
+        text = str(w.message)
+        if text not in seen and not issubclass(w.category, DeprecationWarning):
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)

@@ -1,0 +1,563 @@
+"""Purify many images: folders and manifests, batches, resume, shards.
+
+:func:`purify` runs a method over every input (see
+:mod:`masked_gatys.manifests` for the inputs) and writes, under ``out_dir``,
+the purified images at the inputs' relative paths (as PNG), their masks and
+labels copied beside them, and ``manifest.jsonl``: the input's columns plus
+``output``, ``status`` (``done`` / ``failed: reason``), ``objective``,
+``pupil_shift`` (pixels, inside the content's mask), ``seconds`` and
+``finished``. A rerun skips what is done (the manifest says so and the file is
+there, with the size recorded) and redoes what failed or was cut off.
+
+The method is either an objective preset (``gatys``, ``masked``, ...) run by
+the batched projected L-BFGS of :func:`masked_gatys.stylize.stylize` (``B``
+images per batch, one history each, each stopping on its own), or a trained
+network (``johnson``, ``purifier``: the shipped eye checkpoints, or a
+checkpoint path), batched.
+
+>>> import tempfile, torch, warnings
+>>> from pathlib import Path
+>>> from masked_gatys.eyes import render_eye
+>>> from masked_gatys.image import save_image
+>>> src, out = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()) / "out"
+>>> eye = render_eye(yaw=5.0, pitch=0.0, domain="real", size=(36, 60), seed=1)
+>>> save_image(eye.image, src / "0000.png"); save_image(eye.binary_mask, src / "0000_mask.png")
+>>> report = purify(src, out, config=PurifyConfig(method="johnson"))
+>>> report.done, report.failed, report.records[0]["status"], (out / "0000.png").is_file()
+(1, 0, 'done', True)
+>>> purify(src, out, config=PurifyConfig(method="johnson")).skipped
+1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from masked_gatys.errors import MaskedGatysError, MaskError
+from masked_gatys.files import atomic_write, write_json_atomic
+from masked_gatys.manifests import (Item, check_outputs, existing_records, list_inputs, manifest_name,
+                                    merge_manifests, select_shard, write_manifest)
+
+__all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
+
+#: network methods shipped with the package (any other checkpoint path works too)
+NETWORKS = ("johnson", "purifier")
+SETTINGS_FILE = "purify.json"
+# Settings that do not change what an image's output is: a rerun may change them.
+_RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "write_workers"}
+
+
+@dataclass(frozen=True)
+class PurifyConfig:
+    """Every setting of a purification run; the CLI's defaults come from here.
+
+    >>> PurifyConfig(method="purifier").is_network, PurifyConfig().is_network
+    (True, False)
+    """
+
+    method: str = "masked"
+    """An objective preset (``masked``, ``gatys``, ...) for the optimizer, or a network:
+    ``johnson``, ``purifier`` or a checkpoint path."""
+    style: str | None = None
+    """The style image (optimizer only); ``rendered``: a rendered synthetic eye at each
+    input's size (the style the shipped networks were trained on)."""
+    style_mask: str | None = None
+    """None: ``STYLE_mask.png`` beside the style image if there is one."""
+    iterations: int = 100
+    batch_size: int | None = None
+    """Images per batch; None: 8 for the optimizer, 64 for a network."""
+    weights: str | None = None
+    max_layer: str | None = "auto"
+    device: str = "cpu"
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    optimizer: str = "plbfgs"
+    history_size: int = 10
+    init: str = "content"
+    seed: int = 0
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: take shard ``i`` of ``n`` (a stable hash of each input's relative path)."""
+    fail_fast: bool = False
+    """Stop at the first bad input instead of recording it as failed."""
+    pupil_shift: bool = True
+    """Measure the pupil shift of each output (about 80 ms per 36x60 image on one core)."""
+    write_workers: int = 4
+    """Threads writing outputs (fsync dominates small PNGs)."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.shard is not None:
+            i, n = (int(v) for v in self.shard)
+            if n < 1 or not 0 <= i < n:
+                raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {self.shard}")
+            object.__setattr__(self, "shard", (i, n))
+        if self.write_workers < 1:
+            raise ValueError(f"write_workers must be >= 1, got {self.write_workers}")
+
+    @property
+    def is_network(self) -> bool:
+        from masked_gatys.objective import PRESETS
+
+        return self.method not in PRESETS
+
+    @property
+    def batch(self) -> int:
+        return self.batch_size or (64 if self.is_network else 8)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["shard"] = list(self.shard) if self.shard else None
+        return d
+
+
+@dataclass(frozen=True)
+class PurifyProgress:
+    """What the progress callback gets after each finished image."""
+
+    done: int
+    failed: int
+    skipped: int
+    total: int
+    """Inputs of this run (this shard)."""
+    elapsed: float
+    record: dict = field(repr=False)
+    """The last record (a manifest row)."""
+
+
+@dataclass
+class PurifyReport:
+    """The outcome of :func:`purify`: the manifest rows of this run's inputs and the counts."""
+
+    records: list[dict[str, Any]]
+    done: int
+    failed: int
+    skipped: int
+    seconds: float
+    manifest: Path
+    out_dir: Path
+    interrupted: bool = False
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+
+# ---------------------------------------------------------------- methods
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for, but it is not available on this machine")
+    return device
+
+
+class _Network:
+    """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
+
+    def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
+        from masked_gatys import nets
+        from masked_gatys.train import load_model, shipped_checkpoint
+
+        path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
+        self.path = Path(path)
+        self.model = load_model(path, device=device)
+        self.needs_mask = isinstance(self.model.net, nets.Purifier)
+        self.identity = {"checkpoint": self.path.name, "sha256": _sha256(self.path)}
+
+    def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
+        return self.model(images, masks).cpu(), [None] * images.shape[0]
+
+
+class _Optimizer:
+    """A preset minimised by :func:`~masked_gatys.stylize.stylize`, one encoder for every batch."""
+
+    def __init__(self, cfg: PurifyConfig, device: torch.device,
+                 stop: Callable[[], bool] | None = None) -> None:
+        from masked_gatys.encoder import VGGEncoder, resolve_weights
+        from masked_gatys.image import load_image
+        from masked_gatys.manifests import _find_companion
+        from masked_gatys.masks import Regions, load_mask
+        from masked_gatys.stylize import StylizeConfig, objective_config_for
+
+        if cfg.style is None:
+            raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
+                                   "--style rendered for a rendered synthetic eye)")
+        self.needs_mask = cfg.method in ("masked", "regional")
+        self.scfg = StylizeConfig(
+            preset=cfg.method, iterations=cfg.iterations, optimizer=cfg.optimizer,
+            content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
+            init=cfg.init, seed=cfg.seed, device=str(device), weights=cfg.weights, max_layer=cfg.max_layer,
+            history_size=cfg.history_size)
+        self.cfg = cfg
+        self.rendered = cfg.style == "rendered"
+        self.style: Tensor | None = None
+        self.style_regions = None
+        identity: dict[str, Any] = {"style": "rendered" if self.rendered else Path(cfg.style).name}
+        if not self.rendered:
+            style_path = Path(cfg.style)
+            self.style = load_image(style_path)
+            mask_path = Path(cfg.style_mask) if cfg.style_mask else _find_companion(style_path, "mask")
+            if mask_path is not None:
+                self.style_regions = load_mask(mask_path)
+                identity["style_mask_sha256"] = _sha256(mask_path)
+            identity["style_sha256"] = _sha256(style_path)
+        weights = resolve_weights(cfg.weights, seed=cfg.seed)
+        probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
+        objective_cfg = objective_config_for(self.scfg, probe, weights)
+        if weights.state is None:
+            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
+                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
+        identity["weights"] = self.encoder.identity.to_dict()
+        identity["objective"] = objective_cfg.to_dict()
+        self.identity = identity
+        self._rendered: dict[tuple[int, int], tuple[Tensor, Any]] = {}
+        self._stop = stop
+
+    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Any]:
+        if not self.rendered:
+            return self.style, self.style_regions  # type: ignore[return-value]
+        if hw not in self._rendered:
+            from masked_gatys.eyes import render_eye
+            from masked_gatys.masks import Regions
+
+            eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed)
+            self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()))
+        return self._rendered[hw]
+
+    def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
+        from masked_gatys.stylize import stylize
+
+        style, style_regions = self._style_for(tuple(images.shape[-2:]))
+        if masks is None:
+            style_regions = None
+        stop = (lambda _p: self._stop()) if self._stop is not None else None
+        result = stylize(images, style, mask=masks, style_mask=style_regions, config=self.scfg,
+                         encoder=self.encoder, callback=stop)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        totals = result.total if isinstance(result.total, list) else [result.total]
+        return result.image, [float(t) for t in totals]
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class _Loaded:
+    item: Item
+    image: Tensor
+    mask: Tensor | None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _failed(item: Item, exc: BaseException) -> dict[str, Any]:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return {**item.columns, "output": item.output, "status": f"failed: {reason}", "objective": None,
+            "pupil_shift": None, "seconds": None, "finished": _now()}
+
+
+def _load(item: Item, needs_mask: bool) -> _Loaded:
+    from masked_gatys.image import load_image
+    from masked_gatys.masks import load_mask
+
+    image = load_image(item.image)
+    mask = None
+    if item.mask is not None:
+        mask = load_mask(item.mask).region("attention")
+        if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
+            raise MaskError(f"{item.mask}: mask is {tuple(mask.shape[-2:])} but the image is "
+                            f"{tuple(image.shape[-2:])}")
+    elif needs_mask:
+        raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
+    return _Loaded(item, image, mask)
+
+
+def _is_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
+    if not record or record.get("status") != "done":
+        return False
+    path = out_dir / str(record["output"])
+    try:
+        return path.is_file() and path.stat().st_size == int(record.get("output_bytes", -1))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    import json
+
+    path = out_dir / SETTINGS_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and old.get("settings") is not None:
+            before, now = old["settings"], settings["settings"]
+            differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            if differ:
+                raise MaskedGatysError(
+                    f"{out_dir} holds outputs made with other settings (differ in {', '.join(differ)}); "
+                    "use another output folder, or remove it to start again")
+            return
+    write_json_atomic(settings, path)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    data = src.read_bytes()
+    atomic_write(dst, lambda fh: fh.write(data))
+
+
+class _Run:
+    """The state of one purify call: records, pending writes, counts, manifest flushes."""
+
+    def __init__(self, out_dir: Path, manifest: Path, total: int, cfg: PurifyConfig,
+                 progress: Callable[[PurifyProgress], Any] | None) -> None:
+        self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
+        self.progress = progress
+        self.records: dict[str, dict[str, Any]] = {}
+        self.done = self.failed = self.skipped = 0
+        self.start = time.perf_counter()
+        self.pending: list[tuple[int, Future, Item, dict[str, Any]]] = []
+        self.batch_index = 0
+        self.pool = ThreadPoolExecutor(max_workers=cfg.write_workers, thread_name_prefix="purify-write")
+        self.last_flush = time.perf_counter()
+        self.flush_cost = 0.0
+        self.stop_requested = False
+        self.metadata: dict[str, Any] = {"software": "masked-gatys", "method": cfg.method}
+        self.warnings: set[str] = set()
+
+    def warn(self, text: str) -> None:
+        """Keep a library warning; each is re-issued once at the end, not once per batch."""
+        self.warnings.add(text)
+
+    def add(self, record: dict[str, Any], *, skipped: bool = False) -> None:
+        self.records[str(record["output"])] = record
+        if skipped:
+            self.skipped += 1
+        elif record["status"] == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        if self.progress is not None and not skipped:
+            if self.progress(PurifyProgress(self.done, self.failed, self.skipped, self.total,
+                                            time.perf_counter() - self.start, record)) is True:
+                self.stop_requested = True
+
+    def fail(self, item: Item, exc: BaseException) -> None:
+        if self.cfg.fail_fast:
+            raise exc
+        self.add(_failed(item, exc))
+
+    def write(self, loaded: _Loaded, output: Tensor, objective: float | None, seconds: float) -> None:
+        item = loaded.item
+        shift = None
+        if self.cfg.pupil_shift:
+            from masked_gatys.eyes.pupil import pupil_shift
+
+            try:
+                shift = round(pupil_shift(loaded.image, output, loaded.mask), 4)
+            except MaskedGatysError:
+                shift = None  # no findable pupil: not a failure of the purification
+        record = {**item.columns, "output": item.output, "status": "done",
+                  "objective": objective if objective is None or math.isfinite(objective) else None,
+                  "pupil_shift": shift, "seconds": round(seconds, 5)}
+        if item.mask is not None:
+            record["output_mask"] = item.companion_output("mask")
+        metadata = dict(self.metadata, source=item.rel)
+        future = self.pool.submit(self._write_files, item, output, metadata)
+        self.pending.append((self.batch_index, future, item, record))
+
+    def _write_files(self, item: Item, output: Tensor, metadata: dict[str, Any]) -> int:
+        from masked_gatys.image import save_image
+
+        target = self.out_dir / item.output
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for kind, source in (("mask", item.mask), ("labels", item.labels)):
+            if source is not None:
+                _copy(source, self.out_dir / str(item.companion_output(kind)))
+        save_image(output, target, metadata=metadata)
+        return target.stat().st_size
+
+    def next_batch(self) -> None:
+        """Between batches: the writes of the batch before last must be done (one batch of
+        writes overlaps the next batch's work; no more, so memory and a stop request stay bounded)."""
+        self.harvest(upto=self.batch_index - 1)
+        self.batch_index += 1
+
+    def harvest(self, *, upto: int | None = None, everything: bool = False) -> None:
+        """Record the finished writes; wait for those of batches <= ``upto`` (all with ``everything``)."""
+        keep = []
+        for batch, future, item, record in self.pending:
+            wait = everything or (upto is not None and batch <= upto)
+            if not wait and not future.done():
+                keep.append((batch, future, item, record))
+                continue
+            try:
+                size = future.result()
+            except (OSError, MaskedGatysError) as exc:
+                self.fail(item, exc)
+                continue
+            record["output_bytes"] = size
+            record["finished"] = _now()
+            self.add(record)
+        self.pending = keep
+        self.maybe_flush()
+
+    def maybe_flush(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self.last_flush >= max(2.0, 10 * self.flush_cost):
+            write_manifest(self.records.values(), self.manifest)
+            self.last_flush = time.perf_counter()
+            self.flush_cost = self.last_flush - now
+
+    def close(self) -> None:
+        """Finish every pending write (Ctrl-C included), then write the manifest."""
+        try:
+            self.harvest(everything=True)
+        finally:
+            self.pool.shutdown(wait=True)
+            self.maybe_flush(force=True)
+
+
+def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
+    """Purify one batch (same size, all with masks or none); isolate a bad image by retrying one by one."""
+    images = torch.cat([b.image for b in batch])
+    masks = torch.cat([b.mask for b in batch]) if batch[0].mask is not None else None
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outputs, objectives = method.run(images, masks)
+    except MaskedGatysError as exc:
+        if len(batch) > 1:
+            for one in batch:
+                _run_batch(run, method, [one])
+            return
+        run.fail(batch[0].item, exc)
+        return
+    for w in caught:
+        run.warn(str(w.message))
+    seconds = (time.perf_counter() - start) / len(batch)
+    for k, loaded in enumerate(batch):
+        run.write(loaded, outputs[k:k + 1], objectives[k], seconds)
+
+
+def _batches(run: _Run, items: Sequence[Item], size: int, needs_mask: bool):
+    """Loaded items grouped by (size, has mask), ``size`` at a time; bad inputs recorded as failed."""
+    buckets: dict[tuple, list[_Loaded]] = {}
+    for item in items:
+        try:
+            loaded = _load(item, needs_mask)
+        except MaskedGatysError as exc:
+            run.fail(item, exc)
+            continue
+        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None)
+        bucket = buckets.setdefault(key, [])
+        bucket.append(loaded)
+        if len(bucket) == size:
+            yield buckets.pop(key)
+        if run.stop_requested:
+            return
+    yield from (b for b in buckets.values() if b)
+
+
+def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = None,
+           progress: Callable[[PurifyProgress], Any] | None = None) -> PurifyReport:
+    """Purify every input of ``source`` into ``out_dir``; see the module's docstring.
+
+    Errors found before any work (no inputs, two inputs with one output, an
+    output over an input, other settings than the folder was made with) raise
+    :class:`~masked_gatys.errors.MaskedGatysError` subclasses. A bad input is
+    recorded as failed (``fail_fast`` raises instead). ``progress(PurifyProgress)``
+    after each image; returning True stops after the current batch. On
+    KeyboardInterrupt the writes under way finish, the manifest is written and
+    the exception propagates.
+    """
+    cfg = config or PurifyConfig()
+    out_dir = Path(out_dir)
+    device = _device(cfg.device)
+    source_path = None if isinstance(source, (list, tuple)) else Path(source)
+    if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
+        raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
+    items = list_inputs(source, exclude=[out_dir])
+    protected = [p for p in (cfg.style, cfg.style_mask) if p and p != "rendered"]
+    if source_path is not None and source_path.is_file():
+        protected.append(source_path)
+    if cfg.is_network and cfg.method not in NETWORKS:
+        protected.append(cfg.method)
+    check_outputs(items, out_dir, [Path(p) for p in protected])
+    mine = select_shard(items, cfg.shard)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / manifest_name(cfg.shard)
+
+    previous = existing_records(out_dir)
+    todo = [item for item in mine if not _is_done(previous.get(item.output), out_dir)]
+    run = _Run(out_dir, manifest, len(mine), cfg, progress)
+    for item in mine:
+        if item not in todo:
+            run.add(previous[item.output], skipped=True)
+    interrupted = False
+    try:
+        if todo:
+            method = (_Network(cfg, device) if cfg.is_network
+                      else _Optimizer(cfg, device, stop=lambda: run.stop_requested))
+            settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
+            _check_settings(out_dir, settings)
+            run.metadata["identity"] = method.identity
+            for batch in _batches(run, todo, cfg.batch, method.needs_mask):
+                _run_batch(run, method, batch)
+                run.next_batch()
+                if run.stop_requested:
+                    interrupted = True
+                    break
+    finally:
+        run.close()
+    for text in sorted(run.warnings):
+        warnings.warn(text, stacklevel=2)
+    records = [run.records[item.output] for item in mine if item.output in run.records]
+    if cfg.shard is None and not interrupted:
+        merge_manifests(out_dir, extra=records)
+    return PurifyReport(records=records, done=run.done, failed=run.failed, skipped=run.skipped,
+                        seconds=time.perf_counter() - run.start, manifest=manifest, out_dir=out_dir,
+                        interrupted=interrupted)
+
+
+def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
+    for key in ("style", "style_mask", "weights"):  # compared by content (sha256) in identity
+        d.pop(key, None)
+    if cfg.is_network and cfg.method not in NETWORKS:
+        d["method"] = Path(cfg.method).name
+    d["identity"] = identity
+    return d
