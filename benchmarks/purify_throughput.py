@@ -1,0 +1,340 @@
+"""Purification throughput: images per second of the shipped networks and of the optimizer.
+
+Cells (method x size x batch), each timed in one process with ``--threads`` threads and in
+``--ranks`` torchrun ranks of one thread each (each rank purifies its own images; the
+rank's time runs from a barrier before its first batch to a barrier after the last, so
+the figure is all ranks' images over the slowest rank's time, and excludes start-up):
+
+- ``net`` cells: the network's forward pass on a batch of rendered real eyes (the
+  purification itself), repeated until ``--net-seconds`` of timed batches; the figure is
+  the batch size over the **median** batch time. One warm-up batch first.
+- ``net-e2e`` cells (one process only): ``purify()`` over a folder of ``--e2e-images``
+  rendered eyes, wall time of the call (listing, reading, the network, writing PNGs with
+  fsync, the manifest), without the pupil-shift measurement, which is timed on its own
+  (``pupil`` in the JSON: seconds per image).
+- ``optimizer`` cells: ``stylize`` (the code path ``purify`` runs per batch) on a batch of
+  ``B`` eyes, masked preset, ``--iterations`` iterations of the batched projected L-BFGS,
+  the rendered synthetic style eye, ``max_layer="auto"``, one encoder built beforehand (as
+  ``purify`` does). ``--opt-images`` images per cell (at least one batch); figure =
+  images / wall time. Beside it, the profile: evaluations per image, the median time of one
+  evaluation at that batch (objective forward + backward), and the share of the wall time
+  that is not evaluations (optimizer arithmetic and the Python loop).
+
+The machine may be shared: the load average (before and after each part) is recorded,
+and every time is an upper bound on what an idle machine takes.
+
+Examples::
+
+    python benchmarks/purify_throughput.py --quick --json /tmp/p.json
+    MASKED_GATYS_WEIGHTS=vgg19_caffe_bgr255_conv1_1-conv3_4.pth \\
+        python benchmarks/purify_throughput.py --json benchmarks/results/purify-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve()
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, w = (int(v) for v in text.lower().split("x"))
+    return h, w
+
+
+def _eyes(n: int, size: tuple[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from masked_gatys.eyes import render_eye
+
+    images, masks = [], []
+    for i in range(n):
+        eye = render_eye(yaw=(i * 7.3) % 40 - 20, pitch=(i * 3.1) % 20 - 10, domain="real", size=size,
+                         seed=seed + i)
+        images.append(eye.image.float())
+        masks.append(eye.binary_mask.float())
+    return torch.cat(images), torch.cat(masks)
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+# ---------------------------------------------------------------- cells
+
+
+def net_cell(name: str, size: tuple[int, int], batch: int, seconds: float, seed: int) -> dict[str, Any]:
+    from masked_gatys.train import load_model, shipped_checkpoint
+
+    model = load_model(shipped_checkpoint(name))
+    x, m = _eyes(min(batch, 16), size, seed)
+    reps = -(-batch // x.shape[0])
+    x, m = x.repeat(reps, 1, 1, 1)[:batch].contiguous(), m.repeat(reps, 1, 1, 1)[:batch].contiguous()
+    model(x, m)  # warm-up
+    times: list[float] = []
+    while sum(times) < seconds or len(times) < 3:
+        start = time.perf_counter()
+        model(x, m)
+        times.append(time.perf_counter() - start)
+    med = statistics.median(times)
+    return {"kind": "net", "method": name, "size": list(size), "batch": batch, "images": batch * len(times),
+            "median_batch_seconds": med, "images_per_second": batch / med, "samples": len(times)}
+
+
+def _problem(size: tuple[int, int], batch: int, seed: int, iterations: int, weights: str | None):
+    from masked_gatys.encoder import VGGEncoder, resolve_weights
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.masks import Regions
+    from masked_gatys.stylize import StylizeConfig, objective_config_for
+
+    cfg = StylizeConfig(preset="masked", iterations=iterations, weights=weights, max_layer="auto", device="cpu")
+    loaded = resolve_weights(weights)
+    objective_cfg = objective_config_for(cfg, Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)), loaded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encoder = VGGEncoder(objective_cfg.layers, loaded)
+    style = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=size, seed=0)
+    return cfg, encoder, style.image.float(), Regions.from_binary(style.mask.float()), objective_cfg
+
+
+def _eval_seconds(cfg, encoder, x, m, style, style_regions, repeats: int = 5) -> float:
+    from masked_gatys.stylize import prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problem = prepare(x, style, mask=m, style_mask=style_regions, config=cfg, encoder=encoder)
+    times = []
+    for _ in range(repeats + 1):
+        leaf = problem.x0.clone().requires_grad_(True)
+        start = time.perf_counter()
+        problem.objective(leaf).total.sum().backward()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def optimizer_cell(size: tuple[int, int], batch: int, images: int, iterations: int, weights: str | None,
+                   seed: int) -> dict[str, Any]:
+    from masked_gatys.stylize import stylize
+
+    cfg, encoder, style, style_regions, objective_cfg = _problem(size, batch, seed, iterations, weights)
+    n_batches = max(1, -(-images // batch))
+    x_all, m_all = _eyes(n_batches * batch, size, seed)
+    wall, evals, iters = 0.0, 0, 0
+    for k in range(n_batches):
+        x, m = x_all[k * batch:(k + 1) * batch], m_all[k * batch:(k + 1) * batch]
+        calls = {"n": 0}
+
+        def count(_p: Any) -> bool:
+            calls["n"] += 1
+            return False
+
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = stylize(x, style, mask=m, style_mask=style_regions, config=cfg, encoder=encoder, callback=count)
+        wall += time.perf_counter() - start
+        evals += result.n_eval
+        iters += result.n_iter
+    t_eval = _eval_seconds(cfg, encoder, x_all[:batch], m_all[:batch], style, style_regions)
+    n = n_batches * batch
+    in_evals = evals * t_eval
+    return {"kind": "optimizer", "method": "masked", "size": list(size), "batch": batch, "images": n,
+            "iterations": iterations, "seconds": wall, "images_per_second": n / wall,
+            "evaluations_per_batch": evals / n_batches, "iterations_per_batch": iters / n_batches,
+            "eval_seconds_at_batch": t_eval, "eval_seconds_per_image": t_eval / batch,
+            "overhead_share": max(0.0, 1 - in_evals / wall),
+            "deepest_layer": objective_cfg.layers[-1], "weights": encoder.identity.to_dict()}
+
+
+def e2e_cell(name: str, size: tuple[int, int], batch: int, images: int, seed: int) -> dict[str, Any]:
+    from masked_gatys.image import save_image
+    from masked_gatys.purify import PurifyConfig, purify
+
+    x, m = _eyes(images, size, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for i in range(images):
+            save_image(x[i:i + 1], src / f"{i:05d}.png")
+            save_image(m[i:i + 1], src / f"{i:05d}_mask.png")
+        start = time.perf_counter()
+        report = purify(src, Path(tmp) / "out", config=PurifyConfig(method=name, batch_size=batch, pupil_shift=False))
+        seconds = time.perf_counter() - start
+    return {"kind": "net-e2e", "method": name, "size": list(size), "batch": batch, "images": report.done,
+            "seconds": seconds, "images_per_second": report.done / seconds}
+
+
+def pupil_cost(size: tuple[int, int], seed: int, n: int = 10) -> float:
+    from masked_gatys.eyes.pupil import pupil_shift
+
+    x, m = _eyes(n, size, seed)
+    start = time.perf_counter()
+    for i in range(n):
+        pupil_shift(x[i:i + 1], x[i:i + 1], m[i:i + 1])
+    return (time.perf_counter() - start) / n
+
+
+def run_cell(cell: dict[str, Any], args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    size = tuple(cell["size"])
+    if cell["kind"] == "net":
+        return net_cell(cell["method"], size, cell["batch"], args.net_seconds, seed)
+    if cell["kind"] == "optimizer":
+        return optimizer_cell(size, cell["batch"], max(cell["batch"], args.opt_images if cell["batch"] == 1 else 0),
+                              args.iterations, args.weights, seed)
+    raise ValueError(cell["kind"])
+
+
+# ---------------------------------------------------------------- ranks
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One torchrun rank: every cell on its own images, timed between barriers."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    cells = json.loads(Path(args.cells).read_text())
+    out = []
+    for cell in cells:
+        dist.barrier()
+        start = time.perf_counter()
+        result = run_cell(cell, args, seed=1000 * (rank + 1))
+        dist.barrier()
+        wall = time.perf_counter() - start
+        parts: list[Any] = [None] * world
+        dist.all_gather_object(parts, result)
+        if rank == 0:
+            if cell["kind"] == "net":  # each rank's median rate, summed: ranks run side by side
+                rate = sum(p["images_per_second"] for p in parts)
+            else:
+                rate = sum(p["images"] for p in parts) / wall
+            out.append({**cell, "ranks": world, "threads_per_rank": 1, "images_per_second": rate,
+                        "per_rank": parts, "wall_seconds": wall})
+    if rank == 0:
+        Path(args.worker_out).write_text(json.dumps(out))
+    dist.destroy_process_group()
+
+
+def torchrun(cells: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cells_path, out_path = Path(tmp) / "cells.json", Path(tmp) / "out.json"
+        cells_path.write_text(json.dumps(cells))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.ranks),
+               str(HERE), "--worker", "--cells", str(cells_path), "--worker-out", str(out_path),
+               "--iterations", str(args.iterations), "--net-seconds", str(args.net_seconds),
+               "--opt-images", str(args.opt_images)]
+        if args.weights:
+            cmd += ["--weights", args.weights]
+        subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        return json.loads(out_path.read_text())
+
+
+# ---------------------------------------------------------------- main
+
+
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
+    from masked_gatys import __version__
+
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "masked_gatys": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "threads": args.threads, "ranks": args.ranks,
+            "device": "cpu", "cuda": torch.cuda.is_available(),
+            "note": "shared machine: times are upper bounds on an idle machine's"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="36x60,48x72")
+    p.add_argument("--nets", default="johnson,purifier")
+    p.add_argument("--net-batches", default="1,16,64,256")
+    p.add_argument("--opt-batches", default="1,8,32")
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--opt-images", type=int, default=2, help="images of a batch-1 optimizer cell")
+    p.add_argument("--net-seconds", type=float, default=2.0)
+    p.add_argument("--e2e-images", type=int, default=512)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--weights", default=None, help="default: $MASKED_GATYS_WEIGHTS")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: nets,e2e,optimizer,torchrun")
+    p.add_argument("--quick", action="store_true", help="a smoke run: one size, small batches, 3 iterations")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cells", help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if args.quick:
+        args.sizes, args.net_batches, args.opt_batches, args.iterations = "36x60", "1,16", "1,2", 3
+        args.net_seconds, args.e2e_images = 0.3, 32
+    skip = set(filter(None, args.skip.split(",")))
+    sizes = [_size(s) for s in args.sizes.split(",")]
+    nets = args.nets.split(",")
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {"metadata": _metadata(args), "one_process": [], "torchrun": [], "load": {}}
+    results["load"]["start"] = _load()
+
+    def log(row: dict[str, Any]) -> None:
+        print(json.dumps({k: v for k, v in row.items() if k not in ("per_rank", "weights")}), flush=True)
+
+    best: dict[tuple[str, tuple[int, int]], int] = {}
+    if "nets" not in skip:
+        for name in nets:
+            for size in sizes:
+                rows = [net_cell(name, size, b, args.net_seconds, 0) for b in map(int, args.net_batches.split(","))]
+                for row in rows:
+                    row["threads"] = args.threads
+                    results["one_process"].append(row)
+                    log(row)
+                best[(name, size)] = max(rows, key=lambda r: r["images_per_second"])["batch"]
+        results["load"]["after_nets"] = _load()
+    if "e2e" not in skip:
+        for name in nets:
+            size = sizes[0]
+            row = e2e_cell(name, size, best.get((name, size), 64), args.e2e_images, 0)
+            row["threads"] = args.threads
+            results["one_process"].append(row)
+            log(row)
+        results["pupil_seconds_per_image"] = {f"{h}x{w}": pupil_cost((h, w), 0) for h, w in sizes}
+        results["load"]["after_e2e"] = _load()
+    opt_cells = [{"kind": "optimizer", "size": list(s), "batch": b} for s in sizes
+                 for b in map(int, args.opt_batches.split(","))]
+    if "optimizer" not in skip:
+        for cell in opt_cells:
+            row = run_cell(cell, args, seed=0)
+            row["threads"] = args.threads
+            results["one_process"].append(row)
+            log(row)
+        results["load"]["after_optimizer"] = _load()
+    if "torchrun" not in skip:
+        cells = []
+        if "nets" not in skip:
+            cells += [{"kind": "net", "method": n, "size": list(s), "batch": b} for n in nets for s in sizes
+                      for b in sorted({1, best[(n, s)]})]
+        if "optimizer" not in skip:
+            cells += opt_cells
+        for row in torchrun(cells, args):
+            results["torchrun"].append(row)
+            log(row)
+        results["load"]["after_torchrun"] = _load()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
