@@ -501,6 +501,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         torch.manual_seed(_mix(config.seed, 0))
         net = nets.build(**config.net_config())
     net.to(device).train()
+    ranks = _Ranks(net, config.batch_size)  # one process, or a torchrun rank with DDP
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     step = 0
@@ -551,20 +552,20 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         }
 
     def write() -> str | None:
-        if config.output is None:
+        if config.output is None or not ranks.main:
             return None
         save_checkpoint(config.output, checkpoint_dict())
         return str(config.output)
 
     def validate() -> float | None:
-        if val_images.shape[0] == 0 or any(v["step"] == step for v in val_history):
+        if val_images.shape[0] == 0 or not ranks.main or any(v["step"] == step for v in val_history):
             return None
         total, terms = _evaluate(net, objective, val_images, val_masks, config.batch_size)
         val_history.append({"step": step, "total": total, "terms": terms, "seconds": elapsed()})
         return total
 
     def sample() -> str | None:
-        if sample_dir is None or val_images.shape[0] == 0:
+        if sample_dir is None or val_images.shape[0] == 0 or not ranks.main:
             return None
         net.eval()
         with torch.no_grad():
@@ -583,14 +584,14 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             while step < config.iterations:
-                idx = _batch_indices(train_images.shape[0], config.batch_size, config.seed, step)
+                idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, config.seed, step))
                 x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
                 torch.manual_seed(_mix(config.seed, 4, step))  # dropout noise of this step
-                value = train_step(net, objective, optimizer, x, m)
-                loss = value.total.mean()
+                value = train_step(ranks.model, objective, optimizer, x, m)
                 step += 1
-                terms = {k: float(v.detach().mean()) for k, v in value.terms.items()}
-                history.append({"step": step, "loss": float(loss.detach()), "terms": terms})
+                loss_value, terms = ranks.mean(float(value.total.detach().mean()),
+                                               {k: float(v.detach().mean()) for k, v in value.terms.items()})
+                history.append({"step": step, "loss": loss_value, "terms": terms})
                 val = validate() if (config.val_every and step % config.val_every == 0) or \
                     step == config.iterations else None
                 sheet = sample() if config.sample_every and (
@@ -598,7 +599,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.iterations:
                     write()
                 if callback is not None:
-                    stop = callback(TrainProgress(step, config.iterations, float(loss.detach()), terms,
+                    stop = callback(TrainProgress(step, config.iterations, loss_value, terms,
                                                   elapsed(), val, sheet))
                     if stop is True:
                         interrupted = True
@@ -614,6 +615,56 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
                        seconds=time.perf_counter() - start, checkpoint=path,
                        objective_config=objective_dict, weights=identity, interrupted=interrupted,
                        samples=samples)
+
+
+class _Ranks:
+    """One process, or this rank of a torchrun job: DistributedDataParallel over the global batch.
+
+    Every rank draws the same global batch (a function of seed and step) and a
+    DistributedSampler (no shuffling) gives rank r its elements r, r + W, ...;
+    DDP averages the ranks' gradients of their mean losses, which is the
+    gradient of the global batch's mean loss: the same steps as one process
+    with that batch, to float tolerance. Not so for batch norm on CPU (each
+    rank normalises over its share; on CUDA it becomes SyncBatchNorm) or for
+    dropout (each rank draws its own share's noise). Rank 0 alone validates,
+    samples and writes checkpoints; the records hold the global means.
+    """
+
+    def __init__(self, net: nn.Module, batch_size: int) -> None:
+        import torch.distributed as dist
+
+        self.on = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if self.on else (0, 1)
+        self.main = self.rank == 0
+        self.model: nn.Module = net
+        if not self.on:
+            return
+        if batch_size % self.world:
+            raise ValueError(f"the batch ({batch_size}) must split evenly over the {self.world} ranks")
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.device = next(net.parameters()).device
+        if self.device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        self.model = DistributedDataParallel(net, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+    def share(self, idx: Tensor) -> Tensor:
+        if not self.on:
+            return idx
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(len(idx)), num_replicas=self.world, rank=self.rank, shuffle=False)
+        return idx[list(sampler)]
+
+    def mean(self, loss: float, terms: dict[str, float]) -> tuple[float, dict[str, float]]:
+        if not self.on:
+            return loss, terms
+        import torch.distributed as dist
+
+        values = torch.tensor([loss, *terms.values()], dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        values = (values / self.world).tolist()
+        return values[0], dict(zip(terms, values[1:]))
 
 
 def _to_cpu(obj: Any) -> Any:

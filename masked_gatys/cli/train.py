@@ -87,10 +87,16 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     masked-gatys train --render 256 --net purifier --weights vgg19.pth \\
         --max-layer relu3_4 --iterations 2000 -o purifier.pt
     masked-gatys train --resume purifier.pt --iterations 4000
+    torchrun --nproc-per-node 2 -m masked_gatys train --render 256 -o purifier.pt
+
+    Under torchrun each rank takes its share of every (global) --batch-size
+    batch and DistributedDataParallel averages the gradients; rank 0 writes.
     """
+    from masked_gatys import distributed
     from masked_gatys.train import TrainConfig, _read_checkpoint, train
 
-    device = resolve_device(options.pop("device"))
+    env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
+    device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
     resume: Path | None = options.pop("resume")
     output: Path | None = options.pop("output")
     given = {k: v for k, v in options.items() if v is not None}
@@ -124,6 +130,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     last_val: dict[str, float] = {}
 
     def progress(p: Any) -> None:
+        if env is not None and env.rank != 0:
+            return
         if not bars:
             bars.append(tqdm(total=config.iterations, initial=p.step - 1, unit="step",
                              dynamic_ncols=True, leave=True))
@@ -139,11 +147,17 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         bar.set_postfix(postfix, refresh=False)
         bar.update(p.step - bar.n)
 
+    if env is not None:
+        distributed.init(env, device)
     try:
         result = train(config, callback=progress)
     finally:
         for bar in bars:
             bar.close()
+        if env is not None:
+            distributed.finish()
+    if env is not None and env.rank != 0:
+        return
     val = result.val_history[-1]["total"] if result.val_history else None
     message = f"wrote {result.checkpoint} (step {result.step}"
     if val is not None:
