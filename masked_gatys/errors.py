@@ -35,3 +35,7 @@ class ObjectiveError(MaskedGatysError, ValueError):
 
 class CheckpointError(MaskedGatysError, ValueError):
     """A network checkpoint that is unreadable or does not match."""
+
+
+class GazeError(MaskedGatysError, ValueError):
+    """A gaze data set, label file or estimator that cannot be read, built or used."""

@@ -29,6 +29,8 @@ _COMMANDS = {
                "Purify a folder or manifest of images: resumable, sharded, under torchrun."),
     "train": ("masked_gatys.cli.train", "train_command",
               "Train a feed-forward network on the style objective."),
+    "gaze": ("masked_gatys.cli.gaze", "gaze_command",
+             "The gaze experiment: estimators trained on synthetic eyes, tested on real eyes raw and purified."),
     "bench": ("masked_gatys.cli.bench", "bench_command",
               "Benchmark speed and objective value, optimizer against networks."),
 }

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
 
 # What the demo renders: a real-looking content eye and a synthetic style eye. The style eye
 # and the size are those the shipped networks were trained with (masked_gatys/data/README.md),
@@ -47,22 +48,6 @@ def _parse_size(value: str) -> tuple[int, int]:
 def _size_option(default: str) -> Any:
     return click.option("--size", default=default, show_default=True, metavar="HxW",
                         callback=lambda ctx, param, v: _parse_size(v), help="Image size, height x width.")
-
-
-def eye_seed_and_gaze(seed: int, index: int, *, yaw_range: float = 30.0,
-                      pitch_range: float = 20.0) -> tuple[int, float, float]:
-    """The eye seed and gaze of image ``index`` of a render-eyes run with ``seed``.
-
-    >>> eye_seed_and_gaze(0, 0) == eye_seed_and_gaze(0, 0)
-    True
-    """
-    import numpy as np
-
-    rng = np.random.default_rng([seed, index, 77])
-    eye_seed = int(rng.integers(0, 2**31 - 1))
-    yaw = float(rng.uniform(-yaw_range, yaw_range))
-    pitch = float(rng.uniform(-pitch_range, pitch_range))
-    return eye_seed, round(yaw, 4), round(pitch, 4)
 
 
 @click.command("render-eyes")

@@ -1,0 +1,178 @@
+"""``masked-gatys gaze``: the paper's gaze experiment (Sec. 4.2, Table 2) in one command.
+
+Defaults are :class:`masked_gatys.eyes.experiment.ExperimentConfig`'s, read from the
+dataclass, so they are written once.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(gaze_command, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from masked_gatys.cli._common import error_boundary, resolve_device
+
+
+def _csv(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise click.BadParameter("give at least one name")
+    return items
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not m or min(int(m.group(1)), int(m.group(2))) < 20:
+        raise click.BadParameter(f"{value!r}: give HEIGHTxWIDTH, each at least 20, e.g. 36x60")
+    return int(m.group(1)), int(m.group(2))
+
+
+class _Bar:
+    """One tqdm bar per stage, and a line per finished stage."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, disable=None,
+                            unit="eye" if stage.startswith(("render", "purify")) else "step")
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@click.command("gaze")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder: results.json, table.md, plot.png, sheet.png and the caches "
+                   "(rendered sets, trained CNN, purified eyes); a rerun reuses them. [default: gaze-out]")
+@click.option("--estimators", callback=_csv, default=None,
+              help="Comma-separated: cnn, knn, svr, rf (svr and rf need scikit-learn: "
+                   "pip install masked-gatys[gaze]). [default: cnn,knn,svr,rf]")
+@click.option("--train", "train", default=None,
+              help="Training set: 'render' (rendered synthetic eyes) or a data set path (labels file or "
+                   "folder, UnityEyes folder, MPIIGaze .mat or folder). [default: render]")
+@click.option("--train-n", type=click.IntRange(min=10), default=None, help="Training eyes. [default: 5000]")
+@click.option("--test", "test", multiple=True,
+              help="Test set: 'render' (rendered real eyes + synthetic renders of the same eyes) or a data "
+                   "set path; repeat for several. [default: render]")
+@click.option("--test-n", type=click.IntRange(min=1), default=None, help="Eyes per test set. [default: 500]")
+@click.option("--size", callback=_size, default=None, metavar="HxW", help="Eye size. [default: 36x60]")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Training set seed. [default: 0]")
+@click.option("--test-seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Test set seed. [default: 1]")
+@click.option("--purify", callback=_csv, default=None,
+              help="Comma-separated purification methods: none, an optimizer preset (gatys, masked, "
+                   "regional, ...), johnson, purifier, or a checkpoint PATH.pt. Raw test sets are always "
+                   "included. [default: none,masked,purifier]")
+@click.option("--purify-synthetic", is_flag=True, default=False,
+              help="Purify the synthetic test set too (doubles the optimizer's time).")
+@click.option("--style", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Style eye for the optimizer methods. [default: the rendered synthetic eye seed 0 at (0, 0)]")
+@click.option("--style-mask", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Mask of the style eye (white = iris + pupil).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="Optimizer iterations per eye. [default: 100]")
+@click.option("--weights", default=None,
+              help="Loss-network weights for the optimizer methods (file, 'imagenet' or 'random'). "
+                   "[default: $MASKED_GATYS_WEIGHTS, else imagenet]")
+@click.option("--max-layer", default=None, help="Deepest VGG layer used. [default: auto]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Eyes purified per batch. [default: purify's]")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Most CNN epochs (early stopping on the validation error). [default: 12]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write results.json here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the grouped-bar plot here (needs matplotlib).")
+@click.option("--quick", is_flag=True, default=False,
+              help="A smoke test of every stage in well under a minute (300 training eyes, 12 test eyes, "
+                   "5 iterations, 2 epochs).")
+@click.option("-q", "--quiet", is_flag=True, default=False, help="No progress bars.")
+@error_boundary
+def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: str | None, train_n: int | None,
+                 test: tuple[str, ...], test_n: int | None, size: tuple[int, int] | None, seed: int | None,
+                 test_seed: int | None, purify: tuple[str, ...] | None, purify_synthetic: bool,
+                 style: str | None, style_mask: str | None, iterations: int | None, weights: str | None,
+                 max_layer: str | None, device: str, batch_size: int | None, epochs: int | None,
+                 json_path: Path | None, plot_path: Path | None, quick: bool, quiet: bool) -> None:
+    """Train gaze estimators on synthetic eyes; test them on real eyes, raw and purified.
+
+    Prints a table like the paper's Table 2 (rows: estimators; columns: test sets; cells: mean
+    +- std angular error in degrees, and in brackets the change against the raw set on the same
+    eyes), with the pupil's distance from its true centre and the purification's pupil shift
+    below. Writes results.json, table.md, plot.png and sheet.png into --out.
+    """
+    from masked_gatys.eyes.experiment import ExperimentConfig, evaluate, format_table, quick_config
+
+    changes: dict[str, Any] = {k: v for k, v in {
+        "estimators": estimators, "train": train, "train_n": train_n, "test": tuple(test) or None,
+        "test_n": test_n, "size": size, "seed": seed, "test_seed": test_seed, "purify": purify,
+        "style": style, "style_mask": style_mask, "iterations": iterations, "weights": weights,
+        "max_layer": max_layer, "batch_size": batch_size}.items() if v is not None}
+    changes["purify_synthetic"] = purify_synthetic
+    changes["device"] = resolve_device(device)
+    if style_mask and not style:
+        raise click.ClickException("--style-mask needs --style")
+    folder = str(out) if out is not None else ExperimentConfig.out
+    cfg = quick_config(folder, **changes) if quick else ExperimentConfig(out=folder, **changes)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, cnn=dataclasses.replace(cfg.cnn, epochs=epochs))
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--plot needs matplotlib: pip install masked-gatys[bench]") from None
+    bar = _Bar(quiet)
+    try:
+        report = evaluate(cfg, progress=bar)
+    finally:
+        bar.close()
+    for name, reason in report.skipped.items():
+        click.echo(f"warning: skipped {name}: {reason}", err=True)
+    click.echo(format_table(report), nl=False)
+    _echo_targets(report.targets)
+    if json_path is not None:
+        shutil.copyfile(report.paths["results"], json_path)
+    if plot_path is not None and "plot" in report.paths:
+        shutil.copyfile(report.paths["plot"], plot_path)
+    click.echo(f"wrote {', '.join(Path(p).name for p in report.paths.values())} to {cfg.out}", err=True)
+
+
+def _echo_targets(targets: dict[str, Any]) -> None:
+    ratio = targets.get("domain_gap_ratio")
+    if ratio:
+        cells = ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
+        click.echo(f"domain gap (real / synthetic error): {cells}")
+    for col, gains in targets.get("gain_vs_raw_deg", {}).items():
+        cells = ", ".join(f"{k} {v:+.1f}" for k, v in gains.items())
+        click.echo(f"gain of {col} over raw (degrees, + = better): {cells}")
+    if "cnn_gap_closed_fraction" in targets:
+        click.echo(f"best purification for the CNN: {targets['cnn_best_purification']} closes "
+                   f"{100 * targets['cnn_gap_closed_fraction']:.0f}% of its domain gap")

@@ -1,0 +1,549 @@
+"""The paper's gaze experiment (Sec. 4.2, Table 2): train on synthetic eyes, test on real ones,
+raw and purified.
+
+:func:`evaluate` trains each estimator on a training set (default: rendered synthetic eyes),
+tests it on test sets (default: rendered real eyes and synthetic renders of the same eyes) and
+on each test set purified by each method asked for, and returns the table of mean angular
+errors with the pupil shift of each purification beside it. Purification goes through
+:func:`masked_gatys.purify.purify`, whose output folder is the cache: a rerun purifies nothing
+twice. Trained CNNs and rendered sets are cached in the output folder too.
+
+Layout of ``out``::
+
+    data/        rendered sets (.pt), keyed by their settings
+    estimators/  trained CNNs with their provenance
+    test/NAME/   each test set as PNGs + manifest.jsonl (purify's input)
+    purified/NAME-METHOD-KEY/   purify's output folder and manifest
+    results.json, table.md, plot.png, sheet.png
+
+>>> import tempfile
+>>> cfg = quick_config(tempfile.mkdtemp(), estimators=("knn",), purify=("none",), train_n=40, test_n=4)
+>>> report = evaluate(cfg)
+>>> [c["name"] for c in report.columns], sorted(report.errors)
+(['synthetic', 'real'], ['knn'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from masked_gatys.errors import GazeError
+from masked_gatys.eyes.datasets import GazeSet, load_labelled_folder, load_mpiigaze, load_unityeyes, render_set
+from masked_gatys.eyes.gaze import (
+    CNNConfig,
+    CNNEstimator,
+    available_estimators,
+    build_estimator,
+    load_estimator,
+    save_estimator,
+    score,
+)
+
+__all__ = ["ExperimentConfig", "GazeReport", "evaluate", "quick_config", "load_gaze_set", "format_table"]
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+NETS = ("johnson", "purifier")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Settings of :func:`evaluate` (the CLI's defaults come from here).
+
+    ``train`` / ``test``: ``"render"`` (rendered eyes: synthetic for training; real plus
+    synthetic renders of the same eyes for testing) or paths of gaze data sets
+    (:func:`load_gaze_set`). ``purify``: ``none`` and any of the optimizer presets (``gatys``,
+    ``masked``, ``regional``, ...), the shipped nets (``johnson``, ``purifier``) or a
+    checkpoint path. ``purify_synthetic`` purifies the synthetic test set too (off by default:
+    it doubles the optimizer's time). ``style``: the style eye (default: the synthetic render
+    of seed 0 looking at (0, 0), at the experiment's size) and its mask.
+    """
+
+    out: str = "gaze-out"
+    estimators: tuple[str, ...] = ("cnn", "knn", "svr", "rf")
+    train: str = "render"
+    train_n: int = 5000
+    test: tuple[str, ...] = ("render",)
+    test_n: int = 500
+    size: tuple[int, int] = (36, 60)
+    seed: int = 0
+    test_seed: int = 1
+    yaw_range: float = 30.0
+    pitch_range: float = 20.0
+    purify: tuple[str, ...] = ("none", "masked", "purifier")
+    purify_synthetic: bool = False
+    style: str | None = None
+    style_mask: str | None = None
+    iterations: int = 100
+    weights: str | None = None
+    max_layer: str | None = "auto"
+    device: str = "cpu"
+    batch_size: int | None = None
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    sheet_n: int = 6
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quick_config(out: str, **changes: Any) -> ExperimentConfig:
+    """The ``--quick`` settings: a smoke test of every stage in well under a minute."""
+    base = ExperimentConfig(out=out, train_n=300, test_n=12, iterations=5,
+                            cnn=CNNConfig(epochs=2, batch_size=32, patience=2), sheet_n=4)
+    return replace(base, **changes)
+
+
+@dataclass
+class GazeReport:
+    """What :func:`evaluate` measured. ``columns``: one dict per test column (``name``,
+    ``test_set``, ``method``, ``n``, ``failed``, pupil shifts); ``errors[estimator][column]``:
+    ``mean``, ``std``, ``median``, ``n`` in degrees; ``estimators``: training records."""
+
+    columns: list[dict[str, Any]]
+    errors: dict[str, dict[str, dict[str, float]]]
+    estimators: dict[str, dict[str, Any]]
+    skipped: dict[str, str]
+    metadata: dict[str, Any]
+    targets: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metadata": self.metadata, "columns": self.columns, "errors": self.errors,
+                "estimators": self.estimators, "skipped": self.skipped, "targets": self.targets}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_gaze_set(path: str | os.PathLike, *, size: tuple[int, int], limit: int | None = None) -> GazeSet:
+    """A gaze data set from ``path``, its kind told by what it holds: a folder of UnityEyes
+    ``N.json`` files, MPIIGaze ``.mat`` files (or one), else a labels file or a folder with
+    ``manifest.jsonl`` / ``labels.jsonl`` / ``labels.csv``."""
+    p = Path(path)
+    if p.suffix.lower() == ".mat" or (p.is_dir() and next(p.rglob("day*.mat"), None) is not None):
+        s = load_mpiigaze(p, limit=limit)
+        return s if s.size == tuple(size) else s.with_images(_resize(s.images, size))
+    if p.is_dir() and any(q.stem.isdigit() for q in p.glob("*.json")):
+        return load_unityeyes(p, size=size, limit=limit)
+    return load_labelled_folder(p, size=size, limit=limit)
+
+
+def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    from masked_gatys.image import resize_to
+
+    return resize_to(images, size)
+
+
+def _key(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def _quantised(s: GazeSet) -> GazeSet:
+    """8-bit images, as every stored eye is: cached sets, PNGs and purify's inputs agree."""
+    return s.with_images((s.images * 255).round() / 255)
+
+
+def _from_blob(blob: dict[str, Any]) -> GazeSet:
+    return GazeSet(blob["images"].float() / 255, blob["gaze"].numpy(), blob["masks"].float() / 255,
+                   blob["pupil"].numpy(), tuple(blob["ids"]), json.loads(blob["source"]))
+
+
+def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: Progress | None) -> GazeSet:
+    key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range)
+    path = Path(cfg.out) / "data" / f"render-{domain}-{n}-{key}.pt"
+    if path.is_file():
+        return _from_blob(torch.load(path, map_location="cpu", weights_only=True))
+    stage = f"render {domain} ({n})"
+    s = render_set(n, domain=domain, size=cfg.size, seed=seed, yaw_range=cfg.yaw_range,
+                   pitch_range=cfg.pitch_range,
+                   progress=None if progress is None else (lambda d, t: progress(stage, d, t)))
+    blob = {"images": (s.images * 255).round().to(torch.uint8), "gaze": torch.from_numpy(s.gaze),
+            "masks": (s.masks * 255).round().to(torch.uint8), "pupil": torch.from_numpy(s.pupil),
+            "ids": list(s.ids), "source": json.dumps(s.source)}
+    _save_torch(blob, path)
+    return _from_blob(blob)
+
+
+def _save_torch(obj: Any, path: Path) -> None:
+    import io
+
+    from masked_gatys.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def _train_set(cfg: ExperimentConfig, progress: Progress | None) -> GazeSet:
+    if cfg.train == "render":
+        return _rendered(cfg, cfg.train_n, "synthetic", cfg.seed, progress)
+    return _quantised(load_gaze_set(cfg.train, size=cfg.size, limit=cfg.train_n))
+
+
+def _test_sets(cfg: ExperimentConfig, progress: Progress | None) -> dict[str, GazeSet]:
+    sets: dict[str, GazeSet] = {}
+    for spec in cfg.test:
+        if spec == "render":
+            sets["synthetic"] = _rendered(cfg, cfg.test_n, "synthetic", cfg.test_seed, progress)
+            sets["real"] = _rendered(cfg, cfg.test_n, "real", cfg.test_seed, progress)
+        else:
+            name = Path(spec).stem if Path(spec).is_file() else Path(spec).name
+            sets[name] = _quantised(load_gaze_set(spec, size=cfg.size, limit=cfg.test_n))
+    return sets
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def _fit_estimators(cfg: ExperimentConfig, train: GazeSet, names: Sequence[str],
+                    progress: Progress | None) -> dict[str, Any]:
+    fitted: dict[str, Any] = {}
+    for name in names:
+        stage = f"train {name}"
+        if name == "cnn":
+            key = _key("cnn", train.source, len(train), asdict(cfg.cnn), cfg.size)
+            path = Path(cfg.out) / "estimators" / f"cnn-{key}.pt"
+            if path.is_file():
+                fitted[name] = load_estimator(path)
+                continue
+            est = CNNEstimator(cfg.cnn).fit(
+                train, progress=None if progress is None else (lambda d, t, info: progress(stage, d, t)))
+            from masked_gatys import __version__
+
+            save_estimator(est, path, provenance={"train": train.source, "train_n": len(train),
+                                                  "seed": cfg.cnn.seed, "settings": asdict(cfg.cnn),
+                                                  "masked_gatys": __version__})
+            fitted[name] = est
+        else:
+            if progress is not None:
+                progress(stage, 0, 1)
+            fitted[name] = build_estimator(name, cnn=cfg.cnn, seed=cfg.seed).fit(train)
+            if progress is not None:
+                progress(stage, 1, 1)
+    return fitted
+
+
+# --------------------------------------------------------------------------- purification
+
+
+def _style_files(cfg: ExperimentConfig) -> tuple[str, str | None]:
+    if cfg.style is not None:
+        return cfg.style, cfg.style_mask
+    from masked_gatys.eyes.render import render_eye
+    from masked_gatys.image import save_image
+
+    folder = Path(cfg.out) / "style"
+    folder.mkdir(parents=True, exist_ok=True)
+    image, mask = folder / "style.png", folder / "style_mask.png"
+    if not (image.is_file() and mask.is_file()):
+        eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=cfg.size, seed=0)
+        save_image(eye.image, image)
+        save_image(eye.binary_mask.expand(1, 3, -1, -1), mask)
+    return str(image), str(mask)
+
+
+def _method_slug(method: str) -> str:
+    p = Path(method)
+    return p.stem if p.suffix == ".pt" else method
+
+
+def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
+              progress: Progress | None) -> tuple[GazeSet, dict[str, Any]]:
+    """``test`` purified by ``method`` through :func:`masked_gatys.purify.purify` (cached)."""
+    from masked_gatys.image import load_image
+    from masked_gatys.purify import PurifyConfig, purify
+
+    manifest = test.write(Path(cfg.out) / "test" / name)
+    style, style_mask = _style_files(cfg)
+    is_net = method in NETS or method.endswith(".pt")
+    pcfg = PurifyConfig(method=method, style=None if is_net else style, style_mask=None if is_net else style_mask,
+                        iterations=cfg.iterations, batch_size=cfg.batch_size, weights=cfg.weights,
+                        max_layer=cfg.max_layer, device=cfg.device)
+    key = _key(name, method, cfg.iterations, cfg.weights, cfg.max_layer, cfg.style, cfg.style_mask, len(test))
+    out = Path(cfg.out) / "purified" / f"{name}-{_method_slug(method)}-{key}"
+    stage = f"purify {name} ({_method_slug(method)})"
+    report = purify(manifest, out, config=pcfg,
+                    progress=None if progress is None else (lambda p: progress(stage, p.done, p.total)))
+    by_id = {str(r.get("id")): r for r in report.records}
+    keep, images, shifts, failed = [], [], [], []
+    for i, ident in enumerate(test.ids):
+        row = by_id.get(ident)
+        if row is None or row.get("status") != "done":
+            failed.append({"id": ident, "status": None if row is None else row.get("status")})
+            continue
+        keep.append(i)
+        images.append(load_image(out / row["output"]))
+        if row.get("pupil_shift") is not None:
+            shifts.append(float(row["pupil_shift"]))
+    if not keep:
+        raise GazeError(f"purification by {method} failed on every eye of {name}: {failed[:1]}")
+    subset = test.subset(keep, name=f"{name} purified by {method}")
+    info = {"failed": len(failed), "failures": failed[:5], "folder": str(out),
+            "shift_content": _stats(np.array(shifts)) if shifts else None}
+    return subset.with_images(torch.cat(images), purified_by=method), info
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "p95": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v)),
+            "p95": float(np.percentile(v, 95)), "n": int(v.size)}
+
+
+def _pupil_error(s: GazeSet) -> dict[str, float] | None:
+    """Distance (px) of the detected pupil centre in each image from the set's known centre."""
+    if s.pupil is None or s.masks is None:
+        return None
+    from masked_gatys.eyes.pupil import pupil_center
+
+    errs = []
+    for i in range(len(s)):
+        if not np.isfinite(s.pupil[i]).all():
+            continue
+        try:
+            x, y = pupil_center(s.images[i:i + 1], s.masks[i:i + 1])
+        except Exception:  # a pupil the detector cannot find counts as missing, not as zero
+            continue
+        errs.append(float(np.hypot(x - s.pupil[i, 0], y - s.pupil[i, 1])))
+    return _stats(np.array(errs))
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def _columns(cfg: ExperimentConfig, tests: dict[str, GazeSet], progress: Progress | None
+             ) -> list[tuple[dict[str, Any], GazeSet]]:
+    """(column description, eyes) for every raw test set and every purified one."""
+    out = []
+    for name, s in tests.items():
+        out.append(({"name": name, "test_set": name, "method": "none", "n": len(s), "failed": 0,
+                     "shift_content": None}, s))
+    methods = [m for m in cfg.purify if m != "none"]
+    for method in methods:
+        for name, s in tests.items():
+            if name == "synthetic" and not cfg.purify_synthetic:
+                continue
+            purified, info = _purified(cfg, name, s, method, progress)
+            out.append(({"name": f"{name}+{_method_slug(method)}", "test_set": name, "method": method,
+                         "n": len(purified), **info}, purified))
+    return out
+
+
+def _paired(err: np.ndarray, raw: np.ndarray) -> dict[str, float]:
+    d = err - raw
+    half = 1.96 * d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
+    return {"mean": float(d.mean()), "ci95": float(half), "n": int(d.size)}
+
+
+def _targets(report_errors: dict[str, dict[str, dict[str, float]]], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's targets, each with its figure and whether it is met."""
+    names = [c["name"] for c in columns]
+    out: dict[str, Any] = {}
+    if "synthetic" in names and "real" in names:
+        out["domain_gap_ratio"] = {e: errs["real"]["mean"] / errs["synthetic"]["mean"]
+                                   for e, errs in report_errors.items()}
+        out["domain_gap_met"] = all(r >= 1.5 for r in out["domain_gap_ratio"].values())
+    gains: dict[str, dict[str, float]] = {}
+    for c in columns:
+        if c["method"] != "none" and c["test_set"] == "real":
+            gains[c["name"]] = {e: -errs[c["name"]]["paired_vs_raw"]["mean"] for e, errs in report_errors.items()}
+    out["gain_vs_raw_deg"] = gains
+    for method in ("masked", "purifier"):
+        col = f"real+{method}"
+        if col in gains:
+            out[f"{method}_gains_2deg_every_estimator"] = all(g >= 2.0 for g in gains[col].values())
+    cnn = report_errors.get("cnn")
+    if cnn and "synthetic" in cnn and "real" in cnn and gains:
+        gap = cnn["real"]["mean"] - cnn["synthetic"]["mean"]
+        best = min(gains, key=lambda n: cnn[n]["mean"])
+        closed = (cnn["real"]["mean"] - cnn[best]["mean"]) / gap if gap > 0 else float("nan")
+        out["cnn_best_purification"] = best
+        out["cnn_gap_closed_fraction"] = closed
+        out["cnn_half_gap_met"] = bool(closed >= 0.5)
+    return out
+
+
+def _metadata(cfg: ExperimentConfig) -> dict[str, Any]:
+    import torchvision
+
+    meta: dict[str, Any] = {"config": cfg.to_dict(), "python": platform.python_version(),
+                            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                            "torch": torch.__version__, "torchvision": torchvision.__version__,
+                            "numpy": np.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        import sklearn
+
+        meta["scikit-learn"] = sklearn.__version__
+    except ImportError:
+        meta["scikit-learn"] = None
+    if cfg.weights and Path(cfg.weights).is_file():
+        digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
+        meta["weights"] = {"name": Path(cfg.weights).name, "sha256": digest}
+    else:
+        meta["weights"] = {"name": cfg.weights or os.path.basename(os.environ.get("MASKED_GATYS_WEIGHTS", "")) or
+                           "imagenet"}
+    # record no absolute paths of this machine: the output folder by name only
+    meta["config"]["out"] = Path(cfg.out).name
+    if cfg.weights:
+        meta["config"]["weights"] = Path(cfg.weights).name
+    return meta
+
+
+def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | None = None) -> GazeReport:
+    """Run the gaze experiment; write ``results.json``, ``table.md``, ``sheet.png`` (and
+    ``plot.png`` where matplotlib is installed) into ``config.out``; return the report."""
+    cfg = config or ExperimentConfig()
+    names, skipped = available_estimators(cfg.estimators)
+    if not names:
+        raise GazeError(f"no estimator can run: {skipped}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    train = _train_set(cfg, progress)
+    tests = _test_sets(cfg, progress)
+    seconds["data"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fitted = _fit_estimators(cfg, train, names, progress)
+    seconds["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    columns = _columns(cfg, tests, progress)
+    seconds["purify"] = time.perf_counter() - t
+    t = time.perf_counter()
+    per_eye: dict[str, dict[str, np.ndarray]] = {e: {} for e in names}
+    errors: dict[str, dict[str, dict[str, float]]] = {e: {} for e in names}
+    for i, (col, s) in enumerate(columns):
+        col["pupil_error_truth"] = _pupil_error(s)
+        for e in names:
+            err = score(fitted[e], s)
+            per_eye[e][col["name"]] = err
+            errors[e][col["name"]] = _stats(err)
+        if progress is not None:
+            progress("test", i + 1, len(columns))
+    for col, s in columns:
+        if col["method"] == "none":
+            continue
+        raw_ids = {ident: j for j, ident in enumerate(tests[col["test_set"]].ids)}
+        idx = np.array([raw_ids[ident] for ident in s.ids])
+        for e in names:
+            raw = per_eye[e][col["test_set"]][idx]
+            errors[e][col["name"]]["paired_vs_raw"] = _paired(per_eye[e][col["name"]], raw)
+    seconds["test"] = time.perf_counter() - t
+    meta = _metadata(cfg)
+    meta["seconds"] = seconds
+    meta["train_set"] = train.source
+    report = GazeReport([c for c, _ in columns], errors,
+                        {e: getattr(fitted[e], "record", {}) for e in names}, skipped, meta)
+    report.targets = _targets(errors, report.columns)
+    _write_outputs(report, cfg, columns, per_eye)
+    return report
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def format_table(report: GazeReport) -> str:
+    """Markdown: rows estimators, columns test sets, cells mean +- std degrees; pupil rows below."""
+    cols = [c["name"] for c in report.columns]
+    lines = ["| estimator | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for e, errs in report.errors.items():
+        cells = []
+        for c in cols:
+            s = errs[c]
+            cell = f"{s['mean']:.1f} +- {s['std']:.1f}"
+            if "paired_vs_raw" in s:
+                cell += f" ({s['paired_vs_raw']['mean']:+.1f})"
+            cells.append(cell)
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+
+    def pupil_cell(v: dict[str, float] | None) -> str:
+        return "-" if not v or not v.get("n") else f"{v['mean']:.2f} +- {v['std']:.2f}"
+
+    lines.append("| pupil vs truth (px) | " + " | ".join(pupil_cell(c.get("pupil_error_truth")) for c in report.columns) + " |")
+    lines.append("| pupil shift (px) | " + " | ".join(pupil_cell(c.get("shift_content")) for c in report.columns) + " |")
+    lines.append("| eyes (failed) | " + " | ".join(f"{c['n']} ({c['failed']})" for c in report.columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_outputs(report: GazeReport, cfg: ExperimentConfig, columns: list[tuple[dict[str, Any], GazeSet]],
+                   per_eye: dict[str, dict[str, np.ndarray]]) -> None:
+    from masked_gatys.files import atomic_write, write_json_atomic
+
+    out = Path(cfg.out)
+    write_json_atomic(report.to_dict(), out / "results.json")
+    table = format_table(report)
+    atomic_write(out / "table.md", lambda f: f.write(table.encode("utf-8")))
+    report.paths = {"results": str(out / "results.json"), "table": str(out / "table.md")}
+    report.paths["sheet"] = str(_write_sheet(columns, per_eye, out / "sheet.png", cfg.sheet_n))
+    try:
+        report.paths["plot"] = str(write_plot(report, out / "plot.png"))
+    except ImportError:
+        report.skipped["plot"] = "matplotlib is not installed (pip install masked-gatys[bench])"
+
+
+def _write_sheet(columns: list[tuple[dict[str, Any], GazeSet]], per_eye: dict[str, dict[str, np.ndarray]],
+                 path: Path, n: int) -> Path:
+    from masked_gatys.sheet import Column, compose_sheet, save_sheet
+
+    est = "cnn" if "cnn" in per_eye else next(iter(per_eye))
+    ids = list(columns[0][1].ids[:n])
+    cols = []
+    for col, s in columns:
+        where = {ident: j for j, ident in enumerate(s.ids)}
+        images, captions = [], []
+        for ident in ids:
+            j = where.get(ident)
+            images.append(None if j is None else s.images[j:j + 1])
+            captions.append("failed" if j is None else f"{est} {per_eye[est][col['name']][j]:.1f} deg")
+        cols.append(Column(col["name"], images, captions))
+    sheet = compose_sheet(cols, title=f"Gaze test eyes: {est} angular error per eye", min_width=120)
+    return save_sheet(sheet, path)
+
+
+def write_plot(report: GazeReport, path: str | os.PathLike) -> Path:
+    """Grouped bars: one group per estimator, one bar per test column, error bars = std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from masked_gatys.files import atomic_write
+
+    ests = list(report.errors)
+    cols = [c["name"] for c in report.columns]
+    width = 0.8 / max(1, len(cols))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(ests) * len(cols) * 0.5 + 2), 4.2))
+    for k, c in enumerate(cols):
+        means = [report.errors[e][c]["mean"] for e in ests]
+        stds = [report.errors[e][c]["std"] for e in ests]
+        ax.bar(np.arange(len(ests)) + (k - (len(cols) - 1) / 2) * width, means, width, yerr=stds,
+               capsize=2, label=c)
+    ax.set_xticks(np.arange(len(ests)), ests)
+    ax.set_ylabel("angular error (degrees), mean +- std")
+    ax.set_title("Gaze error: trained on synthetic eyes, tested raw and purified")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return path

@@ -1,0 +1,89 @@
+"""The gaze experiment end to end: evaluate() and `masked-gatys gaze`, with random weights and tiny sets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from masked_gatys.cli import main
+from masked_gatys.eyes import datasets as datasets_module
+from masked_gatys.eyes import experiment as experiment_module
+from masked_gatys.eyes.experiment import evaluate, format_table, quick_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["gaze", *args], catch_exceptions=False)
+
+
+def test_cli_raw_sets_table_and_files(tmp_path):
+    out = tmp_path / "g"
+    result = _run("--quick", "-q", "--estimators", "knn", "--purify", "none", "--train-n", "60",
+                  "--test-n", "6", "-o", str(out), "--json", str(tmp_path / "copy.json"))
+    assert result.exit_code == 0, result.output
+    assert "| knn |" in result.output and "synthetic" in result.output and "domain gap" in result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [c["name"] for c in data["columns"]] == ["synthetic", "real"]
+    assert data["errors"]["knn"]["real"]["n"] == 6
+    assert data == json.loads((tmp_path / "copy.json").read_text())
+    for name in ("table.md", "sheet.png", "plot.png"):
+        assert (out / name).is_file()
+    assert str(tmp_path) not in (out / "results.json").read_text()  # no paths of this machine
+
+
+def test_rerun_reuses_the_rendered_sets(tmp_path, monkeypatch):
+    cfg = quick_config(str(tmp_path), estimators=("knn",), purify=("none",), train_n=40, test_n=4)
+    first = evaluate(cfg)
+
+    def no_render(*a, **k):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(experiment_module, "render_set", no_render)
+    second = evaluate(cfg)
+    assert second.errors == first.errors
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = _run("--quick", "--estimators", "knn,svm", "-o", str(tmp_path))
+    assert result.exit_code == 1 and "choose from cnn, knn, svr, rf" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    style = tmp_path / "s.png"
+    style.write_bytes(b"")
+    result = _run("--quick", "--style-mask", str(style), "-o", str(tmp_path))
+    assert result.exit_code == 1 and "--style-mask needs --style" in result.output
+
+
+def test_labelled_test_set_from_a_folder(tmp_path):
+    test = datasets_module.render_set(5, domain="real", size=(36, 60), seed=9)
+    test.write(tmp_path / "mine")
+    cfg = quick_config(str(tmp_path / "out"), estimators=("knn",), purify=("none",), train_n=40,
+                       test=(str(tmp_path / "mine"),))
+    report = evaluate(cfg)
+    assert [c["name"] for c in report.columns] == ["mine"]
+    assert report.errors["knn"]["mine"]["n"] == 5
+
+
+def test_purified_columns_are_cached(tmp_path):
+    cfg = quick_config(str(tmp_path), estimators=("knn",), purify=("none", "masked", "purifier"),
+                       train_n=40, test_n=3, iterations=2, weights="random", max_layer="relu2_2")
+    report = evaluate(cfg)
+    names = [c["name"] for c in report.columns]
+    assert names == ["synthetic", "real", "real+masked", "real+purifier"]
+    col = report.columns[2]
+    assert col["n"] == 3 and col["failed"] == 0 and col["shift_content"]["n"] == 3
+    assert "paired_vs_raw" in report.errors["knn"]["real+masked"]
+    outputs = sorted((tmp_path / "purified").rglob("*.png"))
+    stamps = [p.stat().st_mtime_ns for p in outputs]
+    evaluate(cfg)
+    assert [p.stat().st_mtime_ns for p in outputs] == stamps  # nothing purified twice
+    assert "real+purifier" in format_table(report)
+
+
+@pytest.mark.slow
+def test_cli_quick_defaults(tmp_path):
+    result = _run("--quick", "-q", "--weights", "random", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "real+masked" in result.output and "real+purifier" in result.output
