@@ -3,8 +3,13 @@
 - :mod:`masked_gatys.eyes.render`: procedural eye images with masks and ground truth, and the
   project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``).
 - :mod:`masked_gatys.eyes.pupil`: pupil centre and pupil shift.
+- :mod:`masked_gatys.eyes.datasets`: gaze data sets (rendered, labelled folders, UnityEyes,
+  MPIIGaze).
+- :mod:`masked_gatys.eyes.gaze`: gaze estimators (the paper's CNN, kNN, SVR, random forest).
+- :mod:`masked_gatys.eyes.experiment`: the paper's gaze experiment (``masked-gatys gaze``).
 
-``render`` and ``pupil`` stand on numpy and torch alone. The names below are loaded on first use.
+``render`` and ``pupil`` stand on numpy and torch alone; ``experiment`` uses the engine
+(``masked_gatys.purify``). The names below are loaded on first use.
 
 >>> from masked_gatys.eyes import render_eye, pupil_center
 >>> r = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(36, 60), seed=0)
@@ -28,6 +33,11 @@ _EXPORTS = {
     "angular_error": "render",
     "pupil_center": "pupil",
     "pupil_shift": "pupil",
+    "GazeSet": "datasets",
+    "render_set": "datasets",
+    "load_gaze_set": "experiment",
+    "evaluate": "experiment",
+    "ExperimentConfig": "experiment",
 }
 
 __all__ = sorted(_EXPORTS)

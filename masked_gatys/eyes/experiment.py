@@ -259,6 +259,24 @@ def _method_slug(method: str) -> str:
     return p.stem if p.suffix == ".pt" else method
 
 
+def _method_identity(method: str) -> Any:
+    """What makes a method's output: a preset's terms and weights, a network file's bytes. Part
+    of the purified folder's name, so a changed preset or a retrained net is purified afresh."""
+    if method in NETS or method.endswith(".pt"):
+        from masked_gatys.train import shipped_checkpoint
+
+        path = shipped_checkpoint(method) if method in NETS else Path(method)
+        if path.is_file():
+            return [method, hashlib.sha256(path.read_bytes()).hexdigest()]
+        return [method]
+    try:
+        from masked_gatys.objective import preset
+
+        return [method, preset(method).to_dict()]
+    except Exception:  # not a preset name here: purify gives the error, with its own words
+        return [method]
+
+
 def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
               progress: Progress | None) -> tuple[GazeSet, dict[str, Any]]:
     """``test`` purified by ``method`` through :func:`masked_gatys.purify.purify` (cached)."""
@@ -271,11 +289,16 @@ def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
     pcfg = PurifyConfig(method=method, style=None if is_net else style, style_mask=None if is_net else style_mask,
                         iterations=cfg.iterations, batch_size=cfg.batch_size, weights=cfg.weights,
                         max_layer=cfg.max_layer, device=cfg.device)
-    key = _key(name, method, cfg.iterations, cfg.weights, cfg.max_layer, cfg.style, cfg.style_mask, len(test))
+    key = _key(name, _method_identity(method), cfg.iterations, cfg.weights, cfg.max_layer, cfg.style,
+               cfg.style_mask, len(test))
     out = Path(cfg.out) / "purified" / f"{name}-{_method_slug(method)}-{key}"
     stage = f"purify {name} ({_method_slug(method)})"
-    report = purify(manifest, out, config=pcfg,
-                    progress=None if progress is None else (lambda p: progress(stage, p.done, p.total)))
+
+    def tick(p: Any) -> None:
+        if progress is not None:
+            progress(stage, p.done + p.failed + p.skipped, p.total)
+
+    report = purify(manifest, out, config=pcfg, progress=tick)
     by_id = {str(r.get("id")): r for r in report.records}
     keep, images, shifts, failed = [], [], [], []
     for i, ident in enumerate(test.ids):

@@ -44,6 +44,8 @@ __all__ = [
     "grey_standardised",
     "score",
     "load_estimator",
+    "save_estimator",
+    "evaluate",
 ]
 
 Progress = Callable[[int, int, dict], None]  # (done, total, info)
@@ -420,3 +422,10 @@ def load_estimator(path: Any) -> CNNEstimator:
         return CNNEstimator.from_state(payload)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise GazeError(f"{path}: damaged gaze checkpoint ({exc})") from None
+
+
+def evaluate(config: Any = None, *, progress: Any = None) -> Any:
+    """The gaze experiment: :func:`masked_gatys.eyes.experiment.evaluate` (see there)."""
+    from masked_gatys.eyes.experiment import evaluate as run
+
+    return run(config, progress=progress)
