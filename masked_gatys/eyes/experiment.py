@@ -200,8 +200,15 @@ def _test_sets(cfg: ExperimentConfig, progress: Progress | None) -> dict[str, Ga
             sets["real"] = _rendered(cfg, cfg.test_n, "real", cfg.test_seed, progress)
         else:
             name = Path(spec).stem if Path(spec).is_file() else Path(spec).name
-            sets[name] = _quantised(load_gaze_set(spec, size=cfg.size, limit=cfg.test_n))
+            s = _quantised(load_gaze_set(spec, size=cfg.size, limit=cfg.test_n))
+            sets[name] = s.with_images(s.images, spec_key=_key(str(Path(spec).resolve())))
     return sets
+
+
+def _set_key(s: GazeSet) -> str:
+    """The identity of a test set's eyes, whatever their number: eye i of a rendered set depends
+    on the seed and i alone, so a larger run reuses the purified eyes of a smaller one."""
+    return _key({k: v for k, v in s.source.items() if k not in ("n", "subset")})
 
 
 # --------------------------------------------------------------------------- estimators
@@ -272,9 +279,12 @@ def _method_identity(method: str) -> Any:
     try:
         from masked_gatys.objective import preset
 
-        return [method, preset(method).to_dict()]
+        c = preset(method)
     except Exception:  # not a preset name here: purify gives the error, with its own words
         return [method]
+    # the terms and group weights; purify itself refuses a folder made with other settings
+    return [method, [(t.kind, t.layer, t.region, t.weight) for t in c.terms],
+            c.content_weight, c.style_weight, c.tv_weight, c.normalize]
 
 
 def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
@@ -283,14 +293,15 @@ def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
     from masked_gatys.image import load_image
     from masked_gatys.purify import PurifyConfig, purify
 
-    manifest = test.write(Path(cfg.out) / "test" / name)
+    set_key = _set_key(test)
+    manifest = test.write(Path(cfg.out) / "test" / f"{name}-{set_key}")
     style, style_mask = _style_files(cfg)
     is_net = method in NETS or method.endswith(".pt")
     pcfg = PurifyConfig(method=method, style=None if is_net else style, style_mask=None if is_net else style_mask,
                         iterations=cfg.iterations, batch_size=cfg.batch_size, weights=cfg.weights,
                         max_layer=cfg.max_layer, device=cfg.device)
-    key = _key(name, _method_identity(method), cfg.iterations, cfg.weights, cfg.max_layer, cfg.style,
-               cfg.style_mask, len(test))
+    key = _key(set_key, _method_identity(method), cfg.iterations, cfg.weights, cfg.max_layer, cfg.style,
+               cfg.style_mask)
     out = Path(cfg.out) / "purified" / f"{name}-{_method_slug(method)}-{key}"
     stage = f"purify {name} ({_method_slug(method)})"
 
