@@ -68,13 +68,16 @@ def test_labelled_test_set_from_a_folder(tmp_path):
 
 def test_purified_columns_are_cached(tmp_path):
     cfg = quick_config(str(tmp_path), estimators=("knn",), purify=("none", "masked", "purifier"),
-                       train_n=40, test_n=3, iterations=2, weights="random", max_layer="relu2_2")
+                       train_n=40, test_n=4, purify_n=3, iterations=2, weights="random", max_layer="relu2_2")
     report = evaluate(cfg)
     names = [c["name"] for c in report.columns]
     assert names == ["synthetic", "real", "real+masked", "real+purifier"]
     col = report.columns[2]
     assert col["n"] == 3 and col["failed"] == 0 and col["shift_content"]["n"] == 3
-    assert "paired_vs_raw" in report.errors["knn"]["real+masked"]
+    assert report.errors["knn"]["real"]["n"] == 4  # raw columns keep every eye
+    paired = report.errors["knn"]["real+masked"]["paired_vs_raw"]
+    assert paired["n"] == 3
+    assert paired["mean"] == pytest.approx(report.errors["knn"]["real+masked"]["mean"] - paired["raw_mean"])
     outputs = sorted((tmp_path / "purified").rglob("*.png"))
     stamps = [p.stat().st_mtime_ns for p in outputs]
     evaluate(cfg)

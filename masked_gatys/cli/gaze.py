@@ -92,6 +92,9 @@ class _Bar:
                    "included. [default: none,masked,purifier]")
 @click.option("--purify-synthetic", is_flag=True, default=False,
               help="Purify the synthetic test set too (doubles the optimizer's time).")
+@click.option("--purify-n", type=click.IntRange(min=1), default=None,
+              help="Purify only the first N eyes of each test set (the optimizer's time); purified "
+                   "columns and their change against raw use those eyes. [default: all]")
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Style eye for the optimizer methods. [default: the rendered synthetic eye seed 0 at (0, 0)]")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -119,6 +122,7 @@ class _Bar:
 def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: str | None, train_n: int | None,
                  test: tuple[str, ...], test_n: int | None, size: tuple[int, int] | None, seed: int | None,
                  test_seed: int | None, purify: tuple[str, ...] | None, purify_synthetic: bool,
+                 purify_n: int | None,
                  style: str | None, style_mask: str | None, iterations: int | None, weights: str | None,
                  max_layer: str | None, device: str, batch_size: int | None, epochs: int | None,
                  json_path: Path | None, plot_path: Path | None, quick: bool, quiet: bool) -> None:
@@ -134,7 +138,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
     changes: dict[str, Any] = {k: v for k, v in {
         "estimators": estimators, "train": train, "train_n": train_n, "test": tuple(test) or None,
         "test_n": test_n, "size": size, "seed": seed, "test_seed": test_seed, "purify": purify,
-        "style": style, "style_mask": style_mask, "iterations": iterations, "weights": weights,
+        "purify_n": purify_n, "style": style, "style_mask": style_mask, "iterations": iterations, "weights": weights,
         "max_layer": max_layer, "batch_size": batch_size}.items() if v is not None}
     changes["purify_synthetic"] = purify_synthetic
     changes["device"] = resolve_device(device)
