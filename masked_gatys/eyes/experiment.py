@@ -417,19 +417,21 @@ def _targets(report_errors: dict[str, dict[str, dict[str, float]]], columns: lis
 
 
 def _metadata(cfg: ExperimentConfig) -> dict[str, Any]:
-    import torchvision
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
 
     meta: dict[str, Any] = {"config": cfg.to_dict(), "python": platform.python_version(),
                             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                            "torch": torch.__version__, "torchvision": torchvision.__version__,
-                            "numpy": np.__version__, "threads": torch.get_num_threads(), "device": cfg.device,
+                            "torch": torch.__version__, "torchvision": version("torchvision"),
+                            "scikit-learn": version("scikit-learn"), "numpy": np.__version__,
+                            "threads": torch.get_num_threads(), "device": cfg.device,
+                            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        import sklearn
-
-        meta["scikit-learn"] = sklearn.__version__
-    except ImportError:
-        meta["scikit-learn"] = None
     if cfg.weights and Path(cfg.weights).is_file():
         digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
         meta["weights"] = {"name": Path(cfg.weights).name, "sha256": digest}

@@ -310,9 +310,10 @@ class KNNEstimator:
 
 
 def _sklearn_missing() -> str | None:
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    # find_spec, not import: importing scikit-learn takes seconds, and only svr and rf need it
+    if importlib.util.find_spec("sklearn") is None:
         return "scikit-learn is not installed (pip install masked-gatys[gaze])"
     return None
 
