@@ -95,7 +95,7 @@ class PurifyConfig:
     pupil_shift: bool = True
     """Measure the pupil shift of each output (about 80 ms per 36x60 image on one core)."""
     write_workers: int = 4
-    """Threads writing outputs (fsync dominates small PNGs)."""
+    """Threads measuring pupil shifts and writing outputs, beside the next batch's work."""
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -185,6 +185,11 @@ class _Network:
         from masked_gatys import nets
         from masked_gatys.train import load_model, shipped_checkpoint
 
+        from masked_gatys.objective import PRESETS
+
+        if cfg.method not in NETWORKS and not Path(cfg.method).is_file():
+            raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
+                                   f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
         path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
         self.path = Path(path)
         self.model = load_model(path, device=device)
@@ -381,7 +386,20 @@ class _Run:
 
     def write(self, loaded: _Loaded, output: Tensor, objective: float | None, seconds: float) -> None:
         item = loaded.item
-        shift = None
+        record = {**item.columns, "output": item.output, "status": "done",
+                  "objective": objective if objective is None or math.isfinite(objective) else None,
+                  "pupil_shift": None, "seconds": round(seconds, 5)}
+        if item.mask is not None:
+            record["output_mask"] = item.companion_output("mask")
+        metadata = dict(self.metadata, source=item.rel)
+        future = self.pool.submit(self._finish, loaded, output, metadata)
+        self.pending.append((self.batch_index, future, item, record))
+
+    def _finish(self, loaded: _Loaded, output: Tensor, metadata: dict[str, Any]) -> tuple[int, float | None]:
+        """In a writer thread: the pupil shift, then the files. Returns (output bytes, shift)."""
+        from masked_gatys.image import save_image
+
+        item, shift = loaded.item, None
         if self.cfg.pupil_shift:
             from masked_gatys.eyes.pupil import pupil_shift
 
@@ -389,25 +407,13 @@ class _Run:
                 shift = round(pupil_shift(loaded.image, output, loaded.mask), 4)
             except MaskedGatysError:
                 shift = None  # no findable pupil: not a failure of the purification
-        record = {**item.columns, "output": item.output, "status": "done",
-                  "objective": objective if objective is None or math.isfinite(objective) else None,
-                  "pupil_shift": shift, "seconds": round(seconds, 5)}
-        if item.mask is not None:
-            record["output_mask"] = item.companion_output("mask")
-        metadata = dict(self.metadata, source=item.rel)
-        future = self.pool.submit(self._write_files, item, output, metadata)
-        self.pending.append((self.batch_index, future, item, record))
-
-    def _write_files(self, item: Item, output: Tensor, metadata: dict[str, Any]) -> int:
-        from masked_gatys.image import save_image
-
         target = self.out_dir / item.output
         target.parent.mkdir(parents=True, exist_ok=True)
         for kind, source in (("mask", item.mask), ("labels", item.labels)):
             if source is not None:
                 _copy(source, self.out_dir / str(item.companion_output(kind)))
         save_image(output, target, metadata=metadata)
-        return target.stat().st_size
+        return target.stat().st_size, shift
 
     def next_batch(self) -> None:
         """Between batches: the writes of the batch before last must be done (one batch of
@@ -424,10 +430,11 @@ class _Run:
                 keep.append((batch, future, item, record))
                 continue
             try:
-                size = future.result()
+                size, shift = future.result()
             except (OSError, MaskedGatysError) as exc:
                 self.fail(item, exc)
                 continue
+            record["pupil_shift"] = shift
             record["output_bytes"] = size
             record["finished"] = _now()
             self.add(record)

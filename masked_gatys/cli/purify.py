@@ -72,9 +72,9 @@ class _Signals:
 class _Bar:
     """A tqdm bar over this process's inputs: images/s, ETA, done / failed / skipped."""
 
-    def __init__(self, total: int, skipped: int, desc: str, quiet: bool) -> None:
-        self.total, self.skipped, self.desc, self.quiet = total, skipped, desc, quiet
-        self.bar = None
+    def __init__(self, desc: str, quiet: bool) -> None:
+        self.desc, self.quiet = desc, quiet
+        self.bar: Any = None
 
     def __call__(self, p: Any) -> bool:
         if self.quiet:
@@ -173,7 +173,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
         history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)
     group = distributed.init(env, device) if env is not None else None
     desc = "purify" if shard is None else f"purify {shard[0]}/{shard[1]}"
-    bar = _Bar(0, 0, desc, quiet or (env is not None and env.rank != 0))
+    bar = _Bar(desc, quiet or (env is not None and env.rank != 0))
     with _Signals() as signals, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -186,16 +186,19 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
         finally:
             bar.close()
     _echo_warnings(caught)
+    counts = (report.done, report.skipped, report.failed)
     if group is not None:
-        records = distributed.gather_records(report.records, env)
+        parts = distributed.gather_records([{"output": "", "counts": counts}, *report.records], env)
         if env.rank == 0:
             from masked_gatys.manifests import merge_manifests
 
-            merge_manifests(out_dir, extra=records)
+            merge_manifests(out_dir, extra=[r for r in parts if "counts" not in r])
+            counts = tuple(sum(r["counts"][k] for r in parts if "counts" in r) for k in range(3))
         distributed.finish()
     if not quiet and (env is None or env.rank == 0):
         where = out_dir / ("manifest.jsonl" if shard is None or env is not None else report.manifest.name)
-        click.echo(f"{report.done} purified, {report.skipped} already done, {report.failed} failed "
+        ranks = f" on {env.world_size} ranks" if env is not None else ""
+        click.echo(f"{counts[0]} purified, {counts[1]} already done, {counts[2]} failed{ranks} "
                    f"({report.seconds:.1f} s); manifest: {where}", err=True)
     if report.failed and fail_fast:
         sys.exit(1)
