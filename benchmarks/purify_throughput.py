@@ -84,13 +84,16 @@ def net_cell(name: str, size: tuple[int, int], batch: int, seconds: float, seed:
     x, m = x.repeat(reps, 1, 1, 1)[:batch].contiguous(), m.repeat(reps, 1, 1, 1)[:batch].contiguous()
     model(x, m)  # warm-up
     times: list[float] = []
+    cpu = time.process_time()
     while sum(times) < seconds or len(times) < 3:
         start = time.perf_counter()
         model(x, m)
         times.append(time.perf_counter() - start)
+    cpu = time.process_time() - cpu
     med = statistics.median(times)
     return {"kind": "net", "method": name, "size": list(size), "batch": batch, "images": batch * len(times),
-            "median_batch_seconds": med, "images_per_second": batch / med, "samples": len(times)}
+            "median_batch_seconds": med, "images_per_second": batch / med, "samples": len(times),
+            "cpu_seconds_per_image": cpu / (batch * len(times))}
 
 
 def _problem(size: tuple[int, int], batch: int, seed: int, iterations: int, weights: str | None):
@@ -132,6 +135,7 @@ def optimizer_cell(size: tuple[int, int], batch: int, images: int, iterations: i
     n_batches = max(1, -(-images // batch))
     x_all, m_all = _eyes(n_batches * batch, size, seed)
     wall, evals, iters = 0.0, 0, 0
+    cpu = time.process_time()
     for k in range(n_batches):
         x, m = x_all[k * batch:(k + 1) * batch], m_all[k * batch:(k + 1) * batch]
         calls = {"n": 0}
@@ -147,15 +151,33 @@ def optimizer_cell(size: tuple[int, int], batch: int, images: int, iterations: i
         wall += time.perf_counter() - start
         evals += result.n_eval
         iters += result.n_iter
+    cpu = time.process_time() - cpu
     t_eval = _eval_seconds(cfg, encoder, x_all[:batch], m_all[:batch], style, style_regions)
     n = n_batches * batch
     in_evals = evals * t_eval
     return {"kind": "optimizer", "method": "masked", "size": list(size), "batch": batch, "images": n,
             "iterations": iterations, "seconds": wall, "images_per_second": n / wall,
+            "cpu_seconds_per_image": cpu / n,
             "evaluations_per_batch": evals / n_batches, "iterations_per_batch": iters / n_batches,
             "eval_seconds_at_batch": t_eval, "eval_seconds_per_image": t_eval / batch,
             "overhead_share": max(0.0, 1 - in_evals / wall),
             "deepest_layer": objective_cfg.layers[-1], "weights": encoder.identity.to_dict()}
+
+
+def estimate_cell(size: tuple[int, int], batch: int, measured: dict[str, Any], weights: str | None,
+                  seed: int) -> dict[str, Any]:
+    """A batch too slow to run in full here: its rate from the median evaluation at that batch and the
+    evaluations per image and overhead share measured at a smaller batch of the same size."""
+    cfg, encoder, style, style_regions, _ = _problem(size, batch, seed, measured["iterations"], weights)
+    x, m = _eyes(batch, size, seed)
+    t_eval = _eval_seconds(cfg, encoder, x, m, style, style_regions, repeats=2)
+    evals = measured["evaluations_per_batch"]
+    seconds = evals * t_eval / max(1e-9, 1 - measured["overhead_share"])
+    return {"kind": "optimizer-estimate", "method": "masked", "size": list(size), "batch": batch,
+            "iterations": measured["iterations"], "eval_seconds_at_batch": t_eval,
+            "eval_seconds_per_image": t_eval / batch, "images_per_second": batch / seconds,
+            "from_batch": measured["batch"], "evaluations_per_batch": evals,
+            "overhead_share": measured["overhead_share"]}
 
 
 def e2e_cell(name: str, size: tuple[int, int], batch: int, images: int, seed: int) -> dict[str, Any]:
@@ -221,7 +243,9 @@ def worker(args: argparse.Namespace) -> None:
                 rate = sum(p["images_per_second"] for p in parts)
             else:
                 rate = sum(p["images"] for p in parts) / wall
+            cpu = statistics.mean(p["cpu_seconds_per_image"] for p in parts)
             out.append({**cell, "ranks": world, "threads_per_rank": 1, "images_per_second": rate,
+                        "images_per_second_from_cpu_time": world / cpu,
                         "per_rank": parts, "wall_seconds": wall})
     if rank == 0:
         Path(args.worker_out).write_text(json.dumps(out))
@@ -261,15 +285,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="36x60,48x72")
     p.add_argument("--nets", default="johnson,purifier")
     p.add_argument("--net-batches", default="1,16,64,256")
-    p.add_argument("--opt-batches", default="1,8,32")
+    p.add_argument("--opt-batches", default="1,8")
+    p.add_argument("--opt-estimate", default="32", help="optimizer batches estimated, not run (see estimate_cell)")
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--opt-images", type=int, default=2, help="images of a batch-1 optimizer cell")
+    p.add_argument("--torchrun-opt", default="36x60:1,8;48x72:1,8",
+                   help="optimizer cells under torchrun, SIZE:BATCHES;...")
     p.add_argument("--net-seconds", type=float, default=2.0)
     p.add_argument("--e2e-images", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--weights", default=None, help="default: $MASKED_GATYS_WEIGHTS")
     p.add_argument("--skip", default="", help="comma list of parts to skip: nets,e2e,optimizer,torchrun")
+    p.add_argument("--eval-threads", action="store_true",
+                   help="also time one optimizer evaluation at 36x60, batch 1 and 8, with 1 and 2 threads")
     p.add_argument("--quick", action="store_true", help="a smoke run: one size, small batches, 3 iterations")
     p.add_argument("--json", type=Path)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -280,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
         return worker(args)
     if args.quick:
         args.sizes, args.net_batches, args.opt_batches, args.iterations = "36x60", "1,16", "1,2", 3
-        args.net_seconds, args.e2e_images = 0.3, 32
+        args.net_seconds, args.e2e_images, args.torchrun_opt = 0.3, 32, "36x60:1,2"
+        args.opt_estimate = "4"
     skip = set(filter(None, args.skip.split(",")))
     sizes = [_size(s) for s in args.sizes.split(",")]
     nets = args.nets.split(",")
@@ -311,6 +341,19 @@ def main(argv: list[str] | None = None) -> None:
             log(row)
         results["pupil_seconds_per_image"] = {f"{h}x{w}": pupil_cost((h, w), 0) for h, w in sizes}
         results["load"]["after_e2e"] = _load()
+    if args.eval_threads:
+        rows = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for b in (1, 8):
+                cfg, encoder, style, style_regions, _ = _problem(sizes[0], b, 0, args.iterations, args.weights)
+                x, m = _eyes(b, sizes[0], 0)
+                t = _eval_seconds(cfg, encoder, x, m, style, style_regions, repeats=5)
+                rows.append({"kind": "eval", "size": list(sizes[0]), "batch": b, "threads": threads,
+                             "eval_seconds": t, "eval_seconds_per_image": t / b, "load": _load()})
+                log(rows[-1])
+        torch.set_num_threads(args.threads)
+        results["eval_threads"] = rows
     opt_cells = [{"kind": "optimizer", "size": list(s), "batch": b} for s in sizes
                  for b in map(int, args.opt_batches.split(","))]
     if "optimizer" not in skip:
@@ -319,6 +362,13 @@ def main(argv: list[str] | None = None) -> None:
             row["threads"] = args.threads
             results["one_process"].append(row)
             log(row)
+        for size in sizes:
+            measured = [r for r in results["one_process"] if r["kind"] == "optimizer" and tuple(r["size"]) == size]
+            for b in filter(None, args.opt_estimate.split(",")):
+                row = estimate_cell(size, int(b), max(measured, key=lambda r: r["batch"]), args.weights, 0)
+                row["threads"] = args.threads
+                results["one_process"].append(row)
+                log(row)
         results["load"]["after_optimizer"] = _load()
     if "torchrun" not in skip:
         cells = []
@@ -326,7 +376,10 @@ def main(argv: list[str] | None = None) -> None:
             cells += [{"kind": "net", "method": n, "size": list(s), "batch": b} for n in nets for s in sizes
                       for b in sorted({1, best[(n, s)]})]
         if "optimizer" not in skip:
-            cells += opt_cells
+            for part in filter(None, args.torchrun_opt.split(";")):
+                size_text, batches = part.split(":")
+                cells += [{"kind": "optimizer", "size": list(_size(size_text)), "batch": int(b)}
+                          for b in batches.split(",")]
         for row in torchrun(cells, args):
             results["torchrun"].append(row)
             log(row)
