@@ -212,8 +212,10 @@ _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 def _list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ImageError(f"{folder}: not a folder")
+    # hidden files (a killed atomic write's temporary) and the renderer's companions are not images
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in _IMAGE_EXTS and not p.stem.endswith("_mask"))
+                   if p.is_file() and p.suffix.lower() in _IMAGE_EXTS and not p.name.startswith(".")
+                   and not p.stem.endswith(("_mask", "_labels")))
     if not files:
         raise ImageError(f"{folder}: no images (png, jpg, ...) found")
     return files
@@ -867,6 +869,16 @@ def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     if out_dir.resolve() == in_dir.resolve():
         raise ImageError(f"{out_dir}: the output folder is the input folder; choose another")
+    targets: dict[Path, Path] = {}
+    inputs = {p.resolve() for p in in_dir.iterdir()} | (
+        {p.resolve() for p in Path(mask_dir).iterdir()} if mask_dir is not None and Path(mask_dir).is_dir() else set())
+    for path in files:  # refused before any work: two images with one output, an output over an input
+        target = out_dir / f"{path.stem}.png"
+        if target in targets:
+            raise ImageError(f"{targets[target]} and {path} would both be written to {target}; rename one")
+        if target.resolve() in inputs:
+            raise ImageError(f"the output {target} would overwrite an input; choose another output folder")
+        targets[target] = path
     meta = {}
     if isinstance(model, LoadedModel):
         meta = {"model": model.path, "net": model.checkpoint.get("net"),
