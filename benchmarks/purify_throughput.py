@@ -25,7 +25,7 @@ and every time is an upper bound on what an idle machine takes.
 
 Examples::
 
-    python benchmarks/purify_throughput.py --quick --json /tmp/p.json
+    python benchmarks/purify_throughput.py --quick --json quick.json
     MASKED_GATYS_WEIGHTS=vgg19_caffe_bgr255_conv1_1-conv3_4.pth \\
         python benchmarks/purify_throughput.py --json benchmarks/results/purify-cpu.json
 """
