@@ -12,6 +12,8 @@ creates folders or changes global settings.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -57,3 +59,25 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _Package(types.ModuleType):
+    """The package module, keeping its public functions over same-named submodules.
+
+    Importing a submodule binds it as an attribute of its package, so after
+    ``import masked_gatys.stylize`` (done by ``from masked_gatys.stylize import
+    prepare``, say) the name ``masked_gatys.stylize`` would be the module and
+    ``from masked_gatys import stylize`` would hand out a module. The binding
+    is skipped for the exported names; the submodule stays in ``sys.modules``,
+    and ``from masked_gatys.stylize import ...`` works as before (use
+    ``importlib.import_module("masked_gatys.stylize")`` for the module itself).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (name in _EXPORTS and isinstance(value, types.ModuleType)
+                and value.__name__ == f"{self.__name__}.{name}"):
+            return  # the function, loaded by __getattr__, keeps the name
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

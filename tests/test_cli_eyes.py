@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import types
 from pathlib import Path
@@ -139,7 +140,7 @@ def _fake_stylize(calls):
 
 @pytest.fixture
 def mocked(monkeypatch, tmp_path):
-    import masked_gatys.stylize as stylize_module
+    stylize_module = importlib.import_module("masked_gatys.stylize")
 
     calls: list = []
     monkeypatch.setattr(stylize_module, "stylize", _fake_stylize(calls))
@@ -211,7 +212,7 @@ def test_demo_runs_shipped_networks_and_skips_broken_ones(mocked, tmp_path, monk
 
 
 def test_demo_library_errors_become_one_line(mocked, tmp_path, monkeypatch):
-    import masked_gatys.stylize as stylize_module
+    stylize_module = importlib.import_module("masked_gatys.stylize")
     from masked_gatys.errors import WeightsError
 
     def broken(*args, **kwargs):

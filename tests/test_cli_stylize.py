@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def captured(monkeypatch):
         calls.update(content=content, style=style, mask=mask, style_mask=style_mask, config=config)
         return _fake_result(config, interrupted=calls.get("interrupt", False))
 
-    monkeypatch.setattr("masked_gatys.stylize.stylize", fake_stylize)
+    monkeypatch.setattr(importlib.import_module("masked_gatys.stylize"), "stylize", fake_stylize)
     return calls
 
 
