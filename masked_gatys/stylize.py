@@ -137,6 +137,8 @@ class StylizeConfig:
             raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
         if self.original_colors not in (None, "luminance", "histogram"):
             raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**64):
+            raise ValueError(f"seed must be an integer in the range 0..2**64-1, got {self.seed!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

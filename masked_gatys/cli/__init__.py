@@ -12,6 +12,8 @@ True
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -49,6 +51,31 @@ class _LazyGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:  # a command not built yet
             raise click.ClickException(f"command {name!r} is not available: {exc}") from None
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's main, with every error one line: usage errors exit 2, others 1.
+
+        Click's own form of a usage error is three lines (usage, hint, error);
+        here it is the error and where to look, on one line. Ctrl-C before a
+        command has started (option defaults may import torch) exits 130.
+        """
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "masked-gatys"
+            click.echo(f"Error: {exc.format_message()} (see {command} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:  # click's word for a KeyboardInterrupt outside any command's own handling
+            from masked_gatys.cli._common import interrupted_exit_code
+
+            click.echo("interrupted", err=True)
+            sys.exit(interrupted_exit_code())
+        sys.exit(code if isinstance(code, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]

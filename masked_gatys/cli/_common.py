@@ -33,7 +33,7 @@ def error_boundary(func: F) -> F:
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(interrupted_exit_code())
         except (MaskedGatysError, FileNotFoundError, PermissionError, IsADirectoryError,
                 NotADirectoryError, OSError, ValueError, RuntimeError) as exc:
             if os.environ.get("MASKED_GATYS_DEBUG"):
@@ -42,6 +42,20 @@ def error_boundary(func: F) -> F:
             raise click.ClickException(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: the signal that interrupted this process, if any (set by the handlers of :func:`handle_signals`)
+_received: dict[str, Any] = {"signum": None}
+
+#: the largest seed torch's generators take; the CLI's --seed options share it
+MAX_SEED = 2**64 - 1
+
+
+def interrupted_exit_code() -> int:
+    """128 + the signal's number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    import signal
+
+    return 128 + int(_received["signum"] or signal.SIGINT)
 
 
 def resolve_device(name: str) -> str:

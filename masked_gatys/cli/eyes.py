@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
 from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
 
 # What the demo renders: a real-looking content eye and a synthetic style eye. The style eye
@@ -56,7 +56,7 @@ def _size_option(default: str) -> Any:
 @click.option("--domain", type=click.Choice(["real", "synthetic"]), default="real", show_default=True,
               help="real: outdoor capture (light, shadow, glints, noise); synthetic: clean UnityEyes look.")
 @_size_option("72x120")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, None), help="Seed of the whole set.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="Seed of the whole set.")
 @click.option("--yaw-range", default=30.0, show_default=True, type=click.FloatRange(0, 60),
               help="Yaw drawn uniformly in +-this many degrees.")
 @click.option("--pitch-range", default=20.0, show_default=True, type=click.FloatRange(0, 45),

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
 from masked_gatys.files import write_json_atomic  # noqa: F401  (re-exported for other commands)
 
 # Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
@@ -82,9 +82,9 @@ def _short(name: str) -> str:
               help="Output PNG (a folder with --model and a folder of images). Default: CONTENT_stylized.png.")
 @click.option("--preset", type=click.Choice(["gatys", "masked", "regional"]),
               help="Objective preset. Default: masked with a binary mask, regional with labels, else gatys.")
-@click.option("--size", type=int, default=lambda: _default("size"),
+@click.option("--size", type=click.IntRange(min=16), default=lambda: _default("size"),
               help="Longest side of the working image. Default: the content image's own size.")
-@click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="300")
+@click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300")
 @click.option("--optimizer", type=click.Choice(["plbfgs", "lbfgs", "lbfgs-b", "adam"]),
               default=lambda: _default("optimizer"), show_default="plbfgs",
               help="plbfgs: projected L-BFGS on the device; lbfgs: torch L-BFGS clamped (the paper's); "
@@ -98,11 +98,11 @@ def _short(name: str) -> str:
 @click.option("--arch", type=click.Choice(["vgg19", "vgg16"]), default=lambda: _default("arch"),
               show_default="vgg19", help="Loss network.")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max", show_default=True)
-@click.option("--history-size", type=int, default=lambda: _default("history_size"), show_default="10",
+@click.option("--history-size", type=click.IntRange(min=1), default=lambda: _default("history_size"), show_default="10",
               help="L-BFGS history (plbfgs, lbfgs).")
-@click.option("--lr", type=float, default=lambda: _default("lr"), show_default="0.02", help="Adam's step size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lambda: _default("lr"), show_default="0.02", help="Adam's step size.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--seed", type=int, default=lambda: _default("seed"), show_default="0")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=lambda: _default("seed"), show_default="0")
 @click.option("--content-weight", type=float, help="Default: the preset's.")
 @click.option("--style-weight", type=float, help="Default: the preset's.")
 @click.option("--tv-weight", type=float, help="Default: the preset's.")
@@ -136,7 +136,7 @@ def _short(name: str) -> str:
 @click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),
               help="luminance: transfer luminance only and keep the content's colours; histogram: match the "
                    "style's colours to the content's first. Per region with masks.")
-@click.option("--save-every", type=int, default=0, help="Write the best image so far every N iterations.")
+@click.option("--save-every", type=click.IntRange(min=0), default=0, help="Write the best image so far every N iterations.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path),
               help="Write parameters and the per-iteration history as JSON.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
@@ -65,7 +65,7 @@ def _short(name: str) -> str:
                    "else imagenet).")
 @click.option("--max-layer", default=None,
               help="Deepest VGG layer the objective may use, e.g. relu3_4 for the partial VGG-19.")
-@click.option("--seed", type=int, default=None, help="Seed of initialisation, data order and dropout.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed of initialisation, data order and dropout.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--val", type=click.IntRange(min=0), default=None, help="Held-out validation images (default 8).")
 @click.option("--val-every", type=click.IntRange(min=0), default=None,
