@@ -18,7 +18,7 @@ Only the public API is used: ``masked_gatys.stylize.prepare`` builds the objecti
 Examples::
 
     .venv/bin/python benchmarks/optimizers.py --help
-    .venv/bin/python benchmarks/optimizers.py --sizes 128 --seeds 1 --budgets 25 50 --json /tmp/o.json
+    .venv/bin/python benchmarks/optimizers.py --sizes 128 --seeds 1 --budgets 25 50 --json o.json
     .venv/bin/python benchmarks/optimizers.py --report-only --json benchmarks/results/optimizers-cpu.json
 """
 
@@ -51,7 +51,8 @@ from masked_gatys.optim import METHODS, IterationInfo, minimize
 from masked_gatys.stylize import StylizeConfig, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGENET_PARTIAL = ROOT.parent / "shared" / "weights" / "vgg19_caffe_bgr255_conv1_1-conv3_4.pth"
+#: the ImageNet weights file, from the environment (see the README's "Loss-network weights")
+WEIGHTS_FILE = os.environ.get("MASKED_GATYS_WEIGHTS")
 MAX_LAYER = "relu3_4"  # the partial ImageNet file stops at conv3_4; random weights use the same layers
 
 
@@ -342,13 +343,23 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _recorded_argument(arg: str) -> str:
+    """A command-line argument as the JSON records it: no path of this machine."""
+    if WEIGHTS_FILE and arg == WEIGHTS_FILE:
+        return "$MASKED_GATYS_WEIGHTS"
+    from masked_gatys.files import recorded_name
+
+    return recorded_name(arg) if os.path.isabs(arg) else arg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="longest side, px")
     parser.add_argument("--presets", nargs="+", default=["gatys", "masked"])
-    parser.add_argument("--weights", nargs="+", default=["random", str(IMAGENET_PARTIAL)],
-                        help="'random' or a weights file (presets are restricted to relu3_4 either way)")
+    parser.add_argument("--weights", nargs="+", default=["random"] + ([WEIGHTS_FILE] if WEIGHTS_FILE else []),
+                        help="'random' or a weights file (presets are restricted to relu3_4 either way); "
+                             "default: random and $MASKED_GATYS_WEIGHTS where it is set")
     parser.add_argument("--seeds", type=int, default=5, help="problems (eye pairs) per size/preset/weights")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200],
@@ -386,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if data["budgets"] != args.budgets:
             parser.error(f"--append needs the same budgets as the file ({data['budgets']})")
     command = "python benchmarks/optimizers.py " + " ".join(
-        a.replace(str(ROOT.parent), "..") if isinstance(a, str) else a for a in (argv or sys.argv[1:]))
+        _recorded_argument(a) for a in (argv or sys.argv[1:]))
     started = time.perf_counter()
     runs = run_all(args, lambda s: print(s, flush=True))
     data["runs"] += runs

@@ -5,7 +5,7 @@ synthetic eye (style) with the ImageNet VGG-19 layers conv1_1..conv3_4
 (``--weights``), writes a sheet (rows: presets, columns: style weights) and a
 JSON of objective terms and pupil shift per setting.
 
-    python benchmarks/tune_weights.py --weights ../shared/weights/vgg19_caffe_bgr255_conv1_1-conv3_4.pth \
+    python benchmarks/tune_weights.py --weights "$MASKED_GATYS_WEIGHTS" \
         --out benchmarks/results/tuning
 
 The chosen values and the reasoning are in docs/tuning.md.

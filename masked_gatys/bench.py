@@ -694,7 +694,7 @@ def _load_nets(cfg: BenchConfig, device: torch.device) -> list[tuple[str, Any, s
     for item in cfg.nets:
         path = shipped_checkpoint(item) if item in SHIPPED else Path(item)
         model = load_model(path, device=device)
-        out.append((model.name, model, str(path)))
+        out.append((model.name, model, Path(path).name))  # recorded: the file's name, not its folder
     return out
 
 
@@ -763,7 +763,12 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
     probe = MemoryProbe(device)
     nets = _load_nets(cfg, device)
     meta = machine_metadata(device)
-    meta.update(config=cfg.to_dict(), weights_requested=weights, memory_method=probe.method,
+    from masked_gatys.files import recorded_name
+
+    config_record = cfg.to_dict()
+    config_record["weights"] = recorded_name(config_record.get("weights"))
+    config_record["nets"] = [recorded_name(n) for n in config_record.get("nets") or []]
+    meta.update(config=config_record, weights_requested=recorded_name(weights), memory_method=probe.method,
                 image_shape="square: size x size pixels", style=("render_eye(yaw=0, pitch=0, domain='synthetic', "
                                                                   "size=(size, size), seed=0)"),
                 held_out_eyes={"seeds": [HELDOUT_SEEDS + k for k in range(cfg.eyes)], "domain": "real"})

@@ -77,7 +77,7 @@ _KNOWN_FILES = {
     "dcbb9e9d": "torchvision",  # torchvision vgg19-dcbb9e9d.pth
     "397923af": "torchvision",  # torchvision vgg16-397923af.pth
     "d01eb7cb": "caffe",        # neural-style(-pt) vgg19-d01eb7cb.pth
-    "c403b74a": "caffe",        # Keras/caffe VGG-19 conv1_1..conv3_4 (shared/weights)
+    "c403b74a": "caffe",        # Keras/caffe VGG-19 conv1_1..conv3_4 (the partial ImageNet file)
 }
 
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "write_json_atomic"]
+__all__ = ["atomic_write", "write_json_atomic", "recorded_name"]
 
 
 def _umask() -> int:
@@ -71,3 +71,19 @@ def write_json_atomic(data: Any, path: str | os.PathLike) -> None:
     """Write ``data`` as indented JSON through :func:`atomic_write`."""
     text = json.dumps(data, indent=1) + "\n"
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def recorded_name(value: str | os.PathLike | None) -> str | None:
+    """What a recorded result says of a file it used: the file's name, not where it lay.
+
+    Results are shared and committed; the folder a file sat in on the machine
+    that made them means nothing elsewhere (the file's identity, its sha256, is
+    recorded beside it). Words such as ``random`` or ``imagenet`` stay as they are.
+
+    >>> recorded_name("/data/weights/vgg19.pth"), recorded_name("random"), recorded_name(None)
+    ('vgg19.pth', 'random', None)
+    """
+    if value is None:
+        return None
+    text = os.fspath(value)
+    return Path(text).name if ("/" in text or os.sep in text) else text

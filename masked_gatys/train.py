@@ -383,6 +383,7 @@ def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 _SHIPPED_HISTORY = 500  # per-step records kept by strip_checkpoint
+_PATH_SETTINGS = ("weights", "output", "resume", "content_dir", "style", "style_mask", "sample_dir")
 
 
 def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -409,6 +410,12 @@ def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         stride = -(-len(history) // _SHIPPED_HISTORY)
         data["history"] = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
     data["resumable"] = False
+    settings = data.get("train_config")
+    if isinstance(settings, dict):  # a shipped file names files by name only, not where they lay
+        from masked_gatys.files import recorded_name
+
+        data["train_config"] = {k: recorded_name(v) if k in _PATH_SETTINGS and isinstance(v, str) else v
+                                for k, v in settings.items()}
     return save_checkpoint(dst, data)
 
 
