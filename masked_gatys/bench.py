@@ -937,8 +937,8 @@ def _s(value: float | None) -> str:
     if value >= 1:
         return f"{value:.2f}"
     if value >= 1e-3:
-        return f"{value * 1e3:.1f}m"
-    return f"{value * 1e6:.0f}u"
+        return f"{value * 1e3:.1f} ms"
+    return f"{value * 1e6:.0f} us"
 
 
 def _mb(value: int | None) -> str:
@@ -952,7 +952,7 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def format_table(result: BenchResult | dict[str, Any]) -> str:
-    """The records as readable text tables (seconds: ``m`` = milli, ``u`` = micro)."""
+    """The records as readable text tables (seconds, or ``ms`` and ``us`` below one second)."""
     data = result.to_dict() if isinstance(result, BenchResult) else result
     meta, recs = data["metadata"], data["results"]
     weights = meta.get("weights") or {}

@@ -56,8 +56,8 @@ def _one_line_error(result, code: int) -> str:
 @pytest.mark.parametrize("args", [
     ["stylize", "c.png", "--style", "s.png", "--size", "big"],
     ["stylize", "c.png", "--bogus"],
-    ["render-eyes", "out", "--n", "0"],
-    ["train", "--iterations", "-3", "-o", "x.pt"],
+    ["render-eyes", "never-written", "--n", "0"],
+    ["train", "--iterations", "-3", "-o", "never-written.pt"],
     ["bench", "--sizes", "8"],
     ["nosuchcommand"],
 ])
@@ -89,8 +89,9 @@ def test_stylize_out_of_range_values_are_refused(files, tmp_path, no_work, args,
     assert not no_work
 
 
-@pytest.mark.parametrize("command", [["render-eyes", "out"], ["train", "-o", "x.pt"]])
-def test_seeds_beyond_64_bits_are_refused_everywhere(command):
+@pytest.mark.parametrize("command", [["render-eyes", "{tmp}/out"], ["train", "-o", "{tmp}/x.pt"]])
+def test_seeds_beyond_64_bits_are_refused_everywhere(command, tmp_path):
+    command = [c.format(tmp=tmp_path) for c in command]
     line = _one_line_error(CliRunner().invoke(main, [*command, "--seed", str(2**64)]), 2)
     assert "--seed" in line and "range" in line
 
@@ -100,3 +101,78 @@ def test_config_refuses_a_seed_beyond_64_bits():
 
     with pytest.raises(ValueError, match="seed"):
         StylizeConfig(seed=2**64)
+
+
+# --- item 17: licence, help texts, units ----------------------------------------------------------
+
+def test_licence_file_is_the_mit_licence_the_package_declares():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    cfg = (root / "setup.cfg").read_text()
+    assert "license = MIT" in cfg and "license_files = LICENSE" in cfg
+
+
+def _commands():
+    from masked_gatys.cli import _COMMANDS
+
+    for name, (module, attr, _) in sorted(_COMMANDS.items()):
+        try:
+            yield name, getattr(importlib.import_module(module), attr)
+        except ImportError:  # a command another developer has not finished
+            continue
+
+
+def test_help_texts_state_defaults_one_way():
+    """Defaults are click's ``[default: ...]``, never also written into the help sentence."""
+    bad = []
+    for name, command in _commands():
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            if "default" in text.lower():
+                bad.append(f"{name} {param.opts[0]}: {text}")
+    assert not bad, "\n".join(bad)
+
+
+def test_stylize_help_explains_the_progress_bar_labels():
+    from masked_gatys.cli.stylize import _short
+    from masked_gatys.objective import preset
+
+    text = " ".join(CliRunner().invoke(main, ["stylize", "--help"]).output.split())
+    for phrase in ("c = content", "s = style", "3_1 = relu3_1", "a = attention region", "b = background", "tv"):
+        assert phrase in text, phrase
+    labels = {_short(t.name) for p in ("gatys", "masked") for t in preset(p).terms}
+    assert labels <= {"tv"} | {lab for lab in labels if lab[0] in "cs" and lab[-1] in "0123456789ab"}
+
+
+def test_quiet_does_what_its_help_says(files, tmp_path):
+    help_text = " ".join(CliRunner().invoke(main, ["stylize", "--help"]).output.split())
+    assert "-q, --quiet No progress bar and no closing 'wrote ...' line (warnings and errors still print)" \
+        in help_text
+    result = CliRunner().invoke(main, ["stylize", str(files["content"]), "--style", str(files["style"]), "-o",
+                                       str(tmp_path / "o.png"), "--weights", "random", "--iterations", "2",
+                                       "--max-layer", "relu1_2", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines), result.output
+
+
+def test_bench_tables_write_milliseconds_as_ms():
+    from masked_gatys.bench import _s
+
+    assert (_s(0.0123), _s(4.5e-5), _s(2.5)) == ("12.3 ms", "45 us", "2.50")
+
+
+def test_demo_help_names_every_file_it_writes_in_a_real_run(tmp_path, monkeypatch):
+    """The one unmocked demo (tiny, random weights): it runs, and --help names what it wrote."""
+    monkeypatch.delenv("MASKED_GATYS_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--size", "24x40", "--iterations", "1",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in out.iterdir())
+    assert {"sheet.png", "results.json", "gatys.png", "masked.png"} <= set(written)
+    help_text = CliRunner().invoke(main, ["demo", "--help"]).output
+    assert [name for name in written if name not in help_text] == []

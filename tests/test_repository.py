@@ -76,3 +76,9 @@ def test_recorded_name():
     from masked_gatys.files import recorded_name
 
     assert recorded_name("/somewhere/vgg19.pth") == "vgg19.pth" and recorded_name("imagenet") == "imagenet"
+
+
+def test_training_doc_holds_no_stale_or_internal_text():
+    text = (ROOT / "docs" / "training.md").read_text()
+    for phrase in ("stylize's owner", "scratch/", "paints a bright blob"):
+        assert phrase not in text, phrase

@@ -42,40 +42,41 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 
 @click.command("bench")
 @click.option("--sizes", callback=_ints, default=None, metavar="N,N,...",
-              help="Square image sizes in px (default 256,512,1024).")
+              show_default="256,512,1024", help="Square image sizes in px.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="N: report the optimizer's time for N iterations (default 400, the paper's baseline).")
+              show_default="400, the paper's baseline", help="N: report the optimizer's time for N iterations.")
 @click.option("--run-iterations", type=click.IntRange(min=2), default=None,
-              help="Most iterations actually run per optimizer run (default N); fewer than N are "
-                   "extrapolated to N and labelled so.")
+              show_default="N", help="Most iterations actually run per optimizer run; fewer than N are "
+                                            "extrapolated to N and labelled so.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds after which a timing loop, or an optimizer run with no net's level to reach, "
                    "stops (keeping at least two samples or iterations); for large sizes on slow devices.")
-@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats (default 5).")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, show_default="5", help="Timed repeats.")
 @click.option("--warmup", type=click.IntRange(min=0), default=None,
-              help="Untimed calls before the timed ones (default 1).")
+              show_default="1", help="Untimed calls before the timed ones.")
 @click.option("--eyes", type=click.IntRange(min=1), default=None,
-              help="K held-out rendered eyes for the objective comparison (default 3).")
+              show_default="3", help="K held-out rendered eyes for the objective comparison.")
 @click.option("--compare-all", is_flag=True, default=False,
-              help="Run every optimizer on all --eyes (default: the first of --optimizers on all, the others "
-                   "on the first eye only).")
+              help="Run every optimizer on all --eyes (without it: the first of --optimizers on all, the "
+                   "others on the first eye only).")
 @click.option("--full-curves", is_flag=True, default=False,
-              help="Run every optimizer run to --run-iterations (default: stop once every net's level is reached).")
+              help="Run every optimizer run to --run-iterations (without it: stop once every net's level is "
+                   "reached).")
 @click.option("--presets", callback=_names, default=None, metavar="P,P",
-              help="Objective presets: gatys, masked (default both).")
+              show_default="both", help="Objective presets: gatys, masked.")
 @click.option("--optimizers", callback=_names, default=None, metavar="M,M",
-              help="Optimizers: plbfgs, lbfgs, lbfgs-b, adam (default all).")
+              show_default="all", help="Optimizers: plbfgs, lbfgs, lbfgs-b, adam.")
 @click.option("--nets", callback=_names, default=None, metavar="NET,NET",
-              help="Networks: shipped names (johnson, purifier; the default) or checkpoint paths; "
-                   "'none' for no networks.")
+              show_default="johnson,purifier", help="Networks: shipped names (johnson, purifier) or checkpoint "
+                                                         "paths; 'none' for no networks.")
 @click.option("--weights", default=None,
-              help="Loss-network weights: a file, 'imagenet' or 'random' (default $MASKED_GATYS_WEIGHTS, "
-                   "else random).")
+              show_default="$MASKED_GATYS_WEIGHTS, else random",
+              help="Loss-network weights: a file, 'imagenet' or 'random'.")
 @click.option("--max-layer", default=None,
-              help="Deepest VGG layer the presets may use (default auto: as deep as the weights go).")
+              show_default="auto: as deep as the weights go", help="Deepest VGG layer the presets may use.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads (default: torch's); recorded in the metadata.")
+              show_default="torch's", help="torch CPU threads; recorded in the metadata.")
 @click.option("--quick", is_flag=True, default=False,
               help="Smoke test: tiny sizes, a few iterations, seconds in all.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -276,8 +276,8 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
 @click.option("--iterations", default=DEMO_ITERATIONS, show_default=True, type=click.IntRange(0, None),
               help="Optimizer iterations per preset.")
 @click.option("--weights", default=None, metavar="PATH|imagenet|random",
-              help="VGG-19 weights. Default: $MASKED_GATYS_WEIGHTS, else torchvision's ImageNet file if it is "
-                   "in the torch hub cache, else random weights (with a notice).")
+              show_default="$MASKED_GATYS_WEIGHTS, else torchvision's ImageNet file if it is in the torch hub "
+                           "cache, else random weights (with a notice)", help="VGG-19 weights.")
 @click.option("--max-layer", default=DEMO_MAX_LAYER, show_default=True,
               help="Deepest VGG layer any term may use ('auto': as deep as the weights go).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -287,8 +287,15 @@ def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str
     """Purify a rendered real-looking eye towards a synthetic one; write a comparison sheet.
 
     Runs the gatys and masked presets (and any shipped feed-forward networks)
-    and writes OUT/sheet.png (content | style | gatys | masked | nets, with
-    objective values and pupil shift) and OUT/results.json.
+    and writes into OUT:
+
+    \b
+      sheet.png         content | style | gatys | masked | nets, with objective
+                        values and pupil shift
+      results.json      weights, settings and every method's figures
+      content.png, content_mask.png, style.png, style_mask.png   the inputs
+      gatys.png, masked.png, johnson.png, purifier.png           the outputs
+      outputs.pt        the outputs as float tensors (no 8-bit rounding)
     """
     device = resolve_device(device)
     check_writable_output(out / "sheet.png")

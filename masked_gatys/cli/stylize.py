@@ -79,18 +79,18 @@ def _short(name: str) -> str:
               show_default="binary")
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output PNG (a folder with --model and a folder of images). Default: CONTENT_stylized.png.")
+              show_default="CONTENT_stylized.png", help="Output PNG (a folder with --model and a folder of images).")
 @click.option("--preset", type=click.Choice(["gatys", "masked", "regional"]),
-              help="Objective preset. Default: masked with a binary mask, regional with labels, else gatys.")
+              show_default="masked with a binary mask, regional with labels, else gatys", help="Objective preset.")
 @click.option("--size", type=click.IntRange(min=16), default=lambda: _default("size"),
-              help="Longest side of the working image. Default: the content image's own size.")
+              show_default="the content image's own size", help="Longest side of the working image.")
 @click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300")
 @click.option("--optimizer", type=click.Choice(["plbfgs", "lbfgs", "lbfgs-b", "adam"]),
               default=lambda: _default("optimizer"), show_default="plbfgs",
               help="plbfgs: projected L-BFGS on the device; lbfgs: torch L-BFGS clamped (the paper's); "
                    "lbfgs-b: scipy; adam: clamped Adam.")
-@click.option("--weights", help="imagenet, random, or a state-dict file (torchvision or caffe format). "
-              "Default: $MASKED_GATYS_WEIGHTS, else imagenet.")
+@click.option("--weights", help="imagenet, random, or a state-dict file (torchvision or caffe format).",
+              show_default="$MASKED_GATYS_WEIGHTS, else imagenet")
 @click.option("--weights-format", type=click.Choice(["auto", "torchvision", "caffe"]), default="auto",
               show_default=True)
 @click.option("--max-layer", help="Restrict the preset to layers no deeper than this (e.g. relu3_4), "
@@ -103,9 +103,9 @@ def _short(name: str) -> str:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lambda: _default("lr"), show_default="0.02", help="Adam's step size.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=lambda: _default("seed"), show_default="0")
-@click.option("--content-weight", type=float, help="Default: the preset's.")
-@click.option("--style-weight", type=float, help="Default: the preset's.")
-@click.option("--tv-weight", type=float, help="Default: the preset's.")
+@click.option("--content-weight", type=float, show_default="the preset's", help="Content weight.")
+@click.option("--style-weight", type=float, show_default="the preset's", help="Style weight.")
+@click.option("--tv-weight", type=float, show_default="the preset's", help="Total-variation weight.")
 @click.option("--init", default=lambda: _default("init"), show_default="content",
               help="content, noise, or an image file.")
 @click.option("--style-weights", callback=lambda c, p, v: _floats(v, p.name),
@@ -142,7 +142,8 @@ def _short(name: str) -> str:
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
 @click.option("--model", type=click.Path(path_type=Path),
               help="Apply a trained network checkpoint instead of optimising.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing 'wrote ...' line "
+              "(warnings and errors still print).")
 @error_boundary
 def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, style_mask: tuple[Path, ...],
                     mask_mode: str, resize_masks: bool, output: Path | None, preset: str | None,
@@ -161,6 +162,12 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     masked-gatys stylize eye.png --style unity.png --mask eye_mask.png \\
         --style-mask unity_mask.png -o out.png
     masked-gatys stylize eyes/ --model purifier.pt --mask masks/ -o purified/
+
+    \b
+    The progress bar shows the total objective and each weighted term, named
+    kind + layer + region: c = content, s = style; 3_1 = relu3_1; a suffix a
+    = attention region, b = background (none: the whole image); tv = total
+    variation. E.g. s3_1a = the style term at relu3_1 on the attention region.
     """
     named = [("content", content), ("mask", mask), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]

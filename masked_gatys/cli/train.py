@@ -38,44 +38,44 @@ def _short(name: str) -> str:
 @click.option("--content", "content_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of content images NAME.png with masks NAME_mask.png.")
 @click.option("--render", type=click.IntRange(min=1), default=None,
-              help="Render N real-domain eyes as content instead (default when --content is not given: 256).")
+              show_default="256 when --content is not given", help="Render N real-domain eyes as content instead.")
 @click.option("--style", default=None,
-              help="Style image, or 'rendered' for a rendered synthetic eye (default).")
+              show_default="rendered", help="Style image, or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Mask of the style image (default: STYLE_mask.png beside it).")
+              show_default="STYLE_mask.png beside it", help="Mask of the style image.")
 @click.option("--net", type=click.Choice(["johnson", "purifier"]), default=None,
-              help="Network: purifier (Yan et al.; default) or johnson (Johnson et al.).")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Base channel count (default 16).")
+              show_default="purifier", help="Network: purifier (Yan et al.) or johnson (Johnson et al.).")
+@click.option("--width", type=click.IntRange(min=1), default=None, show_default="16", help="Base channel count.")
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
-              help="Residual blocks (default: johnson 5, purifier 4).")
+              show_default="johnson 5, purifier 4", help="Residual blocks.")
 @click.option("--preset", type=click.Choice(["masked", "gatys"]), default=None,
-              help="Objective preset (default masked, the paper's).")
+              show_default="masked, the paper's", help="Objective preset.")
 @click.option("--size", callback=_parse_size, default=None, metavar="HxW",
-              help="Training image size (default 64x96).")
+              show_default="64x96", help="Training image size.")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
               help="Total training steps (a resumed run continues to this count).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default 4).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, show_default="4", help="Batch size.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Adam learning rate (default 1e-4, the paper's).")
+              show_default="1e-4, the paper's", help="Adam learning rate.")
 @click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Content weight alpha.")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Style weight beta.")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="Total-variation weight.")
 @click.option("--weights", default=None,
-              help="Loss-network weights: a file, 'imagenet' or 'random' (default $MASKED_GATYS_WEIGHTS, "
-                   "else imagenet).")
+              show_default="$MASKED_GATYS_WEIGHTS, else imagenet",
+              help="Loss-network weights: a file, 'imagenet' or 'random'.")
 @click.option("--max-layer", default=None,
               help="Deepest VGG layer the objective may use, e.g. relu3_4 for the partial VGG-19.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed of initialisation, data order and dropout.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--val", type=click.IntRange(min=0), default=None, help="Held-out validation images (default 8).")
+@click.option("--val", type=click.IntRange(min=0), default=None, show_default="8", help="Held-out validation images.")
 @click.option("--val-every", type=click.IntRange(min=0), default=None,
-              help="Validate every N steps (default 50; 0: only at the end).")
+              show_default="50", help="Validate every N steps (0: only at the end).")
 @click.option("--sample-every", type=click.IntRange(min=0), default=None,
-              help="Write a sample sheet every N steps (default 0: never).")
+              show_default="0", help="Write a sample sheet every N steps (0: never).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help="Write the checkpoint every N steps as well as at the end.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Checkpoint to write (default: the --resume file).")
+              show_default="the --resume file", help="Checkpoint to write.")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Continue training from this checkpoint, exactly.")
 @click.pass_context
