@@ -69,8 +69,7 @@ def _short(name: str) -> str:
 @click.command("stylize")
 @click.argument("content", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--style", "style", type=click.Path(path_type=Path), multiple=True,
-              help="Style image (not with --model). Repeat it to blend several styles (--style-weights; "
-                   "equal weights by default).")
+              help="Style image (not with --model). Repeat it to blend several styles (see --style-weights).")
 @click.option("--mask", type=click.Path(path_type=Path), help="Content mask: white = attention region "
               "(or a label PNG with --mask-mode labels). With --model and a folder of images: a folder of masks.")
 @click.option("--style-mask", type=click.Path(path_type=Path), multiple=True,
@@ -109,30 +108,30 @@ def _short(name: str) -> str:
 @click.option("--init", default=lambda: _default("init"), show_default="content",
               help="content, noise, or an image file.")
 @click.option("--style-weights", callback=lambda c, p, v: _floats(v, p.name),
-              help="Blend of the --style images, e.g. 0.7,0.3 (normalised to sum 1). Default: equal.")
+              show_default="equal", help="Blend of the --style images, e.g. 0.7,0.3 (normalised to sum 1).")
 @click.option("--style-scale", type=float, default=lambda: _default("style_scale"), show_default="1.0",
               help="The style image's longest side relative to the working image's.")
 @click.option("--content-layers", callback=lambda c, p, v: _names(v),
               help="Content layers instead of the preset's, e.g. relu4_2 or relu3_2,relu4_2@attention "
-                   "(LAYER@REGION for one region; default the whole image).")
+                   "(LAYER@REGION for one region; without @: the whole image).")
 @click.option("--style-layers", callback=lambda c, p, v: _names(v),
               help="Style layers instead of the preset's, in every region the preset styles, e.g. "
                    "relu1_1,relu2_1,relu3_1.")
 @click.option("--content-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
-              help="One weight per --content-layers entry (default 1 each).")
+              show_default="1 each", help="One weight per --content-layers entry.")
 @click.option("--style-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
-              help="One weight per --style-layers entry, normalised to sum 1 per region (default equal).")
+              show_default="equal", help="One weight per --style-layers entry, normalised to sum 1 per region.")
 @click.option("--time-limit", type=float, help="Stop after this many seconds with the best image so far.")
 @click.option("--stop-tol", type=float, default=lambda: _default("stop_tol"), show_default=_STOP,
               help="End a pass once its objective fell by less than this fraction over the last "
                    "--stop-window iterations; 0: run the whole budget.")
 @click.option("--stop-window", type=int, default=lambda: _default("stop_window"), show_default=_WINDOW)
-@click.option("--scales", type=int, help="Coarse-to-fine passes (1: off). Default: chosen by size "
-              "(one pass below 1e9 px).")
+@click.option("--scales", type=int, show_default="chosen by size (one pass below 1e9 px)",
+              help="Coarse-to-fine passes (1: off).")
 @click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
               help="Longest side of the coarsest pass.")
 @click.option("--scale-iterations", callback=lambda c, p, v: _ints(v, p.name),
-              help="Iterations of each pass, coarsest first, e.g. 100,100. Default: --iterations split equally.")
+              show_default="--iterations split equally", help="Iterations of each pass, coarsest first, e.g. 100,100.")
 @click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),
               help="luminance: transfer luminance only and keep the content's colours; histogram: match the "
                    "style's colours to the content's first. Per region with masks.")
