@@ -176,3 +176,23 @@ def test_demo_help_names_every_file_it_writes_in_a_real_run(tmp_path, monkeypatc
     assert {"sheet.png", "results.json", "gatys.png", "masked.png"} <= set(written)
     help_text = CliRunner().invoke(main, ["demo", "--help"]).output
     assert [name for name in written if name not in help_text] == []
+
+
+# --- item 13: a missing extra is named before the work ----------------------------------------------
+
+def test_bench_plot_without_matplotlib_fails_before_the_benchmark(tmp_path, monkeypatch):
+    import masked_gatys.bench as bench_module
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setattr(bench_module, "run_bench", lambda *a, **k: pytest.fail("the benchmark ran"))
+    result = CliRunner().invoke(main, ["bench", "--quick", "--plot", str(tmp_path / "b.png"), "--device", "cpu"])
+    line = _one_line_error(result, 1)
+    assert "masked-gatys[bench]" in line and not (tmp_path / "b.png").exists()
+
+
+def test_readme_install_line_brings_what_its_commands_need():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    install = next(line for line in readme.splitlines() if "pip install -e" in line)
+    assert ".[dev,bench]" in install  # bench --plot (matplotlib) is among the README's commands

@@ -95,6 +95,12 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
     """Benchmark the optimizer (seconds per evaluation against the VGG floor, per iteration, for N
     iterations) and the feed-forward nets (seconds per image, speed-up, objective worth in
     iterations) at several sizes; print a table, optionally write JSON and a plot."""
+    if plot_path is not None:  # before the run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--plot needs matplotlib: pip install 'masked-gatys[bench]' "
+                                       "(or pip install matplotlib)") from None
     device = resolve_device(device)
     for path in (json_path, plot_path):
         if path is not None:
