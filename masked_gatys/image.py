@@ -150,8 +150,8 @@ def _read_float(
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise error(f"not a readable {noun} file: {p} ({exc})") from exc
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error, zlib.error) as exc:
-        raise error(f"cannot read {noun} file {p}: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, RuntimeError, struct.error, zlib.error) as exc:
+        raise error(f"cannot read {noun} file {p}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from exc
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise error(f"{noun} file {p} has no pixels")
     return _orient(array, orientation), bands
@@ -232,8 +232,10 @@ def resize_image(image: Tensor, size: int) -> Tensor:
 
 
 # --------------------------------------------------------------------------- PNG codec
-# Pillow reads 16-bit RGB(A)/LA PNGs as 8-bit and cannot write 16-bit RGB, so
-# 16-bit PNGs go through this small codec (PNG spec, ISO/IEC 15948).
+# Pillow reads 16-bit RGB(A)/LA PNGs as 8-bit and cannot write 16-bit RGB: torchvision's
+# decode_png reads them; writing goes through this small encoder (PNG spec, ISO/IEC 15948)
+# while no library the package keeps writes 16-bit RGB PNGs (torchvision's encode_png takes
+# uint8 only).
 
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
@@ -253,63 +255,25 @@ def _predict(ftype: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> 
     return np.select([f == 1, f == 2, f == 3, f == 4], choices, 0)
 
 
-def _unfilter(raw: bytes, offset: int, h: int, w: int, bpp: int) -> tuple[np.ndarray, int]:
-    """Undo the PNG row filters of an ``h`` x ``w`` image of ``bpp`` bytes per pixel.
-
-    Each byte depends on its left, upper and upper-left neighbours, so the
-    anti-diagonals of the pixel grid are decoded in turn, each in one step.
-    Returns ``(h, w, bpp)`` uint8 and the offset after the data.
-    """
-    stride = w * bpp + 1
-    end = offset + h * stride
-    if len(raw) < end:
-        raise ValueError("PNG image data is truncated")
-    rows = np.frombuffer(raw, np.uint8, count=h * stride, offset=offset).reshape(h, stride)
-    ftype = rows[:, 0].astype(np.int32)
-    if ftype.max(initial=0) > 4:
-        raise ValueError(f"PNG row filter type {int(ftype.max())} is invalid")
-    data = rows[:, 1:].reshape(h, w, bpp).astype(np.int32)
-    out = np.zeros((h + 1, w + 1, bpp), np.int32)  # zero row and column: the borders
-    for d in range(h + w - 1):
-        r = np.arange(max(0, d - w + 1), min(h - 1, d) + 1)
-        i = d - r
-        a, b, c = out[r + 1, i], out[r, i + 1], out[r, i]
-        out[r + 1, i + 1] = (data[r, i] + _predict(ftype[r], a, b, c)) & 0xFF
-    return out[1:, 1:].astype(np.uint8), end
-
-
 def _read_png16(data: bytes) -> tuple[np.ndarray, str]:
-    """Decode a 16-bit PNG into float32 ``(H, W, C)`` in [0, 1] and its bands."""
-    pos, header, idat = 8, None, []
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if header is None:
-        raise ValueError("PNG has no IHDR chunk")
-    w, h, depth, colour, _, _, interlace = header
+    """Decode a 16-bit PNG into float32 ``(H, W, C)`` in [0, 1] and its bands.
+
+    torchvision's libpng decoder, asked for the file's own channels and depth
+    (Pillow would keep only the high byte of 16-bit colour).
+    """
+    import torch
+    from torchvision.io import ImageReadMode, decode_png
+
+    if len(data) < 29 or data[:8] != _PNG_SIGNATURE:
+        raise ValueError("not a PNG file")
+    depth, colour = data[24], data[25]
     if depth != 16 or colour not in _PNG_CHANNELS:
         raise ValueError(f"unsupported PNG bit depth {depth} / colour type {colour}")
-    channels = _PNG_CHANNELS[colour]
-    bpp = 2 * channels
-    raw = zlib.decompress(b"".join(idat))
-    if interlace:
-        pixels = np.zeros((h, w, bpp), np.uint8)
-        offset = 0
-        for x0, y0, dx, dy in _ADAM7:
-            pw, ph = -(-(w - x0) // dx) if w > x0 else 0, -(-(h - y0) // dy) if h > y0 else 0
-            if pw and ph:
-                sub, offset = _unfilter(raw, offset, ph, pw, bpp)
-                pixels[y0::dy, x0::dx] = sub
-    else:
-        pixels, _ = _unfilter(raw, 0, h, w, bpp)
-    values = pixels.reshape(h, w * bpp).view(">u2").reshape(h, w, channels)
+    pixels = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+    # uint16 in current torchvision (int32 in some older ones): the same values either way
+    values = pixels.to(torch.int32).permute(1, 2, 0).numpy()
+    if values.shape[-1] != _PNG_CHANNELS[colour]:
+        raise ValueError(f"decoded {values.shape[-1]} channels, the header says {_PNG_CHANNELS[colour]}")
     return values.astype(np.float32) / 65535.0, _PNG_BANDS[colour]
 
 

@@ -453,3 +453,24 @@ def test_resize_to_same_size_is_identity():
 def test_resize_image_bad_size(size):
     with pytest.raises(ImageError, match="size"):
         resize_image(torch.rand(1, 3, 4, 4), size)
+
+
+def test_png16_is_decoded_by_torchvision_with_the_exact_values(tmp_path, monkeypatch):
+    """16-bit PNGs are read by torchvision.io.decode_png (UNCHANGED), not a hand-written decoder."""
+    import torchvision.io
+
+    calls = []
+    real = torchvision.io.decode_png
+
+    def spy(data, mode=torchvision.io.ImageReadMode.UNCHANGED, *args, **kwargs):
+        calls.append(mode)
+        return real(data, mode, *args, **kwargs)
+
+    monkeypatch.setattr(torchvision.io, "decode_png", spy)
+    values = RNG.integers(0, 65536, (7, 9, 3), dtype=np.uint16)
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(image_mod._encode_png16(values, {}))
+    image = load_image(path)
+    assert calls == [torchvision.io.ImageReadMode.UNCHANGED]
+    np.testing.assert_array_equal(np.rint(image[0].permute(1, 2, 0).numpy() * 65535).astype(np.uint16), values)
+    assert not hasattr(image_mod, "_unfilter")  # the hand-written decoder is gone
