@@ -196,3 +196,90 @@ def test_readme_install_line_brings_what_its_commands_need():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     install = next(line for line in readme.splitlines() if "pip install -e" in line)
     assert ".[dev,bench]" in install  # bench --plot (matplotlib) is among the README's commands
+
+
+# --- item 3: signals --------------------------------------------------------------------------------
+
+def _long_run(files, out, *extra):
+    return [sys.executable, "-c", SLOW_SAVE, "stylize", str(files["content"]), "--style", str(files["style"]),
+            "-o", str(out), "--weights", "random", "--iterations", "100000", "--max-layer", "relu1_2",
+            "--save-every", "1", "-q", "--device", "cpu", "--stop-tol", "0", *extra]
+
+
+# The CLI with a save_image that, for the final output, leaves a marker and takes a second:
+# a window in which a second signal arrives while the best image is being written.
+SLOW_SAVE = """
+import sys, time, pathlib
+import masked_gatys.image as image
+original = image.save_image
+def slow(img, path, *a, **k):
+    path = pathlib.Path(path)
+    if not path.stem[-4:].isdigit():
+        (path.parent / "saving").touch()
+        time.sleep(1.0)
+    return original(img, path, *a, **k)
+image.save_image = slow
+from masked_gatys.cli import main
+main(sys.argv[1:], prog_name="masked-gatys")
+"""
+
+
+def _wait_for(path, proc, seconds=120.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path.name} did not appear within {seconds} s"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_the_run_writes_the_best_image_even_if_repeated_during_the_write(files, tmp_path,
+                                                                                           signum, code):
+    import signal
+
+    from masked_gatys.image import load_image
+
+    out = tmp_path / "o.png"
+    proc = subprocess.Popen(_long_run(files, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(tmp_path / "o_0001.png", proc)
+        proc.send_signal(getattr(signal, signum))
+        _wait_for(tmp_path / "saving", proc)
+        proc.send_signal(signal.SIGINT)  # a second, impatient Ctrl-C while the image is written
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "best image so far" in err and "Traceback" not in err
+    assert load_image(out).shape == (1, 3, SIZE, SIZE)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_signal_inside_a_deferred_block_waits_for_its_end():
+    import os
+    import signal
+
+    from masked_gatys.cli._common import deferred_interrupts, handle_signals, was_interrupted
+
+    done = []
+    with handle_signals():
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGTERM)
+                done.append("written")  # still runs: the signal waits
+        assert done == ["written"] and was_interrupted()
+        os.kill(os.getpid(), signal.SIGINT)  # a later one is not raised at all
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_during_start_up_exits_130_not_aborted(monkeypatch):
+    import masked_gatys.cli.stylize as cli_stylize
+
+    def interrupted(name):
+        raise KeyboardInterrupt  # as if Ctrl-C landed while an option default imports torch
+
+    monkeypatch.setattr(cli_stylize, "_default", interrupted)
+    result = CliRunner().invoke(main, ["stylize", "c.png", "--style", "s.png"])
+    assert result.exit_code == 130 and "Aborted" not in result.output and "interrupted" in result.output

@@ -232,7 +232,7 @@ def test_real_ctrl_c_writes_the_best_image_and_exits_130(files, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "masked_gatys", "stylize", str(files["content"]), "--style", str(files["style"]),
          "-o", str(out), "--weights", "random", "--iterations", "100000", "--max-layer", "relu2_2",
-         "--save-every", "1", "-q", "--device", "cpu"],
+         "--save-every", "1", "-q", "--device", "cpu", "--stop-tol", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "o_0001.png").exists():  # the optimisation is under way

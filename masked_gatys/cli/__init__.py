@@ -57,12 +57,17 @@ class _LazyGroup(click.Group):
 
         Click's own form of a usage error is three lines (usage, hint, error);
         here it is the error and where to look, on one line. Ctrl-C before a
-        command has started (option defaults may import torch) exits 130.
+        command has started (option defaults may import torch) exits 130;
+        SIGTERM is handled as SIGINT (``_common.handle_signals``).
         """
+        from masked_gatys.cli._common import handle_signals
+
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            with handle_signals():
+                return super().main(*args, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with handle_signals():
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "masked-gatys"
             click.echo(f"Error: {exc.format_message()} (see {command} --help)", err=True)

@@ -1,16 +1,25 @@
-"""What every command shares: the error boundary, device checks, output checks.
+"""What every command shares: the error boundary, signals, device checks, output checks.
 
 Library code raises; this module is the one place where exceptions become
 one-line messages on stderr and non-zero exit codes.
+
+Signals (:func:`handle_signals`, installed by the ``masked-gatys`` group for
+every command): SIGTERM is handled as SIGINT. The first one raises
+KeyboardInterrupt, which long work catches to keep its best result; any later
+one, and any that arrives inside :func:`deferred_interrupts` (the writing of
+that result), waits until the writing is done. The exit code is 128 + the
+signal's number: 130 for Ctrl-C, 143 for SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
@@ -44,8 +53,64 @@ def error_boundary(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-#: the signal that interrupted this process, if any (set by the handlers of :func:`handle_signals`)
-_received: dict[str, Any] = {"signum": None}
+#: the signal that interrupted this process, if any; the depth of deferred_interrupts blocks;
+#: whether a signal is waiting for the end of those blocks
+_received: dict[str, Any] = {"signum": None, "deferring": 0, "pending": False}
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _received["signum"] is not None:
+        return  # a second Ctrl-C: the best result is being evaluated or written; let it finish
+    _received["signum"] = signum
+    if _received["deferring"]:
+        _received["pending"] = True  # raised when the write is done
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def handle_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM as described in the module docstring, for the block's duration.
+
+    Only the main thread can set signal handlers; elsewhere this does nothing.
+    """
+    try:
+        previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    _received.update(signum=None, deferring=0, pending=False)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block (writing a result) is done.
+
+    A signal that arrived inside is raised as KeyboardInterrupt at the end,
+    once the files are written.
+
+    >>> with deferred_interrupts():
+    ...     pass
+    """
+    _received["deferring"] += 1
+    try:
+        yield
+    finally:
+        _received["deferring"] -= 1
+    if not _received["deferring"] and _received["pending"]:
+        _received["pending"] = False
+        raise KeyboardInterrupt
+
+
+def was_interrupted() -> bool:
+    """Whether a SIGINT or SIGTERM has arrived while :func:`handle_signals` was active."""
+    return _received["signum"] is not None
 
 #: the largest seed torch's generators take; the CLI's --seed options share it
 MAX_SEED = 2**64 - 1

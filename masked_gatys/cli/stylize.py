@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import (
+    MAX_SEED,
+    check_writable_output,
+    deferred_interrupts,
+    error_boundary,
+    interrupted_exit_code,
+    resolve_device,
+)
 from masked_gatys.files import write_json_atomic  # noqa: F401  (re-exported for other commands)
 
 # Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
@@ -245,13 +252,14 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     metadata = {"software": "masked-gatys", "parameters": result.config.to_dict(),
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
                 "content": str(content), "style": [str(p) for p in style] if len(style) > 1 else str(style[0])}
-    save_image(result.image, output, metadata=metadata, bits=int(bits))
-    if log_path is not None:
-        write_json_atomic(result.to_dict(), log_path)
+    with deferred_interrupts():  # a Ctrl-C or SIGTERM now waits until the files are written
+        save_image(result.image, output, metadata=metadata, bits=int(bits))
+        if log_path is not None:
+            write_json_atomic(result.to_dict(), log_path)
     if result.interrupted:
         click.echo(f"interrupted after {result.n_iter} iterations: wrote the best image so far to {output}",
                    err=True)
-        sys.exit(130)
+        sys.exit(interrupted_exit_code())
     if not quiet:
         why = {"stalled": ", stalled", "time_limit": ", time limit reached"}.get(result.stop_reason, "")
         click.echo(f"wrote {output} (objective {result.total:.5g}, {result.n_iter} iterations{why}, "
