@@ -39,3 +39,7 @@ class CheckpointError(MaskedGatysError, ValueError):
 
 class GazeError(MaskedGatysError, ValueError):
     """A gaze data set, label file or estimator that cannot be read, built or used."""
+
+
+class OutputError(MaskedGatysError, ValueError):
+    """An output that would replace an input, another output, or something not a regular file."""

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "write_json_atomic", "recorded_name"]
+__all__ = ["atomic_write", "write_json_atomic", "recorded_name", "check_outputs", "check_replaceable"]
 
 
 def _umask() -> int:
@@ -44,6 +44,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
     target is never left half-written.
     """
     path = Path(path)
+    check_replaceable(path)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
     try:
@@ -87,3 +88,67 @@ def recorded_name(value: str | os.PathLike | None) -> str | None:
         return None
     text = os.fspath(value)
     return Path(text).name if ("/" in text or os.sep in text) else text
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Refuse a target that exists and is not a regular file (a folder, a FIFO, ``/dev/null``).
+
+    The atomic rename would put a regular file in its place.
+
+    >>> check_replaceable("/dev/null")
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.OutputError: output /dev/null exists and is not a regular file (a device); refusing to replace it
+    """
+    import stat
+
+    from masked_gatys.errors import OutputError
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        return  # unreadable: the write itself will say so
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device")
+    raise OutputError(f"output {os.fspath(path)} exists and is not a regular file ({kind}); refusing to replace it")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+
+
+def check_outputs(outputs, inputs=()) -> None:
+    """Refuse, before any work, outputs that would replace an input or each other.
+
+    ``outputs`` and ``inputs`` are ``(label, path)`` pairs (None paths are
+    skipped); the error names both paths and their labels. Every output must
+    also be replaceable (:func:`check_replaceable`). Shared by every command
+    that writes (stylize and its ``--save-every`` and ``--log``, folder mode,
+    render-eyes, purify).
+
+    >>> check_outputs([("-o", "a.png"), ("--log", "a.png")])
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.OutputError: -o a.png and --log a.png are the same file; give each output its own name
+    """
+    from masked_gatys.errors import OutputError
+
+    outs = [(label, Path(p)) for label, p in outputs if p is not None]
+    ins = [(label, Path(p)) for label, p in inputs if p is not None]
+    for i, (label, path) in enumerate(outs):
+        check_replaceable(path)
+        for in_label, in_path in ins:
+            if _same(path, in_path):
+                raise OutputError(f"{label} {path} would overwrite the input {in_path} ({in_label}); "
+                                  "choose another name")
+        for other_label, other in outs[:i]:
+            if _same(path, other):
+                raise OutputError(f"{other_label} {other} and {label} {path} are the same file; "
+                                  "give each output its own name")

@@ -856,6 +856,25 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
     return y[0] if squeeze else y
 
 
+def _check_folder_outputs(files: list[Path], in_dir: Path, out_dir: Path, mask_dirs: list[Path]) -> None:
+    """Before any work: the output folder is no input folder, and no two inputs share an output."""
+    from masked_gatys.errors import OutputError
+    from masked_gatys.files import check_outputs
+
+    for label, folder in (("the input folder", in_dir), *(("the mask folder", m) for m in mask_dirs)):
+        if out_dir.resolve() == folder.resolve():
+            raise OutputError(f"{out_dir}: the output folder is {label}; choose another")
+    targets: dict[Path, Path] = {}
+    for path in files:
+        target = out_dir / f"{path.stem}.png"
+        if target in targets:
+            raise OutputError(f"{targets[target]} and {path} would both be written to {target}; rename one")
+        targets[target] = path
+    masks = [p for m in mask_dirs if m.is_dir() for p in m.iterdir() if p.is_file()]
+    check_outputs([("output", t) for t in targets],
+                  [("input", p) for p in files] + [("mask", p) for p in masks])
+
+
 def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                    mask_dir: str | os.PathLike | None = None, callback: Callable[[Path], Any] | None = None
                    ) -> list[Path]:
@@ -873,19 +892,8 @@ def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, ou
     net = _as_net(model)
     needs_mask = isinstance(net, nets.Purifier)
     folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
+    _check_folder_outputs(files, in_dir, out_dir, folders)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if out_dir.resolve() == in_dir.resolve():
-        raise ImageError(f"{out_dir}: the output folder is the input folder; choose another")
-    targets: dict[Path, Path] = {}
-    inputs = {p.resolve() for p in in_dir.iterdir()} | (
-        {p.resolve() for p in Path(mask_dir).iterdir()} if mask_dir is not None and Path(mask_dir).is_dir() else set())
-    for path in files:  # refused before any work: two images with one output, an output over an input
-        target = out_dir / f"{path.stem}.png"
-        if target in targets:
-            raise ImageError(f"{targets[target]} and {path} would both be written to {target}; rename one")
-        if target.resolve() in inputs:
-            raise ImageError(f"the output {target} would overwrite an input; choose another output folder")
-        targets[target] = path
     meta = {}
     if isinstance(model, LoadedModel):
         meta = {"model": model.path, "net": model.checkpoint.get("net"),

@@ -4,6 +4,7 @@ code, nothing lost or overwritten, signals, defaults and help a new user can tru
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 import subprocess
 import sys
 
@@ -283,3 +284,111 @@ def test_ctrl_c_during_start_up_exits_130_not_aborted(monkeypatch):
     monkeypatch.setattr(cli_stylize, "_default", interrupted)
     result = CliRunner().invoke(main, ["stylize", "c.png", "--style", "s.png"])
     assert result.exit_code == 130 and "Aborted" not in result.output and "interrupted" in result.output
+
+
+# --- items 1, 2: no output replaces an input, another output, or a non-regular file --------------
+
+def _stylize(files, *args):
+    return CliRunner().invoke(main, ["stylize", str(files["content"]), "--style", str(files["style"]), *args])
+
+
+def test_save_every_file_named_like_an_input_is_refused(files, tmp_path, no_work):
+    style = tmp_path / "o_0002.png"
+    files["style"].rename(style)
+    files["style"] = style
+    before = style.read_bytes()
+    line = _one_line_error(_stylize(files, "-o", str(tmp_path / "o.png"), "--save-every", "2",
+                                    "--iterations", "4"), 1)
+    assert "--save-every" in line and "o_0002.png" in line and "--style" in line
+    assert style.read_bytes() == before and not no_work
+
+
+def test_init_file_as_output_is_refused(files, tmp_path, no_work):
+    line = _one_line_error(_stylize(files, "--init", str(files["mask"]), "-o", str(files["mask"])), 1)
+    assert "--init" in line and str(files["mask"]) in line and not no_work
+
+
+def test_log_equal_to_output_is_refused(files, tmp_path, no_work):
+    out = tmp_path / "o.png"
+    line = _one_line_error(_stylize(files, "-o", str(out), "--log", str(out)), 1)
+    assert "-o" in line and "--log" in line and "same file" in line and not no_work
+
+
+def test_style_as_output_is_refused_naming_both(files, tmp_path, no_work):
+    line = _one_line_error(_stylize(files, "-o", str(files["style"])), 1)
+    assert "would overwrite the input" in line and "--style" in line and not no_work
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/null", "/dev/full"])
+def test_an_existing_output_that_is_not_a_regular_file_is_refused(files, tmp_path, no_work, target):
+    import os
+    import stat
+
+    if target == "fifo":
+        target = str(tmp_path / "o.png")
+        os.mkfifo(target)
+    elif not os.path.exists(target):
+        pytest.skip(f"no {target} here")
+    line = _one_line_error(_stylize(files, "-o", target), 1)
+    assert "not a regular file" in line and not no_work
+    assert not stat.S_ISREG(os.stat(target).st_mode)  # still what it was
+
+
+def test_atomic_write_refuses_to_replace_a_fifo(tmp_path):
+    import os
+
+    from masked_gatys.errors import OutputError
+    from masked_gatys.files import write_json_atomic
+
+    fifo = tmp_path / "log.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        write_json_atomic({"a": 1}, fifo)
+    assert not fifo.is_file() and fifo.exists()
+
+
+@pytest.fixture()
+def folder_case(tmp_path):
+    from masked_gatys.train import shipped_checkpoint
+
+    images, masks = tmp_path / "in", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for name in ("a.png", "b.png"):
+        save_image(torch.rand(1, 3, 24, 40, generator=g), images / name)
+        mask = torch.zeros(1, 1, 24, 40)
+        mask[..., 8:16, 16:24] = 1
+        save_image(mask, masks / f"{Path(name).stem}_mask.png")
+    return images, masks, shipped_checkpoint("purifier")
+
+
+def test_folder_mode_refuses_the_mask_folder_as_output(folder_case):
+    images, masks, ckpt = folder_case
+    before = sorted(p.name for p in masks.iterdir())
+    result = CliRunner().invoke(main, ["stylize", str(images), "--model", str(ckpt), "--mask", str(masks),
+                                       "-o", str(masks), "-q"])
+    line = _one_line_error(result, 1)
+    assert "mask" in line and str(masks) in line
+    assert sorted(p.name for p in masks.iterdir()) == before
+
+
+def test_folder_mode_refuses_two_inputs_with_one_output(folder_case, tmp_path):
+    images, masks, ckpt = folder_case
+    save_image(torch.rand(1, 3, 24, 40), images / "a.jpg")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["stylize", str(images), "--model", str(ckpt), "--mask", str(masks),
+                                       "-o", str(out), "-q"])
+    line = _one_line_error(result, 1)
+    assert "a.jpg" in line and "a.png" in line
+    assert not out.exists() or not list(out.iterdir())  # refused before any work
+
+
+def test_bench_json_and_plot_on_one_file_are_refused(tmp_path, monkeypatch):
+    import masked_gatys.bench as bench_module
+
+    monkeypatch.setattr(bench_module, "run_bench", lambda *a, **k: pytest.fail("the benchmark ran"))
+    same = str(tmp_path / "b.json")
+    line = _one_line_error(CliRunner().invoke(main, ["bench", "--quick", "--json", same, "--plot", same,
+                                                     "--device", "cpu"]), 1)
+    assert "same file" in line

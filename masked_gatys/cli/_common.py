@@ -150,6 +150,6 @@ def check_writable_output(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
         raise click.ClickException(f"output folder {folder} is not writable")
     if path.is_dir():
         raise click.ClickException(f"output {path} is a folder; give a file name")
-    for inp in inputs:
-        if inp is not None and Path(inp).exists() and path.exists() and path.resolve() == Path(inp).resolve():
-            raise click.ClickException(f"output {path} would overwrite the input {inp}; choose another name")
+    from masked_gatys.files import check_outputs
+
+    check_outputs([("output", path)], [("input", inp) for inp in inputs])

@@ -105,6 +105,9 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
     for path in (json_path, plot_path):
         if path is not None:
             check_writable_output(path)
+    from masked_gatys.files import check_outputs
+
+    check_outputs([("--json", json_path), ("--plot", plot_path)])
     if weights is None and not os.environ.get("MASKED_GATYS_WEIGHTS"):
         click.echo("notice: no --weights and no $MASKED_GATYS_WEIGHTS: using random VGG weights (timings are "
                    "the same; the shipped nets' objectives do not compare and are reported unavailable)",

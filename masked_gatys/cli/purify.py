@@ -102,14 +102,14 @@ class _Bar:
 @click.option("--preset", default=lambda: _default("method"), show_default="masked",
               help="Objective preset for the optimizer (gatys, masked, regional, ...).")
 @click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
-@click.option("--style-mask", help="Style mask. Default: STYLE_mask.png beside the style image.")
+@click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
 @click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="100")
-@click.option("--batch-size", type=int, help="Images per batch. Default: 8 (optimizer), 64 (network).")
-@click.option("--weights", help="Loss network: imagenet, random or a file. Default: $MASKED_GATYS_WEIGHTS.")
+@click.option("--batch-size", type=int, show_default="8 (optimizer), 64 (network)", help="Images per batch.")
+@click.option("--weights", show_default="$MASKED_GATYS_WEIGHTS", help="Loss network: imagenet, random or a file.")
 @click.option("--max-layer", default=lambda: _default("max_layer"), show_default="auto")
-@click.option("--content-weight", type=float, help="Default: the preset's.")
-@click.option("--style-weight", type=float, help="Default: the preset's.")
-@click.option("--tv-weight", type=float, help="Default: the preset's.")
+@click.option("--content-weight", type=float, show_default="the preset's", help="Content weight.")
+@click.option("--style-weight", type=float, show_default="the preset's", help="Style weight.")
+@click.option("--tv-weight", type=float, show_default="the preset's", help="Total-variation weight.")
 @click.option("--history-size", type=int, default=lambda: _default("history_size"), show_default="10")
 @click.option("--seed", type=int, default=lambda: _default("seed"), show_default="0")
 @click.option("--device", default="auto", show_default=True,
@@ -118,7 +118,7 @@ class _Bar:
               help="Take shard I of N (a stable hash of each input's relative path). Under torchrun: "
                    "RANK/WORLD_SIZE.")
 @click.option("--merge", is_flag=True, help="Only join the shard manifests of OUTPUT into manifest.jsonl.")
-@click.option("--fail-fast", is_flag=True, help="Stop at the first bad input (default: record it as failed).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first bad input (without it: record it as failed and go on).")
 @click.option("--pupil-shift/--no-pupil-shift", default=True, show_default=True,
               help="Measure each output's pupil shift (about 80 ms per 36x60 image).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -17,7 +17,7 @@ from masked_gatys.cli._common import (
     interrupted_exit_code,
     resolve_device,
 )
-from masked_gatys.files import write_json_atomic  # noqa: F401  (re-exported for other commands)
+from masked_gatys.files import check_outputs, write_json_atomic  # write_json_atomic: re-exported
 
 # Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
 _DEFAULTS: dict[str, Any] = {}
@@ -191,11 +191,16 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     if content.is_dir():
         raise click.ClickException(f"{content} is a folder: a folder of images needs --model")
     output = output or Path(f"{content.stem}_stylized.png")
-    check_writable_output(output, inputs=tuple(p for p in (content, mask, *style, *style_mask) if p))
-    if log_path is not None:
-        check_writable_output(log_path, inputs=tuple(p for p in (content, mask, *style, *style_mask) if p))
     if init not in ("content", "noise") and not Path(init).exists():
         raise click.ClickException(f"--init image not found: {init}")
+    inputs = [("content", content), ("--mask", mask), *(("--style", p) for p in style),
+              *(("--style-mask", p) for p in style_mask),
+              ("--init", Path(init) if init not in ("content", "noise") else None)]
+    check_writable_output(output)
+    if log_path is not None:
+        check_writable_output(log_path)
+    check_outputs([("-o", output), ("--log", log_path), *_save_every_outputs(output, save_every, iterations, inputs)],
+                  inputs)
     device = resolve_device(device)
 
     from masked_gatys.image import save_image
@@ -266,6 +271,22 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                    f"{result.seconds:.1f} s, weights {result.weights.name})", err=True)
 
 
+def _save_every_outputs(output: Path, every: int, iterations: int, inputs: list) -> list[tuple[str, Path]]:
+    """The ``--save-every`` files (OUTPUT_NNNN.png) that an input's name matches, to be refused."""
+    import re
+
+    if not every:
+        return []
+    pattern = re.compile(rf"{re.escape(output.stem)}_(\d{{4,}})\.png")
+    found = []
+    for _, path in inputs:
+        match = pattern.fullmatch(Path(path).name) if path is not None else None
+        if match and f"{int(match[1]):04d}" == match[1] and int(match[1]) % every == 0 and \
+                0 < int(match[1]) <= iterations:
+            found.append(("--save-every", output.with_name(Path(path).name)))
+    return found
+
+
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                quiet: bool) -> None:
     device = resolve_device(device)
@@ -275,8 +296,9 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     if content.is_dir():
         if output is None:
             raise click.ClickException("a folder of images needs -o OUTPUT_FOLDER")
-        if output.resolve() == content.resolve():
-            raise click.ClickException("the output folder must differ from the input folder")
+        for label, folder in (("the input folder", content), ("the --mask folder", mask)):
+            if folder is not None and output.resolve() == Path(folder).resolve():
+                raise click.ClickException(f"the output folder {output} is {label} {folder}; choose another")
         output.mkdir(parents=True, exist_ok=True)
         written = stylize_folder(net, content, output, mask_dir=mask)
         if not quiet:
@@ -286,7 +308,8 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     from masked_gatys.masks import load_mask
 
     output = output or Path(f"{content.stem}_stylized.png")
-    check_writable_output(output, inputs=tuple(p for p in (content, mask, model) if p))
+    check_writable_output(output)
+    check_outputs([("-o", output)], [("content", content), ("--mask", mask), ("--model", model)])
     image = load_image(content)
     attention = None
     if mask is not None:
