@@ -392,3 +392,31 @@ def test_bench_json_and_plot_on_one_file_are_refused(tmp_path, monkeypatch):
     line = _one_line_error(CliRunner().invoke(main, ["bench", "--quick", "--json", same, "--plot", same,
                                                      "--device", "cpu"]), 1)
     assert "same file" in line
+
+
+# --- item 4: render-eyes never mixes two sets -------------------------------------------------------
+
+def test_render_eyes_into_a_non_empty_folder_refuses_or_replaces_the_set_with_force(tmp_path):
+    import json
+
+    out = tmp_path / "eyes"
+    args = ["render-eyes", str(out), "--size", "24x40"]
+    assert CliRunner().invoke(main, [*args, "--n", "3"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    line = _one_line_error(CliRunner().invoke(main, [*args, "--n", "2", "--seed", "5"]), 1)
+    assert "not empty" in line and "--force" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    result = CliRunner().invoke(main, [*args, "--n", "2", "--seed", "5", "--force"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0000_labels.png", "0000_mask.png", "0001.png",
+                                                      "0001_labels.png", "0001_mask.png", "truth.jsonl"]
+    truth = [json.loads(line) for line in (out / "truth.jsonl").read_text().splitlines()]
+    assert [t["index"] for t in truth] == [0, 1]
+
+
+def test_render_eyes_force_never_removes_files_it_did_not_write(tmp_path):
+    out = tmp_path / "eyes"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    line = _one_line_error(CliRunner().invoke(main, ["render-eyes", str(out), "--n", "1", "--force"]), 1)
+    assert "notes.txt" in line and (out / "notes.txt").read_text() == "mine"

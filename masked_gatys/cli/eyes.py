@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -20,6 +21,7 @@ import click
 
 from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
 from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
+from masked_gatys.files import atomic_write
 
 # What the demo renders: a real-looking content eye and a synthetic style eye. The style eye
 # and the size are those the shipped networks were trained with (masked_gatys/data/README.md),
@@ -61,9 +63,12 @@ def _size_option(default: str) -> Any:
               help="Yaw drawn uniformly in +-this many degrees.")
 @click.option("--pitch-range", default=20.0, show_default=True, type=click.FloatRange(0, 45),
               help="Pitch drawn uniformly in +-this many degrees.")
+@click.option("--force", is_flag=True,
+              help="Render into a folder that is not empty: an earlier render-eyes set there (NNNN.png, "
+                   "NNNN_mask.png, NNNN_labels.png, truth.jsonl) is removed first; other files are refused.")
 @error_boundary
 def render_eyes_command(out_dir: Path, n: int, domain: str, size: tuple[int, int], seed: int,
-                        yaw_range: float, pitch_range: float) -> None:
+                        yaw_range: float, pitch_range: float, force: bool) -> None:
     """Render N eye images with masks and ground truth into OUT_DIR.
 
     Writes NNNN.png (the eye), NNNN_mask.png (attention = iris + pupil,
@@ -78,6 +83,7 @@ def render_eyes_command(out_dir: Path, n: int, domain: str, size: tuple[int, int
     from masked_gatys.image import save_image
 
     truth_path = out_dir / "truth.jsonl"
+    _clear_earlier_set(out_dir, force)
     check_writable_output(truth_path)
     lines = []
     digits = max(4, len(str(n - 1)))
@@ -91,10 +97,34 @@ def render_eyes_command(out_dir: Path, n: int, domain: str, size: tuple[int, int
         save_image(eye.binary_mask, out_dir / names["mask"])
         save_image(labels_to_rgb(eye.labels), out_dir / names["labels"])
         lines.append(json.dumps({"index": i, "files": names, **eye.truth}, sort_keys=True))
-    tmp = truth_path.with_name(f".{truth_path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, truth_path)
+    text = "\n".join(lines) + "\n"
+    atomic_write(truth_path, lambda fh: fh.write(text.encode("utf-8")))
     click.echo(f"wrote {n} {domain} eyes ({size[0]}x{size[1]}) and truth.jsonl to {out_dir}", err=True)
+
+
+_RENDERED = re.compile(r"\d{4,}(_mask|_labels)?\.png|truth\.jsonl")
+
+
+def _clear_earlier_set(out_dir: Path, force: bool) -> None:
+    """Refuse a non-empty folder; with ``force``, remove an earlier set (and refuse anything else).
+
+    Writing over an earlier set would keep its stale files and replace its
+    ground truth, so the set would no longer match its truth.jsonl.
+    """
+    if not out_dir.is_dir():
+        return
+    present = sorted(p for p in out_dir.iterdir() if not p.name.startswith("."))
+    if not present:
+        return
+    if not force:
+        raise click.ClickException(f"{out_dir} is not empty ({len(present)} entries, e.g. {present[0].name}): "
+                                   "give an empty or new folder, or --force to replace an earlier render-eyes set")
+    foreign = [p for p in present if not (p.is_file() and _RENDERED.fullmatch(p.name))]
+    if foreign:
+        raise click.ClickException(f"{out_dir} holds {foreign[0].name}, which render-eyes did not write; "
+                                   "--force replaces only an earlier render-eyes set")
+    for p in present:
+        p.unlink()
 
 
 def find_demo_weights() -> tuple[str, str]:
