@@ -167,6 +167,37 @@ def layer_grid(layer: str, size: tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
+def check_image_size(size: tuple[int, int], layers: Iterable[str], arch: str = "vgg19", *,
+                     label: str = "image") -> None:
+    """Refuse an image too small for the deepest of ``layers``, before any work.
+
+    A layer of block b sees the image through b - 1 floor 2x2 poolings (b for
+    ``pool{b}``); below ``layer_scale`` pixels on a side it has no position
+    left and VGG fails inside a pooling. The message says which size or which
+    ``--max-layer`` would do.
+
+    >>> check_image_size((16, 9), ["relu1_1", "relu5_1"])
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.ImageError: image 16x9 vanishes at relu5_1; use --size >= 28 or --max-layer relu4_4
+    """
+    from masked_gatys.errors import ImageError
+
+    h, w = size
+    order = layer_names(arch)
+    deepest = max(layers, key=order.index)
+    need = layer_scale(deepest)
+    if min(h, w) >= need:
+        return
+    side = max(h, w)
+    n = side
+    while min(round(h * n / side), round(w * n / side)) < need:
+        n += 1
+    fits = [name for name in order if name.startswith("relu") and layer_scale(name) <= min(h, w)]
+    hint = f"--size >= {n}" + (f" or --max-layer {fits[-1]}" if fits else "")
+    raise ImageError(f"{label} {h}x{w} vanishes at {deepest}; use {hint}")
+
+
 @dataclass(frozen=True)
 class WeightsIdentity:
     """Which weights made a result: a name, a sha256 and the input convention.

@@ -23,7 +23,8 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from masked_gatys.encoder import LoadedWeights, VGGEncoder, WeightsIdentity, layer_names, resolve_weights
+from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, check_image_size, layer_names,
+                                  resolve_weights)
 from masked_gatys.errors import ObjectiveError
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 
@@ -391,6 +392,9 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     elif weights is None:
         weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
     objective_cfg = objective_config_for(cfg, regions, weights)
+    check_image_size(hw, objective_cfg.layers, cfg.arch, label="image")
+    for image in styles:
+        check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")
     if encoder is None:
         if weights.state is None:
             warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "

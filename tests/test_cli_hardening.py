@@ -265,6 +265,7 @@ def test_a_signal_inside_a_deferred_block_waits_for_its_end():
     from masked_gatys.cli._common import deferred_interrupts, handle_signals, was_interrupted
 
     done = []
+    before = signal.getsignal(signal.SIGINT)
     with handle_signals():
         with pytest.raises(KeyboardInterrupt):
             with deferred_interrupts():
@@ -272,7 +273,7 @@ def test_a_signal_inside_a_deferred_block_waits_for_its_end():
                 done.append("written")  # still runs: the signal waits
         assert done == ["written"] and was_interrupted()
         os.kill(os.getpid(), signal.SIGINT)  # a later one is not raised at all
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_ctrl_c_during_start_up_exits_130_not_aborted(monkeypatch):
@@ -420,3 +421,18 @@ def test_render_eyes_force_never_removes_files_it_did_not_write(tmp_path):
     (out / "notes.txt").write_text("mine")
     line = _one_line_error(CliRunner().invoke(main, ["render-eyes", str(out), "--n", "1", "--force"]), 1)
     assert "notes.txt" in line and (out / "notes.txt").read_text() == "mine"
+
+
+# --- item 6: an image too small for a layer ----------------------------------------------------------
+
+def test_an_image_too_small_for_a_layer_is_named_before_any_work(files, tmp_path, monkeypatch):
+    import masked_gatys.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module.VGGEncoder, "__init__", lambda *a, **k: pytest.fail("VGG was built"))
+    wide = tmp_path / "wide.png"
+    save_image(torch.rand(1, 3, 20, 32), wide)
+    result = CliRunner().invoke(main, ["stylize", str(wide), "--style", str(files["style"]), "--size", "16",
+                                       "--weights", "random", "--preset", "gatys", "-o", str(tmp_path / "o.png")])
+    line = _one_line_error(result, 1)
+    assert "image 10x16 vanishes at relu5_1; use --size >= 25 or --max-layer relu4_4" in line
+    assert "Output size is too small" not in result.output

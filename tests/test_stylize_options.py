@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import warnings
 
 import numpy as np
@@ -188,7 +190,7 @@ def captured(monkeypatch):
         calls.update(style=style, style_mask=style_mask, config=config)
         return _fake_result(config)
 
-    monkeypatch.setattr("masked_gatys.stylize.stylize", fake)
+    monkeypatch.setattr(importlib.import_module("masked_gatys.stylize"), "stylize", fake)
     return calls
 
 
