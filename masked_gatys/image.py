@@ -112,6 +112,9 @@ def _pillow_array(img: Image.Image) -> tuple[np.ndarray, str]:
         return np.clip(grey, 0.0, 1.0).astype(np.float32)[..., None], "L"
     if mode == "F":
         grey = np.nan_to_num(np.asarray(img).astype(np.float32), nan=0.0)
+        if grey.size and (grey.min() < 0 or grey.max() > 1):
+            warnings.warn(f"float image data in [{float(grey.min()):.4g}, {float(grey.max()):.4g}], outside "
+                          "[0, 1]: clipped (a float image of 0-255 needs dividing by 255)", stacklevel=4)
         return np.clip(grey, 0.0, 1.0)[..., None], "L"
     transparent = "transparency" in img.info
     if mode == "1":
@@ -190,6 +193,36 @@ def _check_image_tensor(image: Tensor) -> None:
     if not isinstance(image, Tensor) or image.dim() not in (3, 4):
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
         raise ImageError(f"expected an image tensor (B, C, H, W) or (C, H, W), got {shape}")
+
+
+def as_unit_float(value: Tensor, label: str = "image") -> Tensor:
+    """A tensor as float32 in [0, 1], the package's convention, or a clear refusal.
+
+    ``uint8`` is read as 0-255 and ``uint16`` as 0-65535 (scaled); other
+    integer and bool tensors are refused; NaN or infinite values are refused;
+    float values outside [0, 1] are clamped with a warning (a float image
+    of 0-255 is the usual cause). Shared by ``stylize`` and the networks.
+
+    >>> as_unit_float(torch.tensor([0, 255], dtype=torch.uint8)).tolist()
+    [0.0, 1.0]
+    """
+    if not isinstance(value, Tensor):
+        raise ImageError(f"the {label} must be a tensor, got {type(value).__name__}")
+    if value.dtype == torch.uint8:
+        return value.detach().float() / 255.0
+    if getattr(torch, "uint16", None) is not None and value.dtype == torch.uint16:
+        return value.detach().to(torch.float32) / 65535.0
+    if not value.is_floating_point():
+        raise ImageError(f"the {label} is a {str(value.dtype).replace('torch.', '')} tensor: give float values "
+                         "in [0, 1] (or uint8 0-255)")
+    image = value.detach().float()
+    if not torch.isfinite(image).all():
+        raise ImageError(f"the {label} holds NaN or infinite values")
+    if image.numel() and (image.min() < 0 or image.max() > 1):
+        warnings.warn(f"the {label} has values in [{float(image.min()):.4g}, {float(image.max()):.4g}], outside "
+                      "[0, 1]: clamped (for 0-255 data divide by 255 first)", stacklevel=3)
+        image = image.clamp(0, 1)
+    return image
 
 
 def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:

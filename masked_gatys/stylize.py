@@ -228,14 +228,12 @@ def _as_image(value: ImageLike, label: str) -> Tensor:
     from masked_gatys.image import load_image
 
     if isinstance(value, Tensor):
-        image = value.detach().float()
-        if image.dim() == 3:
-            image = image.unsqueeze(0)
+        from masked_gatys.image import as_unit_float
+
+        image = value.unsqueeze(0) if value.dim() == 3 else value
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the {label} image must be (B, 3, H, W), got {tuple(value.shape)}")
-        if not torch.isfinite(image).all():
-            raise ValueError(f"the {label} image holds NaN or infinite values")
-        return image.clamp(0, 1)
+        return as_unit_float(image, f"{label} image")  # uint8 scaled, NaN refused, outside [0, 1] warned
     return load_image(value)
 
 
@@ -523,6 +521,21 @@ def _stalled(totals: list[float], tol: float, window: int) -> bool:
     return before - now <= tol * max(abs(before), 1e-12)
 
 
+def _nonfinite_start(value, config: ObjectiveConfig) -> str:
+    """Why the objective is NaN or infinite at the starting image, naming the terms."""
+    raw = [n for n, v in value.terms.items() if not torch.isfinite(v).all()]
+    if raw:
+        return (f"the objective is not finite at the start: non-finite terms {', '.join(raw)}; likely cause: "
+                "NaN or infinite values in the VGG weights file or in an input image")
+    weights = {t.name: (config.content_weight if t.kind == "content" else config.style_weight) * t.weight
+               for t in config.terms}
+    weights["tv"] = config.tv_weight
+    big = [f"{n} x {weights.get(n, 1.0):g}" for n, v in value.terms.items()
+           if not torch.isfinite(weights.get(n, 1.0) * v).all()]
+    return (f"the objective is not finite at the start: {', '.join(big) or 'the weighted sum'} overflows; "
+            "likely cause: a weight too large (--content-weight, --style-weight, --tv-weight)")
+
+
 def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
     """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
     from masked_gatys.optim import minimize
@@ -537,6 +550,8 @@ def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor
     def fun(x: Tensor) -> Tensor:
         nonlocal best_x, best_total
         value = objective(x)
+        if not last["value"] and not torch.isfinite(value.total).all():  # the start: say why
+            raise ObjectiveError(_nonfinite_start(value, problem.objective_config))
         run.n_eval += 1
         total = value.total.detach()
         # Only images inside the box count as "best": torch's L-BFGS line

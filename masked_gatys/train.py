@@ -829,15 +829,23 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
     >>> apply_model(nets.build("purifier", width=2), torch.rand(3, 10, 14), torch.ones(10, 14)).shape
     torch.Size([3, 10, 14])
     """
+    from masked_gatys.image import as_unit_float
+
     net = _as_net(model)
     squeeze = image.dim() == 3
     x = image.unsqueeze(0) if squeeze else image
     if x.dim() != 4 or x.shape[1] != 3:
         raise ImageError(f"expected an image (B, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
+    out_dtype = image.dtype if image.is_floating_point() else torch.float32
+    x = as_unit_float(x, "image")  # uint8 scaled, NaN refused, outside [0, 1] clamped with a warning
     m = mask
     if m is not None and not isinstance(m, Tensor):
         m = _attention(m)
     if m is not None:
+        m = m.detach().float() / 255.0 if m.dtype == torch.uint8 else m.detach().float()
+        if not torch.isfinite(m).all():
+            raise MaskError("the mask holds NaN or infinite values")
+        m = m.clamp(0, 1)  # as stylize's masks
         while m.dim() < 4:
             m = m.unsqueeze(0)
         if m.shape[1] != 1:
@@ -852,7 +860,13 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
             y = net(x.to(device, torch.float32), None if m is None else m.to(device, torch.float32))
     finally:
         net.train(was_training)
-    y = y.to(image.device)
+    if not torch.isfinite(y).all():
+        bad = [n for n, p in net.named_parameters() if not torch.isfinite(p).all()]
+        why = f"its weights hold NaN or infinite values ({bad[0]}{', ...' if len(bad) > 1 else ''})" if bad else \
+            "its weights are finite, so the input or the network's arithmetic overflowed"
+        name = getattr(model, "name", type(net).__name__)
+        raise CheckpointError(f"the network {name} output NaN or infinite values: {why}")
+    y = y.to(image.device, out_dtype)
     return y[0] if squeeze else y
 
 

@@ -436,3 +436,113 @@ def test_an_image_too_small_for_a_layer_is_named_before_any_work(files, tmp_path
     line = _one_line_error(result, 1)
     assert "image 10x16 vanishes at relu5_1; use --size >= 25 or --max-layer relu4_4" in line
     assert "Output size is too small" not in result.output
+
+
+# --- items 7, 8: non-finite objectives and network outputs --------------------------------------------
+
+def _nan_weights(path):
+    g = torch.Generator().manual_seed(0)
+    state = {"0.weight": torch.randn(64, 3, 3, 3, generator=g), "0.bias": torch.zeros(64),
+             "2.weight": torch.full((64, 64, 3, 3), float("nan")), "2.bias": torch.zeros(64)}
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("case, words", [
+    ("nan_weights", ["not finite at the start", "non-finite terms", "weights file"]),
+    ("huge_tv", ["not finite at the start", "tv x 1e+300", "weight too large"]),
+])
+def test_a_non_finite_start_is_explained_at_the_stylize_level(files, tmp_path, case, words):
+    args = ["--weights", str(_nan_weights(tmp_path / "nan.pth")), "--max-layer", "relu1_2"] \
+        if case == "nan_weights" else ["--weights", "random", "--max-layer", "relu1_2", "--tv-weight", "1e300"]
+    result = _stylize(files, "-o", str(tmp_path / "o.png"), "--iterations", "3", "--device", "cpu", *args)
+    line = _one_line_error(result, 1)
+    for word in words:
+        assert word in line, line
+    assert "problems [0]" not in line and not (tmp_path / "o.png").exists()
+
+
+def _johnson_checkpoint(path, *, nan=False):
+    from masked_gatys import nets
+    from masked_gatys.train import CHECKPOINT_FORMAT, save_checkpoint
+
+    net = nets.build("johnson", width=2, blocks=1)
+    state = net.state_dict()
+    if nan:
+        key = next(k for k in state if k.endswith("weight"))
+        state[key] = torch.full_like(state[key], float("nan"))
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "net": net.config, "state_dict": state, "objective": {},
+                           "weights": {}})
+    return path
+
+
+def test_a_network_that_outputs_nan_is_an_error_not_a_black_image(files, tmp_path):
+    ckpt = _johnson_checkpoint(tmp_path / "nan.pt", nan=True)
+    out = tmp_path / "o.png"
+    line = _one_line_error(CliRunner().invoke(main, ["stylize", str(files["content"]), "--model", str(ckpt),
+                                                     "-o", str(out), "--device", "cpu"]), 1)
+    assert "NaN" in line and "weights" in line and not out.exists()
+
+
+def test_a_nan_input_to_a_network_is_refused(tmp_path):
+    from masked_gatys.errors import ImageError
+    from masked_gatys.train import load_model
+
+    model = load_model(_johnson_checkpoint(tmp_path / "ok.pt"))
+    image = torch.rand(1, 3, 16, 16)
+    image[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ImageError, match="NaN"):
+        model(image)
+
+
+# --- item 11: integer and out-of-range tensors --------------------------------------------------------
+
+def test_uint8_tensors_are_scaled_by_stylize_and_by_networks(tmp_path):
+    import warnings
+
+    from masked_gatys.stylize import StylizeConfig, prepare
+    from masked_gatys.train import load_model
+
+    g = torch.Generator().manual_seed(0)
+    as_float = torch.rand(1, 3, 16, 16, generator=g)
+    as_uint8 = (as_float * 255).round().to(torch.uint8)
+    cfg = StylizeConfig(weights="random", max_layer="relu1_2", device="cpu", iterations=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problem = prepare(as_uint8, as_uint8, config=cfg)
+    assert torch.allclose(problem.content, as_uint8.float() / 255)
+    model = load_model(_johnson_checkpoint(tmp_path / "ok.pt"))
+    assert torch.allclose(model(as_uint8), model(as_uint8.float() / 255))
+
+
+def test_other_integer_tensors_are_refused_with_a_clear_message():
+    from masked_gatys.errors import ImageError
+    from masked_gatys.stylize import StylizeConfig, prepare
+
+    with pytest.raises(ImageError, match="int64 tensor: give float values in \\[0, 1\\]"):
+        prepare(torch.zeros(1, 3, 16, 16, dtype=torch.int64), torch.rand(1, 3, 16, 16),
+                config=StylizeConfig(weights="random", max_layer="relu1_2", device="cpu"))
+
+
+def test_float_data_outside_0_1_warns(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from masked_gatys.image import as_unit_float, load_image
+
+    with pytest.warns(UserWarning, match="outside"):
+        assert float(as_unit_float(torch.full((1, 3, 4, 4), 200.0)).max()) == 1.0
+    tiff = tmp_path / "f.tif"
+    Image.fromarray(np.full((8, 8), 128.0, np.float32), mode="F").save(tiff)
+    with pytest.warns(UserWarning, match="outside"):
+        load_image(tiff)
+
+
+def test_masks_given_to_a_network_are_clamped_as_stylize_clamps(tmp_path):
+    from masked_gatys import nets
+    from masked_gatys.train import apply_model
+
+    net = nets.build("purifier", width=2)
+    image = torch.rand(1, 3, 16, 16)
+    mask = torch.rand(1, 1, 16, 16) * 3 - 1
+    assert torch.allclose(apply_model(net, image, mask), apply_model(net, image, mask.clamp(0, 1)))
