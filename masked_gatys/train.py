@@ -56,6 +56,21 @@ _RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sampl
               "val_every", "checkpoint_every"}
 
 
+def _check_setting(name: str, value: Any, annotation: str) -> None:
+    """Refuse a setting whose type is not its field's (``int``, ``float | None``, ``tuple[int, int]``, ...)."""
+    allowed = {part.strip() for part in annotation.split("|")}
+    if value is None and "None" in allowed:
+        return
+    ok = (("int" in allowed and isinstance(value, int) and not isinstance(value, bool))
+          or ("float" in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
+          or ("str" in allowed and isinstance(value, str))
+          or ("bool" in allowed and isinstance(value, bool))
+          or (any(a.startswith("tuple") for a in allowed) and isinstance(value, tuple)
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value)))
+    if not ok:
+        raise ValueError(f"setting {name!r} must be {annotation}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; the CLI's defaults come from here.
@@ -127,8 +142,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "size" else v) for k, v in data.items() if k in known})
+        """Settings from a dict (a checkpoint's ``train_config``), each checked against its type.
+
+        >>> TrainConfig.from_dict({"iterations": "many"})
+        Traceback (most recent call last):
+        ...
+        ValueError: setting 'iterations' must be int, got 'many'
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"training settings must be a mapping, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {k: (tuple(v) if k == "size" and isinstance(v, (list, tuple)) else v)
+                  for k, v in data.items() if k in fields}
+        for name, value in values.items():
+            _check_setting(name, value, str(fields[name].type))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -447,6 +475,15 @@ def _sample_sheet(path: Path, rows: list[tuple[Tensor, Tensor]], title: str) -> 
 def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig) -> None:
     if checkpoint.get("resumable") is False or "optimizer" not in checkpoint:
         raise CheckpointError(f"{path}: this checkpoint holds no optimizer state and cannot be resumed")
+    for key, kind in (("step", int), ("optimizer", dict), ("train_config", dict), ("state_dict", dict)):
+        if key not in checkpoint:
+            raise CheckpointError(f"{path}: the checkpoint lacks {key!r}; cannot resume")
+        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool):
+            raise CheckpointError(f"{path}: the checkpoint's {key!r} is a {type(checkpoint[key]).__name__}, "
+                                  f"not a {kind.__name__}; cannot resume")
+    for key in ("history", "val_history"):
+        if not isinstance(checkpoint.get(key, []), list):
+            raise CheckpointError(f"{path}: the checkpoint's {key!r} is not a list; cannot resume")
     saved = checkpoint.get("train_config") or {}
     mine = config.to_dict()
     differ = sorted(k for k in mine if k not in _RESUMABLE and k in saved and saved[k] != mine[k])

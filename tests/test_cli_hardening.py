@@ -546,3 +546,39 @@ def test_masks_given_to_a_network_are_clamped_as_stylize_clamps(tmp_path):
     image = torch.rand(1, 3, 16, 16)
     mask = torch.rand(1, 1, 16, 16) * 3 - 1
     assert torch.allclose(apply_model(net, image, mask), apply_model(net, image, mask.clamp(0, 1)))
+
+
+# --- item 9: train --resume with a damaged checkpoint ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory):
+    import warnings
+
+    from masked_gatys.train import TrainConfig, train
+
+    path = tmp_path_factory.mktemp("ckpt") / "net.pt"
+    cfg = TrainConfig(net="johnson", width=2, blocks=1, render=2, val=1, size=(24, 32), iterations=1,
+                      batch_size=2, weights="random", max_layer="relu1_2", output=str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg)
+    return path
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda c: c.pop("step"), ["lacks 'step'"]),
+    (lambda c: c.pop("optimizer"), ["no optimizer state"]),
+    (lambda c: c["train_config"].update(iterations="many"), ["'iterations'", "int", "'many'"]),
+    (lambda c: c["train_config"].update(size="big"), ["'size'"]),
+    (lambda c: c["train_config"].update(lr=None), ["'lr'", "float"]),
+    (lambda c: c.update(step="3"), ["'step'", "str"]),
+])
+def test_resume_from_a_damaged_checkpoint_is_one_line_naming_the_field(resumable, tmp_path, damage, words):
+    checkpoint = torch.load(resumable, weights_only=True)
+    damage(checkpoint)
+    damaged = tmp_path / "damaged.pt"
+    torch.save(checkpoint, damaged)
+    result = CliRunner().invoke(main, ["train", "--resume", str(damaged), "--iterations", "2"])
+    line = _one_line_error(result, 1)
+    for word in words:
+        assert word in line, line

@@ -113,7 +113,10 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         saved = _read_checkpoint(resume).get("train_config")
         if not saved:
             raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
-        base = TrainConfig.from_dict(saved).to_dict()
+        try:
+            base = TrainConfig.from_dict(saved).to_dict()
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"{resume}: the checkpoint's training settings are unusable: {exc}") from None
         base.update(given)
         base.update(resume=str(resume), output=str(output or resume))
     else:
