@@ -582,3 +582,27 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_naming_the_field(resumable
     line = _one_line_error(result, 1)
     for word in words:
         assert word in line, line
+
+
+# --- item 12: warnings are one line, and come before the run -------------------------------------------
+
+def test_run_warnings_are_one_line_and_printed_before_the_optimisation(files, tmp_path):
+    result = _stylize(files, "-o", str(tmp_path / "o.jpg"), "--weights", "random", "--iterations", "2",
+                      "--max-layer", "relu1_2", "--device", "cpu", "--mask", str(files["mask"]))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "UserWarning" not in out and "warnings.warn" not in out
+    assert "Warning" not in out  # no "UserWarning: ..." with a source line
+    assert any(line.startswith("warning: ") and "JPEG" in line for line in out.splitlines())
+    bar = out.index("stylize:")
+    assert out.index("warning: using random VGG weights") < bar  # before the optimisation
+    assert out.index("warning: no style mask") < bar
+
+
+def test_train_warnings_are_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--render", "2", "--val", "1", "--size", "24x32", "--iterations",
+                                       "1", "--batch-size", "2", "--net", "johnson", "--width", "2", "--blocks",
+                                       "1", "--weights", "random", "--max-layer", "relu1_2", "-o",
+                                       str(tmp_path / "n.pt"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "UserWarning" not in result.output and "warning: using random VGG weights" in result.output

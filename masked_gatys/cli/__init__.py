@@ -60,13 +60,13 @@ class _LazyGroup(click.Group):
         command has started (option defaults may import torch) exits 130;
         SIGTERM is handled as SIGINT (``_common.handle_signals``).
         """
-        from masked_gatys.cli._common import handle_signals
+        from masked_gatys.cli._common import handle_signals, warnings_as_lines
 
         if not standalone_mode:
-            with handle_signals():
+            with handle_signals(), warnings_as_lines():
                 return super().main(*args, standalone_mode=False, **kwargs)
         try:
-            with handle_signals():
+            with handle_signals(), warnings_as_lines():
                 code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "masked-gatys"

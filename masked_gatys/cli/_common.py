@@ -108,6 +108,31 @@ def deferred_interrupts() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Every Python warning, as it is raised, becomes one ``warning: ...`` line on stderr.
+
+    Once per text; deprecation warnings stay silent. Installed by the group
+    for every command, so warnings about a run (random weights, no style
+    mask) come before its work, not after it.
+    """
+    import warnings
+
+    seen: set[str] = set()
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        text = " ".join(str(message).split()) or category.__name__
+        if issubclass(category, DeprecationWarning) or text in seen:
+            return
+        seen.add(text)
+        click.echo(f"warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
+
+
 def was_interrupted() -> bool:
     """Whether a SIGINT or SIGTERM has arrived while :func:`handle_signals` was active."""
     return _received["signum"] is not None

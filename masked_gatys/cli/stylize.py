@@ -236,23 +236,14 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                        metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
         return False
 
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = stylize(content, list(style) if len(style) > 1 else style[0], mask=mask,
-                             style_mask=(list(style_mask) if len(style_mask) > 1 else style_mask[0]) if style_mask
-                             else None, config=config, callback=on_progress)
-        finally:
-            if bar is not None:
-                bar.close()
-    seen = set()
-    for w in caught:  # library warnings, once each, as plain lines
-        text = str(w.message)
-        if text not in seen and not issubclass(w.category, DeprecationWarning):
-            seen.add(text)
-            click.echo(f"warning: {text}", err=True)
+    # warnings print as they come, one line each (cli._common.warnings_as_lines, set up by the group)
+    try:
+        result = stylize(content, list(style) if len(style) > 1 else style[0], mask=mask,
+                         style_mask=(list(style_mask) if len(style_mask) > 1 else style_mask[0]) if style_mask
+                         else None, config=config, callback=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
     metadata = {"software": "masked-gatys", "parameters": result.config.to_dict(),
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
