@@ -369,7 +369,9 @@ def projected_lbfgs(
             f_try, g_try = evaluate(x_try)
             n_eval[pending_host] += 1
             decrease = (g * (x_try - x)).sum(dim=1)  # <= 0 along a descent arc
-            finite = torch.isfinite(f_try)
+            # a trial counts only with a finite value *and* gradient: a NaN gradient at an
+            # accepted point would poison the next direction and end the run there
+            finite = torch.isfinite(f_try) & torch.isfinite(g_try).all(dim=1)
             accept = pending & finite & (f_try <= f + c1 * decrease)
             x_new = torch.where(accept[:, None], x_try, x_new)
             f_new = torch.where(accept, f_try, f_new)

@@ -440,3 +440,86 @@ def test_bad_fun(method: str) -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(optim).failed == 0
+
+
+# --- branches of projected_lbfgs that the problems above do not reach (issue 11 item 19) --------------
+
+class _NaNGradAbove(torch.autograd.Function):
+    """Identity forward; the gradient is NaN wherever x > 0.6 (a finite value, a broken gradient)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0.6, torch.full_like(grad, float("nan")), grad)
+
+
+def test_a_trial_with_a_finite_value_but_nan_gradient_is_rejected():
+    def fun(x):
+        return ((_NaNGradAbove.apply(x) - 0.9) ** 2).sum(dim=1)
+
+    seen = []
+    result = projected_lbfgs(fun, torch.full((1, 3), 0.1, dtype=torch.float64), max_iter=30,
+                             callback=lambda info: seen.append(info.x.clone()))
+    # every accepted iterate has a usable gradient; the run ends at the edge of that region, not
+    # stopped early at a point where the gradient is NaN
+    assert all((x <= 0.6).all() for x in seen) and (result.x <= 0.6).all()
+    assert torch.allclose(result.x, torch.full((1, 3), 0.6, dtype=torch.float64), atol=0.05)
+
+
+def test_armijo_is_checked_along_the_projected_arc_not_a_times_g_dot_d():
+    # f(0.5) = 0, f'(0.5) = -1; the first trial P(0.5 + 1) = 1 lowers f by delta = 0.75 c1:
+    # enough for the arc's test (c1 g.(x_a - x) = -0.5 c1), not for a g.d = -c1.
+    c1, delta = 1e-4, 0.75e-4
+    k = 2 - 4 * delta
+
+    def fun(x):
+        t = x - 0.5
+        return (-t + k * t * t).sum(dim=1)
+
+    first = []
+    projected_lbfgs(fun, torch.full((1, 1), 0.5, dtype=torch.float64), max_iter=1,
+                    callback=lambda info: first.append((info.x.item(), info.n_eval.item())))
+    assert first == [(1.0, 2)]  # accepted at the first trial: one evaluation besides the start
+    assert c1 * 0.5 <= delta < c1
+
+
+def test_a_failed_line_search_with_history_in_use_retries_by_steepest_descent():
+    quad = Quadratics(8, [3], kappa=50.0)
+    calls = {"n": 0}
+
+    def fun(x):
+        calls["n"] += 1
+        value = quad(x)
+        if 3 <= calls["n"] < 3 + 20:  # one whole line search (20 trials) fails, after history exists
+            value = value + float("inf")
+        return value
+
+    result = projected_lbfgs(fun, torch.full((1, 8), 0.5, dtype=torch.float64), max_iter=200, tol=1e-9)
+    assert result.reason[0] != "line_search" and calls["n"] > 22  # it went on after the failure
+    ref, _ = quad.scipy_reference(0)
+    assert abs(float(result.fun[0]) - ref) <= 1e-7 * max(1.0, abs(ref))
+
+
+def test_concave_directions_and_pairs_restricted_to_the_free_set():
+    """x1 convex with its minimum beyond the bound, x2 concave: stored pairs have s.y > 0 while x1
+    moves, and s_F.y_F < 0 once x1 sits at its bound; pairs with s.y <= 0 are never stored."""
+    def fun(x):
+        return ((x[:, 0] - 3.0) ** 2 - 0.05 * (x[:, 1] - 0.45) ** 2 + 0.0 * x.sum(dim=1))
+
+    values = []
+    result = projected_lbfgs(fun, torch.tensor([[0.1, 0.5]], dtype=torch.float64), max_iter=100,
+                             callback=lambda info: values.append(float(info.fun[0])))
+    assert result.reason[0] == "tol"
+    assert torch.allclose(result.x, torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+    assert all(b <= a for a, b in zip(values, values[1:]))  # every step went down
+
+
+def test_a_concave_objective_goes_to_a_corner():
+    result = projected_lbfgs(lambda x: -(x * x).sum(dim=1), torch.tensor([[0.3, 0.7, 0.01]], dtype=torch.float64),
+                             max_iter=50)
+    assert result.reason[0] == "tol" and torch.equal(result.x, torch.ones(1, 3, dtype=torch.float64))
