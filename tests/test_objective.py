@@ -7,6 +7,8 @@ against DESIGN.md's table, written out below.
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import json
 import math
@@ -174,12 +176,11 @@ def test_restricted_errors() -> None:
 
 
 def test_restricted_content_on_a_pool_layer() -> None:
+    # the content term keeps its position in its block (a pool layer) in the deepest block that
+    # has that position at or above the limit: pool3 lies beyond relu3_4, so pool2
     cfg = ObjectiveConfig((Term("content", "pool4"), Term("style", "relu1_1")))
-    try:
-        out = cfg.restricted("relu3_4")
-    except ObjectiveError:
-        return  # a clear refusal is fine too
-    assert all(ORDER.index(t.layer) <= ORDER.index("relu3_4") for t in out.terms)
+    out = cfg.restricted("relu3_4")
+    assert [t.name for t in out.terms] == ["content/pool2@whole", "style/relu1_1@whole"]
 
 
 # ---------------------------------------------------------------- config and terms
@@ -225,7 +226,7 @@ def test_term_names_and_validation() -> None:
             ObjectiveConfig((Term("style", "relu1_1"),), **{label: -0.1})
         with pytest.raises(ObjectiveError, match=label):
             ObjectiveConfig((Term("style", "relu1_1"),), **{label: math.nan})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Term("style", "relu1_1").weight = 2.0  # frozen
 
 
@@ -339,7 +340,7 @@ def test_set_content_is_required_and_inputs_checked(tiny_encoder, small_config, 
 def test_batch_that_does_not_match_the_content(tiny_encoder, small_config, b: int) -> None:
     obj = Objective(tiny_encoder, small_config, style=img(1, seed=60))
     obj.set_content(img(2, seed=61))
-    with pytest.raises(ObjectiveError, match="batch|shape|content"):
+    with pytest.raises(ObjectiveError, match="batch and size must match"):
         obj(img(b, seed=62))
 
 
@@ -410,7 +411,9 @@ def test_gradient_matches_finite_differences(tiny_encoder, small_config) -> None
 
 @pytest.fixture(scope="module")
 def masks_module():
-    return pytest.importorskip("masked_gatys.masks")
+    import masked_gatys.masks  # the package's own module: an ImportError must fail, not skip
+
+    return masked_gatys.masks
 
 
 def disc(size: int, cy: float, cx: float, r: float) -> torch.Tensor:
@@ -559,10 +562,7 @@ def test_failed_set_content_leaves_a_usable_objective(masks_module, tiny_encoder
     tiny[..., 13:15, 13:15] = 1
     with pytest.raises(MaskError):
         obj.set_content(img(1, seed=66), Regions.from_binary(tiny))
-    try:  # either the previous content still stands, or a clear ObjectiveError
-        torch.testing.assert_close(obj(x).total, before)
-    except ObjectiveError:
-        pass
+    torch.testing.assert_close(obj(x).total, before)  # a refused content leaves the previous one
 
 
 def test_region_terms_need_regions(masks_module, tiny_encoder) -> None:
@@ -571,7 +571,7 @@ def test_region_terms_need_regions(masks_module, tiny_encoder) -> None:
     with pytest.raises(ObjectiveError, match="attention"):
         obj.set_content(img(1, seed=43))  # but the content needs one
     labels = masks_module.Regions(torch.ones(1, 2, 32, 32) / 2, ("sky", "tree"))
-    with pytest.raises(ObjectiveError, match="sky, tree|attention"):
+    with pytest.raises(ObjectiveError, match=r"no region 'attention' \(it has sky, tree\)"):
         obj.set_content(img(1, seed=43), labels)
 
 
