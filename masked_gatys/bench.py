@@ -752,13 +752,14 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
       optimizer iterations it is worth (or why it is unavailable).
     """
     cfg = config or BenchConfig()
-    from masked_gatys.encoder import WEIGHTS_ENV
     from masked_gatys.errors import CheckpointError
     from masked_gatys.masks import Regions
     from masked_gatys.stylize import StylizeConfig, prepare
     from masked_gatys.train import check_compatible
 
-    weights = cfg.weights or os.environ.get(WEIGHTS_ENV) or "random"
+    from masked_gatys.encoder import default_weights
+
+    weights = cfg.weights or default_weights()[0]  # the one rule (README: "Loss-network weights")
     device = torch.device(cfg.device)
     probe = MemoryProbe(device)
     nets = _load_nets(cfg, device)

@@ -362,6 +362,26 @@ def _weights_enum(arch: str):
     return {"vgg19": tvm.VGG19_Weights, "vgg16": tvm.VGG16_Weights}[arch].IMAGENET1K_V1
 
 
+def default_weights(arch: str = "vgg19") -> tuple[str, str]:
+    """The one rule for weights nobody named: ``(choice, where it came from)``.
+
+    ``$MASKED_GATYS_WEIGHTS``; else torchvision's ImageNet file if it is in
+    the torch hub cache (``--weights imagenet`` downloads it once); else
+    ``random``. Nothing is downloaded here. Every command (stylize, train,
+    purify, demo, bench) follows it.
+
+    >>> default_weights()[0] in ("random", "imagenet") or bool(os.environ.get(WEIGHTS_ENV))
+    True
+    """
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return env, f"${WEIGHTS_ENV}"
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(_weights_enum(arch).url).name
+    if cached.is_file():
+        return "imagenet", f"the torch hub cache ({cached.name})"
+    return "random", f"${WEIGHTS_ENV} is unset and torchvision's ImageNet file is not in the torch hub cache"
+
+
 def resolve_weights(
     weights: str | os.PathLike | LoadedWeights | None = None,
     *,
@@ -377,8 +397,11 @@ def resolve_weights(
     if isinstance(weights, LoadedWeights):
         return weights
     if weights is None:
-        env = os.environ.get(WEIGHTS_ENV)
-        weights = env if env else "imagenet"
+        weights, source = default_weights(arch)
+        if weights == "random":
+            warnings.warn(f"no loss-network weights given: {source}; using RANDOM VGG weights. Set "
+                          f"{WEIGHTS_ENV}=PATH (or --weights PATH, or --weights imagenet online) for real results",
+                          stacklevel=2)
     if isinstance(weights, str) and weights == "random":
         _walk(arch)  # validates arch
         name = f"random(seed={seed})"

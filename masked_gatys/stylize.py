@@ -57,7 +57,8 @@ class StylizeConfig:
     """``gatys``, ``masked`` or ``regional``; None: ``masked`` when a binary
     mask is given, ``regional`` for a label mask, else ``gatys``."""
     size: int | None = None
-    """Longest side of the working image; None keeps the content image's size."""
+    """Longest side of the working image; None: the content's size, scaled down to
+    ``DEFAULT_SIZE_CAP`` (512) if larger; 0: the content's own size whatever it is."""
     iterations: int = 300
     optimizer: str = "plbfgs"
     content_weight: float | None = None
@@ -75,8 +76,9 @@ class StylizeConfig:
     pooling: str = "max"
     mask_mode: str = "binary"
     resize_masks: bool = False
-    max_layer: str | None = None
-    """Restrict the preset to layers no deeper than this; ``auto``: as deep as the weights go."""
+    max_layer: str | None = "auto"
+    """Restrict the preset to layers no deeper than this; ``auto`` (the default): as deep as the
+    weights go, so a partial weights file works as it is; None: no restriction."""
     history_size: int = 10
     lr: float = 0.02
     """Adam's learning rate."""
@@ -113,8 +115,8 @@ class StylizeConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-        if self.size is not None and self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if self.size is not None and self.size != 0 and self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels (0: the content's own size), got {self.size}")
         if self.mask_mode not in ("binary", "labels"):
             raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary or labels")
         for name in ("style_weights", "content_layers", "style_layers", "content_layer_weights",
@@ -237,10 +239,16 @@ def _as_image(value: ImageLike, label: str) -> Tensor:
     return load_image(value)
 
 
+#: the longest side of the working image when no size is asked for (larger contents are scaled down)
+DEFAULT_SIZE_CAP = 512
+
+
 def _working_size(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
     h, w = shape
+    if size == 0 or (size is None and max(h, w) <= DEFAULT_SIZE_CAP):
+        return h, w  # the content's own size
     if size is None:
-        return h, w
+        size = DEFAULT_SIZE_CAP
     scale = size / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
 

@@ -607,3 +607,43 @@ def test_train_warnings_are_one_line(tmp_path):
                                        str(tmp_path / "n.pt"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "UserWarning" not in result.output and "warning: using random VGG weights" in result.output
+
+
+# --- item 14: defaults a new user can trust ---------------------------------------------------------
+
+def test_a_partial_weights_file_works_without_a_max_layer_flag(files, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    partial = tmp_path / "partial.pth"  # conv1_1 and conv1_2 only
+    torch.save({"0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1, "0.bias": torch.zeros(64),
+                "2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05, "2.bias": torch.zeros(64)}, partial)
+    result = _stylize(files, "-o", str(tmp_path / "o.png"), "--weights", str(partial), "--weights-format",
+                      "torchvision", "--iterations", "1", "--device", "cpu", "--preset", "gatys")
+    assert result.exit_code == 0, result.output
+
+
+def test_default_weights_follow_one_rule(tmp_path, monkeypatch):
+    from masked_gatys.cli.eyes import find_demo_weights
+    from masked_gatys.encoder import default_weights, resolve_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    monkeypatch.setenv("MASKED_GATYS_WEIGHTS", str(tmp_path / "w.pth"))
+    assert default_weights()[0] == str(tmp_path / "w.pth") == find_demo_weights()[0]
+    monkeypatch.delenv("MASKED_GATYS_WEIGHTS")
+    assert default_weights()[0] == "random" == find_demo_weights()[0]
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert resolve_weights(None).state is None  # stylize, train and purify: the same rule, loudly
+    cached = tmp_path / "hub" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert default_weights()[0] == "imagenet" and find_demo_weights()[0] == str(cached)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme.count("**The default, for every command") == 1
+
+
+def test_the_working_size_is_capped_at_512_unless_the_content_size_is_asked_for():
+    from masked_gatys.stylize import StylizeConfig, _working_size
+
+    assert _working_size((600, 1200), StylizeConfig().size) == (256, 512)
+    assert _working_size((300, 400), StylizeConfig().size) == (300, 400)
+    assert _working_size((600, 1200), 0) == (600, 1200)
+    assert StylizeConfig().max_layer == "auto"

@@ -70,7 +70,7 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               show_default="johnson,purifier", help="Networks: shipped names (johnson, purifier) or checkpoint "
                                                          "paths; 'none' for no networks.")
 @click.option("--weights", default=None,
-              show_default="$MASKED_GATYS_WEIGHTS, else random",
+              show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)",
               help="Loss-network weights: a file, 'imagenet' or 'random'.")
 @click.option("--max-layer", default=None,
               show_default="auto: as deep as the weights go", help="Deepest VGG layer the presets may use.")
@@ -108,7 +108,9 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
     from masked_gatys.files import check_outputs
 
     check_outputs([("--json", json_path), ("--plot", plot_path)])
-    if weights is None and not os.environ.get("MASKED_GATYS_WEIGHTS"):
+    from masked_gatys.encoder import default_weights
+
+    if weights is None and default_weights()[0] == "random":
         click.echo("notice: no --weights and no $MASKED_GATYS_WEIGHTS: using random VGG weights (timings are "
                    "the same; the shipped nets' objectives do not compare and are reported unavailable)",
                    err=True)

@@ -129,15 +129,14 @@ def _clear_earlier_set(out_dir: Path, force: bool) -> None:
 
 def find_demo_weights() -> tuple[str, str]:
     """(weights for ``StylizeConfig.weights``, where they came from): env, hub cache, else random."""
-    env = os.environ.get("MASKED_GATYS_WEIGHTS")
-    if env:
-        return env, "MASKED_GATYS_WEIGHTS"
-    import torch
+    from masked_gatys.encoder import default_weights
 
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19
-    if cached.is_file():
-        return str(cached), "torch hub cache"
-    return "random", "random"
+    choice, source = default_weights()  # the one rule every command follows (README)
+    if choice == "imagenet":  # the cached file itself, so the demo names what it used
+        import torch
+
+        return str(Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19), "torch hub cache"
+    return choice, ("random" if choice == "random" else "MASKED_GATYS_WEIGHTS")
 
 
 def _data_dir() -> Path:
@@ -306,8 +305,7 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
 @click.option("--iterations", default=DEMO_ITERATIONS, show_default=True, type=click.IntRange(0, None),
               help="Optimizer iterations per preset.")
 @click.option("--weights", default=None, metavar="PATH|imagenet|random",
-              show_default="$MASKED_GATYS_WEIGHTS, else torchvision's ImageNet file if it is in the torch hub "
-                           "cache, else random weights (with a notice)", help="VGG-19 weights.")
+              show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)", help="VGG-19 weights.")
 @click.option("--max-layer", default=DEMO_MAX_LAYER, show_default=True,
               help="Deepest VGG layer any term may use ('auto': as deep as the weights go).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

@@ -105,7 +105,7 @@ class _Bar:
 @click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
 @click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="100")
 @click.option("--batch-size", type=int, show_default="8 (optimizer), 64 (network)", help="Images per batch.")
-@click.option("--weights", show_default="$MASKED_GATYS_WEIGHTS", help="Loss network: imagenet, random or a file.")
+@click.option("--weights", show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)", help="Loss network: imagenet, random or a file.")
 @click.option("--max-layer", default=lambda: _default("max_layer"), show_default="auto")
 @click.option("--content-weight", type=float, show_default="the preset's", help="Content weight.")
 @click.option("--style-weight", type=float, show_default="the preset's", help="Style weight.")

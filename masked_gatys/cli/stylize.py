@@ -64,6 +64,12 @@ def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
         raise click.BadParameter(f"--{name.replace('_', '-')} takes whole numbers separated by commas, got {value!r}")
 
 
+def _check_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and 0 < value < 16:
+        raise click.BadParameter(f"{value} is not in the range x>=16 (or 0: the content's own size)")
+    return value
+
+
 def _short(name: str) -> str:
     """``style/relu3_1@attention`` -> ``s3_1a`` for a progress bar that fits."""
     if "/" not in name:
@@ -88,19 +94,21 @@ def _short(name: str) -> str:
               show_default="CONTENT_stylized.png", help="Output PNG (a folder with --model and a folder of images).")
 @click.option("--preset", type=click.Choice(["gatys", "masked", "regional"]),
               show_default="masked with a binary mask, regional with labels, else gatys", help="Objective preset.")
-@click.option("--size", type=click.IntRange(min=16), default=lambda: _default("size"),
-              show_default="the content image's own size", help="Longest side of the working image.")
+@click.option("--size", type=click.IntRange(min=0), default=lambda: _default("size"), callback=_check_size,
+              show_default="the content's size, at most 512",
+              help="Longest side of the working image; 0: the content's own size, however large.")
 @click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300")
 @click.option("--optimizer", type=click.Choice(["plbfgs", "lbfgs", "lbfgs-b", "adam"]),
               default=lambda: _default("optimizer"), show_default="plbfgs",
               help="plbfgs: projected L-BFGS on the device; lbfgs: torch L-BFGS clamped (the paper's); "
                    "lbfgs-b: scipy; adam: clamped Adam.")
 @click.option("--weights", help="imagenet, random, or a state-dict file (torchvision or caffe format).",
-              show_default="$MASKED_GATYS_WEIGHTS, else imagenet")
+              show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)")
 @click.option("--weights-format", type=click.Choice(["auto", "torchvision", "caffe"]), default="auto",
               show_default=True)
-@click.option("--max-layer", help="Restrict the preset to layers no deeper than this (e.g. relu3_4), "
-              "or 'auto' for as deep as the weights go.")
+@click.option("--max-layer", default=lambda: _default("max_layer"), show_default="auto",
+              help="Restrict the preset to layers no deeper than this (e.g. relu3_4); auto: as deep as the "
+                   "weights go (a partial weights file works as it is).")
 @click.option("--arch", type=click.Choice(["vgg19", "vgg16"]), default=lambda: _default("arch"),
               show_default="vgg19", help="Loss network.")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max", show_default=True)

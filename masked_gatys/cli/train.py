@@ -61,7 +61,7 @@ def _short(name: str) -> str:
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Style weight beta.")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="Total-variation weight.")
 @click.option("--weights", default=None,
-              show_default="$MASKED_GATYS_WEIGHTS, else imagenet",
+              show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)",
               help="Loss-network weights: a file, 'imagenet' or 'random'.")
 @click.option("--max-layer", default=None,
               help="Deepest VGG layer the objective may use, e.g. relu3_4 for the partial VGG-19.")
