@@ -236,7 +236,8 @@ def _wait_for(path, proc, seconds=120.0):
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("signum, code", [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize("signum, code", [("SIGTERM", 143),
+                                          pytest.param("SIGINT", 130, marks=pytest.mark.slow)])
 def test_a_signal_during_the_run_writes_the_best_image_even_if_repeated_during_the_write(files, tmp_path,
                                                                                            signum, code):
     import signal

@@ -11,8 +11,8 @@ import pytest
 @pytest.mark.parametrize("first", [
     "import masked_gatys.stylize",
     "from masked_gatys.stylize import prepare",
-    "import masked_gatys.cli.stylize",
-    "pass",
+    pytest.param("import masked_gatys.cli.stylize", marks=pytest.mark.slow),
+    pytest.param("pass", marks=pytest.mark.slow),
 ])
 def test_stylize_is_the_function_whatever_was_imported_before(first):
     code = (f"{first}\nimport inspect\nfrom masked_gatys import stylize\n"
