@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from masked_gatys import nets
-from masked_gatys.errors import ImageError
+from masked_gatys.errors import ImageError, OutputError
 from masked_gatys.image import save_image
 from masked_gatys.train import LoadedModel, _list_images, stylize_folder
 
@@ -29,12 +29,12 @@ def test_collisions_and_outputs_over_inputs_are_refused_before_any_work(tmp_path
     src = _folder(tmp_path)
     model = LoadedModel(nets.build("johnson", width=2, blocks=1), {})
     save_image(torch.rand(1, 3, 12, 16), src / "0000.jpg")
-    with pytest.raises(ImageError, match="would both be written"):
+    with pytest.raises(OutputError, match="would both be written"):
         stylize_folder(model, src, tmp_path / "out")
     (src / "0000.jpg").unlink()
     masks = tmp_path / "masks"  # -o the mask folder: the output 0000.png would replace the mask
     masks.mkdir()
     save_image(torch.ones(1, 1, 12, 16), masks / "0000.png")
-    with pytest.raises(ImageError, match="would overwrite an input"):
+    with pytest.raises(OutputError, match="the output folder is the mask folder"):
         stylize_folder(model, src, masks, mask_dir=masks)
     assert len(stylize_folder(model, src, tmp_path / "out")) == 1
