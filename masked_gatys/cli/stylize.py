@@ -80,8 +80,11 @@ def _short(name: str) -> str:
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output PNG (a folder with --model and a folder of images). Default: CONTENT_stylized.png.")
-@click.option("--preset", type=click.Choice(["gatys", "masked", "regional"]),
+@click.option("--preset", type=click.Choice(["gatys", "masked", "masked-eye", "regional"]),
               help="Objective preset. Default: masked with a binary mask, regional with labels, else gatys.")
+@click.option("--subject", type=click.Choice(["auto", "eye", "general"]), default=lambda: _default("subject"),
+              show_default="auto", help="masked on eye images runs masked-eye (keeps the pupil); auto: "
+              "eye when the attention region holds a pupil-like dark blob.")
 @click.option("--size", type=int, default=lambda: _default("size"),
               help="Longest side of the working image. Default: the content image's own size.")
 @click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="300")
@@ -141,7 +144,8 @@ def _short(name: str) -> str:
               help="Write parameters and the per-iteration history as JSON.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
 @click.option("--model", type=click.Path(path_type=Path),
-              help="Apply a trained network checkpoint instead of optimising.")
+              help="Apply a trained network instead of optimising: a checkpoint, or johnson / purifier "
+              "(the shipped eye networks).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
 def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, style_mask: tuple[Path, ...],
@@ -154,17 +158,21 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                     content_layer_weights, style_layer_weights, time_limit: float | None, stop_tol: float,
                     stop_window: int, scales: int | None, min_size: int, scale_iterations,
                     original_colors: str | None, save_every: int, log_path: Path | None, bits: str,
-                    model: Path | None, quiet: bool) -> None:
+                    model: Path | None, quiet: bool, subject: str = "auto") -> None:
     """Stylize CONTENT after --style, matching style per mask region.
 
     \b
     masked-gatys stylize eye.png --style unity.png --mask eye_mask.png \\
         --style-mask unity_mask.png -o out.png
-    masked-gatys stylize eyes/ --model purifier.pt --mask masks/ -o purified/
+    masked-gatys stylize eyes/ --model purifier --mask masks/ -o purified/
     """
+    from masked_gatys.train import SHIPPED
+
     named = [("content", content), ("mask", mask), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
     for label, path in named:
+        if label == "model" and str(path) in SHIPPED:  # a shipped network by name
+            continue
         if path is not None and not Path(path).exists():
             raise click.ClickException(f"{label} not found: {path}")
     if model is not None:
@@ -197,7 +205,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
         style_layers=style_layers, content_layer_weights=content_layer_weights,
         style_layer_weights=style_layer_weights, time_limit=time_limit, stop_tol=stop_tol,
         stop_window=stop_window, scales=scales, min_size=min_size, scale_iterations=scale_iterations,
-        original_colors=original_colors)
+        original_colors=original_colors, subject=subject)
     bar = None  # made at the first iteration, so set-up errors print alone
 
     def on_progress(p) -> bool:
@@ -254,6 +262,22 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
 
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                quiet: bool) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _apply_model(content, mask, output, model, device, bits, quiet)
+        finally:
+            seen = set()
+            for w in caught:  # e.g. the resize notice outside the trained sizes, once each
+                if str(w.message) not in seen and not issubclass(w.category, DeprecationWarning):
+                    seen.add(str(w.message))
+                    click.echo(f"warning: {w.message}", err=True)
+
+
+def _apply_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
+                 quiet: bool) -> None:
     device = resolve_device(device)
     from masked_gatys.train import load_model, stylize_folder
 

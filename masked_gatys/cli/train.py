@@ -48,8 +48,15 @@ def _short(name: str) -> str:
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Base channel count (default 16).")
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
               help="Residual blocks (default: johnson 5, purifier 4).")
-@click.option("--preset", type=click.Choice(["masked", "gatys"]), default=None,
-              help="Objective preset (default masked, the paper's).")
+@click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
+              help="Objective preset (default masked, the paper's; masked-eye adds the pupil-geometry term).")
+@click.option("--sizes", callback=lambda ctx, param, value: None if value is None else tuple(
+              _parse_size(ctx, param, v.strip()) for v in value.split(",") if v.strip()), default=None,
+              metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
+@click.option("--styles", type=click.IntRange(min=1), default=None,
+              help="Rendered style eyes to draw from (default 1: the synthetic eye at gaze (0, 0)).")
+@click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
+              "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", callback=_parse_size, default=None, metavar="HxW",
               help="Training image size (default 64x96).")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
