@@ -245,7 +245,29 @@ def score(outputs: torch.Tensor, eyes: list[Any], content_centres: list, scorers
     }
 
 
-def run_size(size, args, weights, methods, progress) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def _net_regions(net_cfg: ObjectiveConfig, content, masks, style):
+    if "pupil" in net_cfg.regions:
+        from masked_gatys.eyes.parts import eye_regions
+
+        return eye_regions(content, masks), eye_regions(style.image, style.mask)
+    return Regions.from_binary(masks), Regions.from_binary(style.mask)
+
+
+def _stored_curves(paths: list[Path], size: tuple[int, int], eyes: int) -> dict[str, list]:
+    """{objective config (JSON): curve} from earlier records of the same eyes and size."""
+    out: dict[str, list] = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for block in data["sizes"]:
+            if tuple(block["size"]) != tuple(size) or block["eyes"] != eyes:
+                continue
+            for record in block["methods"].values():
+                if record.get("curve") and record.get("objective_config"):
+                    out.setdefault(json.dumps(record["objective_config"], sort_keys=True), record["curve"])
+    return out
+
+
+def run_size(size, args, weights, methods, progress, checkpoint=None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     eyes = held_out(size, args.eyes)
     style = style_eye(size)
     content = torch.cat([e.image for e in eyes])
@@ -271,9 +293,12 @@ def run_size(size, args, weights, methods, progress) -> tuple[dict[str, Any], di
     records: dict[str, Any] = {"content": score(content, eyes, content_centres, scorers)}
     outputs: dict[str, torch.Tensor] = {"content": content}
     curves: dict[str, list] = {}
+    stored_curves = _stored_curves(args.curves, size, len(eyes))
+    block = {"size": list(size), "eyes": len(eyes), "methods": records,
+             "eye_width_px": _stats([_eye_width(e.truth) for e in eyes])}
     for method in methods:
         t0 = time.perf_counter()
-        record: dict[str, Any] = {"method": method}
+        record: dict[str, Any] = {"method": Path(method).name if method.endswith(".pt") else method}
         if method in NETS or method.endswith(".pt"):
             from masked_gatys.train import apply_model, load_model, shipped_checkpoint
 
@@ -290,13 +315,13 @@ def run_size(size, args, weights, methods, progress) -> tuple[dict[str, Any], di
             record["objective_preset"] = net_cfg.preset
             if args.equivalent:
                 key = json.dumps(net_cfg.to_dict(), sort_keys=True)
+                if key not in curves and key in stored_curves:  # a curve recorded by an earlier run
+                    regions, style_regions = _net_regions(net_cfg, content, masks, style)
+                    objective = Objective(encoder, net_cfg, style=style.image, style_regions=style_regions)
+                    objective.set_content(content, regions)
+                    curves[key] = (objective, stored_curves[key])
                 if key not in curves:
-                    if "pupil" in net_cfg.regions:
-                        from masked_gatys.eyes.parts import eye_regions
-
-                        regions, style_regions = eye_regions(content, masks), eye_regions(style.image, style.mask)
-                    else:
-                        regions, style_regions = Regions.from_binary(masks), Regions.from_binary(style.mask)
+                    regions, style_regions = _net_regions(net_cfg, content, masks, style)
                     objective = Objective(encoder, net_cfg, style=style.image, style_regions=style_regions)
                     objective.set_content(content, regions)
                     _, curve = _run_plbfgs(objective, content, args.equivalent)
@@ -351,14 +376,16 @@ def run_size(size, args, weights, methods, progress) -> tuple[dict[str, Any], di
             curves.setdefault(json.dumps(cfg.to_dict(), sort_keys=True), (objective, curve))
             record["objective_config"] = cfg.to_dict()
             record["objective_final"] = curve[-1]
+            record["curve"] = curve  # per iteration, per eye
         record["seconds"] = time.perf_counter() - t0
         record.update(score(out, eyes, content_centres, scorers))
         label = Path(method).stem if method.endswith(".pt") else method
         records[label] = record
         outputs[label] = out
         progress(size, method, record)
-    return {"size": list(size), "eyes": len(eyes), "methods": records,
-            "eye_width_px": _stats([_eye_width(e.truth) for e in eyes])}, outputs
+        if checkpoint is not None:
+            checkpoint(block)  # the record so far, after every method
+    return block, outputs
 
 
 def _fmt(stat: dict[str, Any], key: str = "mean") -> str:
@@ -404,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="gatys,masked:general,masked,johnson,purifier")
     parser.add_argument("--equivalent", type=int, default=0,
                         help="run plbfgs this many iterations on each net's objective (0: skip)")
+    parser.add_argument("--curves", type=Path, action="append", default=[],
+                        help="reuse the optimizer curves recorded in this JSON (same eyes) for --equivalent")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
@@ -416,8 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     weights = resolve_weights(args.weights)
     metadata = machine_metadata("cpu")
-    metadata.update({"benchmark": "pupil", "config": {k: (str(v) if isinstance(v, Path) else v)
-                                                      for k, v in vars(args).items() if k != "weights"},
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, list) else (Path(v).name if isinstance(v, Path) else v)
+
+    config = {k: plain(v) for k, v in vars(args).items() if k != "weights"}
+    config["methods"] = ",".join(Path(m).name if m.endswith(".pt") else m for m in methods)  # no local paths
+    metadata.update({"benchmark": "pupil", "config": config,
                      "weights": weights.identity.to_dict(), "load_start": os.getloadavg()})
 
     def progress(size, method, record):
@@ -425,17 +458,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size[0]}x{size[1]} {method}: truth {_fmt(t)} px, style {_fmt(record['style_ratio']['masked-paper'])}"
               f", {record['seconds']:.0f} s", file=sys.stderr, flush=True)
 
+    from masked_gatys.files import write_json_atomic
+
     blocks, outputs_by_size = [], {}
+    result = {"metadata": metadata, "sizes": blocks}
+
+    def checkpoint(block):
+        metadata["load_end"] = os.getloadavg()
+        if args.json:
+            write_json_atomic({"metadata": metadata, "sizes": blocks + [block]}, args.json)
+
     for size in sizes:
-        block, outputs = run_size(size, args, weights, methods, progress)
+        block, outputs = run_size(size, args, weights, methods, progress, checkpoint)
         blocks.append(block)
         outputs_by_size[size] = outputs
     metadata["load_end"] = os.getloadavg()
-    result = {"metadata": metadata, "sizes": blocks}
     print(table(result))
     if args.json:
-        from masked_gatys.files import write_json_atomic
-
         write_json_atomic(result, args.json)
     if args.sheet:
         write_sheet(outputs_by_size, args.sheet, args.sheet_eyes)
