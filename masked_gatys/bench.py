@@ -796,8 +796,9 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
         net_reasons: dict[tuple[str, str], str] = {}
         for preset in cfg.presets:
             step(f"{size}px {preset}: floor and evaluation")
+            # the preset as named (masked stays the paper's; masked-eye is asked for by name)
             scfg = StylizeConfig(preset=preset, weights=weights, max_layer=cfg.max_layer, device=str(device),
-                                 history_size=cfg.history_size, lr=cfg.lr)
+                                 history_size=cfg.history_size, lr=cfg.lr, subject="general")
             image0, mask0, _ = eyes[0]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the random-weights warning: recorded in the metadata

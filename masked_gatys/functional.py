@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "masked_mean_square", "mask_box"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "masked_mean_square", "mask_box",
+           "luma", "darkness", "blob_moments", "geometry_loss"]
 
 
 def _flat_mask(features: Tensor, mask: Tensor) -> Tensor:
@@ -250,3 +251,94 @@ def tv_loss(image: Tensor) -> Tensor:
     dy = (image[..., 1:, :] - image[..., :-1, :]).square().reshape(b, -1)
     zero = image.new_zeros(b)
     return (dx.mean(dim=1) if dx.shape[1] else zero) + (dy.mean(dim=1) if dy.shape[1] else zero)
+
+
+# ----------------------------------------------------------------------------- pupil geometry
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(image: Tensor) -> Tensor:
+    """ITU-R 601 luma of ``(B, 3, H, W)`` RGB, ``(B, 1, H, W)``.
+
+    >>> import torch
+    >>> luma(torch.ones(1, 3, 1, 1)).item()
+    1.0
+    """
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"image must have shape (B, 3, H, W), got {tuple(image.shape)}")
+    return (image[:, 0] * _LUMA[0] + image[:, 1] * _LUMA[1] + image[:, 2] * _LUMA[2])[:, None]
+
+
+def darkness(image: Tensor, threshold: Tensor, softness: Tensor) -> Tensor:
+    """Soft membership of the dark blob: ``sigmoid((threshold - luma) / softness)``.
+
+    ``image`` ``(B, 3, H, W)`` in [0, 1]; ``threshold`` and ``softness`` ``(B,)``
+    (or broadcastable). Returns ``(B, 1, H, W)``.
+
+    >>> import torch
+    >>> d = darkness(torch.zeros(1, 3, 1, 2), torch.tensor([0.5]), torch.tensor([0.1]))
+    >>> round(float(d[0, 0, 0, 0]), 4)
+    0.9933
+    """
+    y = luma(image)
+    t = threshold.reshape(-1, 1, 1, 1).to(image.dtype)
+    s = softness.reshape(-1, 1, 1, 1).to(image.dtype)
+    return torch.sigmoid((t - y) / s)
+
+
+def blob_moments(weights: Tensor) -> Tensor:
+    """Soft centroid and second central moments of a weight map, ``(B, 5)``.
+
+    ``weights`` ``(B, 1, H, W)`` >= 0 (e.g. :func:`darkness` times the
+    attention mask). Columns: ``x, y`` (pixels; the centre of pixel (row i,
+    column j) is (j, i)), then ``xx, yy, xy`` (weighted covariances, px^2).
+
+    >>> import torch
+    >>> w = torch.zeros(1, 1, 5, 7); w[0, 0, 1:4, 2:5] = 1.0   # a 3x3 square
+    >>> blob_moments(w)
+    tensor([[3.0000, 2.0000, 0.6667, 0.6667, 0.0000]])
+    """
+    if weights.dim() != 4 or weights.shape[1] != 1:
+        raise ValueError(f"weights must have shape (B, 1, H, W), got {tuple(weights.shape)}")
+    b, _, h, w = weights.shape
+    ys = torch.arange(h, dtype=weights.dtype, device=weights.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=weights.dtype, device=weights.device).view(1, 1, 1, w)
+    mass = weights.sum(dim=(1, 2, 3)).clamp_min(torch.finfo(weights.dtype).tiny)
+    cx = (weights * xs).sum(dim=(1, 2, 3)) / mass
+    cy = (weights * ys).sum(dim=(1, 2, 3)) / mass
+    dx = xs - cx.view(-1, 1, 1, 1)
+    dy = ys - cy.view(-1, 1, 1, 1)
+    xx = (weights * dx * dx).sum(dim=(1, 2, 3)) / mass
+    yy = (weights * dy * dy).sum(dim=(1, 2, 3)) / mass
+    xy = (weights * dx * dy).sum(dim=(1, 2, 3)) / mass
+    return torch.stack([cx, cy, xx, yy, xy], dim=1)
+
+
+def geometry_loss(image: Tensor, target: Tensor, mask: Tensor, threshold: Tensor, softness: Tensor,
+                  scale: Tensor) -> Tensor:
+    """How far the dark blob inside ``mask`` has moved or changed shape, ``(B,)``.
+
+    ``|c - c_T|^2 / scale + ||S - S_T||^2 / scale^2`` with ``c`` the soft
+    centroid and ``S`` the second central moments (``xx, yy, xy``; the
+    off-diagonal entry counted twice, as in the Frobenius norm) of
+    ``darkness(image) * mask`` (:func:`blob_moments`), ``target`` ``(B, 5)``
+    those of the content image and ``scale`` ``(B,)`` its ``xx + yy`` (about
+    r^2 / 2 for a disc of radius r), so the term does not depend on the eye's
+    size in pixels. Not in the papers: it pins the pupil's centre and size,
+    which the style Gram matrices of the attention region otherwise trade
+    against the iris (see docs/tuning.md).
+
+    >>> import torch
+    >>> img = torch.ones(1, 3, 9, 9); img[..., 3:6, 3:6] = 0.0
+    >>> t, s = torch.tensor([0.5]), torch.tensor([0.05])
+    >>> target = blob_moments(darkness(img, t, s))
+    >>> float(geometry_loss(img, target, torch.ones(1, 1, 9, 9), t, s, torch.tensor([1.0]))) < 1e-6
+    True
+    """
+    m = blob_moments(darkness(image, threshold, softness) * mask.to(image.dtype))
+    d = m - target.to(m.dtype)
+    sc = scale.to(m.dtype)
+    centre = d[:, 0].square() + d[:, 1].square()
+    shape = d[:, 2].square() + d[:, 3].square() + 2.0 * d[:, 4].square()
+    return centre / sc + shape / (sc * sc)

@@ -91,6 +91,11 @@ class ObjectiveConfig:
     tv_weight: float = 0.0
     normalize: bool = True
     preset: str | None = None
+    geometry_weight: float = 0.0
+    """Weight of the pupil-geometry term ``geometry@<geometry_region>`` (0: none):
+    the dark blob's soft centroid and second moments inside that region kept
+    at the content image's (``functional.geometry_loss``)."""
+    geometry_region: str = "attention"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "terms", tuple(self.terms))
@@ -100,7 +105,7 @@ class ObjectiveConfig:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ObjectiveError(f"duplicate terms: {', '.join(dupes)}")
-        for label in ("content_weight", "style_weight", "tv_weight"):
+        for label in ("content_weight", "style_weight", "tv_weight", "geometry_weight"):
             value = getattr(self, label)
             if not math.isfinite(value) or value < 0:
                 raise ObjectiveError(f"{label} must be a finite number >= 0, got {value}")
@@ -114,10 +119,15 @@ class ObjectiveConfig:
     @property
     def regions(self) -> list[str]:
         """The named regions the terms use (not counting the whole image)."""
-        return sorted({t.region for t in self.terms if t.region is not None})
+        used = {t.region for t in self.terms if t.region is not None}
+        if self.geometry_weight:
+            used.add(self.geometry_region)
+        return sorted(used)
 
     def to_dict(self) -> dict:
-        return {
+        extra = ({"geometry_weight": self.geometry_weight, "geometry_region": self.geometry_region}
+                 if self.geometry_weight else {})  # absent when unused: older checkpoints still compare
+        return {**{
             "terms": [{"kind": t.kind, "layer": t.layer, "region": t.region, "weight": t.weight}
                       for t in self.terms],
             "content_weight": self.content_weight,
@@ -125,14 +135,15 @@ class ObjectiveConfig:
             "tv_weight": self.tv_weight,
             "normalize": self.normalize,
             "preset": self.preset,
-        }
+        }, **extra}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ObjectiveConfig":
         try:
             terms = tuple(Term(**t) for t in data["terms"])
             return cls(terms, float(data["content_weight"]), float(data["style_weight"]),
-                       float(data["tv_weight"]), bool(data.get("normalize", True)), data.get("preset"))
+                       float(data["tv_weight"]), bool(data.get("normalize", True)), data.get("preset"),
+                       float(data.get("geometry_weight", 0.0)), str(data.get("geometry_region", "attention")))
         except (KeyError, TypeError) as exc:
             raise ObjectiveError(f"not an objective config: {exc}") from None
 
@@ -194,6 +205,7 @@ def _same_position_within(layer: str, limit: int, order: Sequence[str]) -> str:
 
 _GATYS_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _MASKED_BACKGROUND = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+_PUPIL_STYLE = ("relu1_1", "relu2_1")
 
 # Group weights for normalised terms, chosen by a sweep on the ImageNet VGG-19
 # (conv1_1..conv3_4) with eye images (benchmarks/tune_weights.py,
@@ -204,6 +216,8 @@ PRESETS: dict[str, dict[str, float]] = {
     "gatys": {"content_weight": 1.0, "style_weight": 1e2, "tv_weight": 0.0},
     "masked": {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 0.0},
     "regional": {"content_weight": 1.0, "style_weight": 1e2, "tv_weight": 0.0},
+    # masked for eye images: style per part (docs/tuning.md, "Keeping the pupil")
+    "masked-eye": {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 0.0},
 }
 
 
@@ -221,6 +235,7 @@ def preset(
     max_layer: str | None = None,
     regions: Sequence[str] | None = None,
     normalize: bool = True,
+    geometry_weight: float | None = None,
 ) -> ObjectiveConfig:
     """A ready-made objective (DESIGN.md, "Presets").
 
@@ -232,6 +247,13 @@ def preset(
       ``background``. The paper's lambda_g and lambda_l are both 1 here.
     - ``regional``: the gatys layers with style matched in every region of
       ``regions`` (any label mask), content on the whole image.
+    - ``masked-eye``: ``masked`` with the attention region's style matched
+      separately in the ``iris`` (relu1_1 ... relu5_1) and the ``pupil``
+      (relu1_1, relu2_1: a flat dark disc, a few positions deeper down), so
+      the pupil no longer trades area with the iris; regions from
+      ``masked_gatys.eyes.parts.eye_regions``. What ``stylize`` runs for
+      ``masked`` on eye images (``subject="auto"``). ``geometry_weight`` adds
+      the pupil-geometry term (``functional.geometry_loss``; 0 by default).
 
     Style layer weights within a region sum to 1. ``max_layer`` restricts the
     preset (see :meth:`ObjectiveConfig.restricted`).
@@ -247,6 +269,11 @@ def preset(
         terms = ([Term("content", "relu3_2"), Term("content", "relu4_2", "attention")]
                  + _style_terms(_MASKED_BACKGROUND, "background")
                  + _style_terms(_GATYS_STYLE, "attention"))
+    elif name == "masked-eye":
+        terms = ([Term("content", "relu3_2"), Term("content", "relu4_2", "attention")]
+                 + _style_terms(_MASKED_BACKGROUND, "background")
+                 + _style_terms(_GATYS_STYLE, "iris")
+                 + _style_terms(_PUPIL_STYLE, "pupil"))
     elif name == "regional":
         if not regions:
             raise ObjectiveError("the regional preset needs the region names of the mask")
@@ -257,7 +284,7 @@ def preset(
         raise ObjectiveError(f"unknown preset {name!r}: use one of {sorted(PRESETS)}")
     weights = dict(PRESETS[name])
     for key, value in (("content_weight", content_weight), ("style_weight", style_weight),
-                       ("tv_weight", tv_weight)):
+                       ("tv_weight", tv_weight), ("geometry_weight", geometry_weight)):
         if value is not None:
             weights[key] = float(value)
     config = ObjectiveConfig(tuple(terms), normalize=normalize, preset=name, **weights)
@@ -392,6 +419,7 @@ class Objective(nn.Module):
         self.encoder = encoder
         self.config = config
         self._content_ready = False
+        self._geometry: dict[str, Tensor] | None = None
         self._content_targets: dict[str, Tensor] = {}
         self._content_scale: dict[str, Tensor] = {}
         self._masks: dict[tuple[str, str | None], Tensor | None] = {}
@@ -412,6 +440,13 @@ class Objective(nn.Module):
         for name, gram in self._style_targets.items():
             c = gram.shape[-1]
             self._style_scale[name] = (gram.square().sum(dim=(1, 2)) / (c * c)).clamp_min(1e-12)
+        # The output is judged with the (first) style eye's dark level: it is meant to take its colours.
+        self._style_dark = None
+        if config.geometry_weight and style_regions[0] is not None:
+            first = styles[0].to(self._device())
+            region = config.geometry_region
+            self._style_dark = _dark_levels(first, _region_masks(
+                style_regions[0].to(first.device), [region], tuple(first.shape[-2:]), "style mask")[region])
 
     @torch.no_grad()
     def _style_grams(self, style: Tensor, style_regions) -> dict[str, Tensor]:
@@ -446,6 +481,10 @@ class Objective(nn.Module):
         for key, value in self._masks.items():
             if value is not None:
                 self._masks[key] = fn(value)
+        if self._geometry is not None:
+            self._geometry = {key: fn(value) for key, value in self._geometry.items()}
+        if self._style_dark is not None:
+            self._style_dark = tuple(fn(value) for value in self._style_dark)
         return self
 
     @torch.no_grad()
@@ -485,7 +524,19 @@ class Objective(nn.Module):
         # The window each region's mask covers, for the style terms' Gram
         # products (exact; read on the host here, never per evaluation).
         boxes = {key: Fn.mask_box(mask) if mask is not None else None for key, mask in masks_at.items()}
+        geometry = None
+        if self.config.geometry_weight:
+            region = self.config.geometry_region
+            mask = _region_masks(regions, [region], tuple(content.shape[-2:]), "content mask")[region]
+            threshold, softness = _dark_levels(content, mask)
+            target = Fn.blob_moments(Fn.darkness(content, threshold, softness) * mask)
+            scale = (target[:, 2] + target[:, 3]).clamp_min(0.25)
+            if self._style_dark is not None:  # the output's dark level: the style eye's
+                threshold, softness = (v.expand(content.shape[0]) for v in self._style_dark)
+            geometry = {"mask": mask, "target": target, "threshold": threshold, "softness": softness,
+                        "scale": scale}
         self._masks, self._content_targets, self._content_scale = masks_at, targets, scales
+        self._geometry = geometry
         self._boxes = boxes
         self._content_shape = tuple(content.shape)
         self._content_ready = True
@@ -516,6 +567,11 @@ class Objective(nn.Module):
                 value = value / scale
             terms[term.name] = value
             total = total + (group * term.weight) * value
+        if self._geometry is not None:
+            g = self._geometry
+            value = Fn.geometry_loss(x, g["target"], g["mask"], g["threshold"], g["softness"], g["scale"])
+            terms[f"geometry@{cfg.geometry_region}"] = value
+            total = total + cfg.geometry_weight * value
         if cfg.tv_weight:
             tv = Fn.tv_loss(x)
             terms["tv"] = tv
@@ -537,6 +593,27 @@ def _blend_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise ObjectiveError(f"style weights must be finite, >= 0 and not all 0, got {weights}")
     return [w / sum(weights) for w in weights]
+
+
+def _dark_levels(image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image, the luma threshold between pupil and iris inside ``mask`` and a softness.
+
+    The threshold is halfway between the 5th percentile of the luma inside
+    the mask (the pupil's core) and its median (the iris, which covers most
+    of an eye's attention region); the softness is a sixth of that gap.
+    """
+    luma = Fn.luma(image)
+    inside = mask.expand_as(luma) >= 0.5
+    lows, mids = [], []
+    for b in range(image.shape[0]):
+        values = luma[b][inside[b]]
+        if values.numel() == 0:
+            values = luma[b].flatten()
+        lows.append(torch.quantile(values.float(), 0.05))
+        mids.append(torch.quantile(values.float(), 0.5))
+    low, mid = torch.stack(lows).to(image.dtype), torch.stack(mids).to(image.dtype)
+    gap = (mid - low).clamp_min(0.02)
+    return low + 0.5 * gap, gap / 6.0
 
 
 def _check_mass(mask: Tensor | None, term: Term, label: str) -> None:

@@ -109,6 +109,11 @@ class StylizeConfig:
     original_colors: str | None = None
     """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
     (match the style's colours to the content's first); per region with masks."""
+    subject: str = "auto"
+    """``eye``, ``general`` or ``auto``: ``masked`` on eye images runs ``masked-eye`` (style
+    per part: iris and pupil apart); ``auto`` decides per batch with
+    ``masked_gatys.eyes.pupil.looks_like_eye`` (a pupil-like dark blob in an iris-sized
+    attention region, for at least half the batch)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -140,6 +145,8 @@ class StylizeConfig:
             raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
         if self.original_colors not in (None, "luminance", "histogram"):
             raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
+        if self.subject not in ("auto", "eye", "general"):
+            raise ValueError(f"unknown subject {self.subject!r}: use auto, eye or general")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**64):
             raise ValueError(f"seed must be an integer in the range 0..2**64-1, got {self.seed!r}")
 
@@ -318,8 +325,21 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     return _Inputs(content_img, styles, regions, style_regions, chroma)
 
 
-def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) -> ObjectiveConfig:
-    """The objective a config asks for, given the masks and the weights at hand."""
+def _is_eye(cfg: StylizeConfig, content: Tensor | None, regions) -> bool:
+    if cfg.subject != "auto":
+        return cfg.subject == "eye"
+    if content is None or regions is None or "attention" not in regions.names:
+        return False
+    from masked_gatys.eyes.pupil import looks_like_eye
+
+    attention = regions.region("attention").expand(content.shape[0], -1, -1, -1)
+    votes = [looks_like_eye(content[b:b + 1].cpu(), attention[b:b + 1].cpu()) for b in range(content.shape[0])]
+    return 2 * sum(votes) >= len(votes)
+
+
+def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights,
+                         content: Tensor | None = None, content_regions=None) -> ObjectiveConfig:
+    """The objective a config asks for, given the masks, the weights and (for ``subject``) the content."""
     name = cfg.preset
     if name is None:
         if regions is None:
@@ -328,11 +348,13 @@ def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights) ->
             name = "masked"
         else:
             name = "regional"
-    if name == "masked" and (regions is None or not {"attention", "background"} <= set(regions.names)):
+    if name in ("masked", "masked-eye") and (regions is None or not {"attention", "background"} <= set(regions.names)):
         raise ValueError("the masked preset needs a binary mask (--mask) giving attention and background "
                          "regions; with --mask-mode labels use --preset regional")
     if name == "regional" and regions is None:
         raise ValueError("the regional preset needs a mask (--mask)")
+    if name == "masked" and _is_eye(cfg, content, content_regions if content_regions is not None else regions):
+        name = "masked-eye"
     max_layer = cfg.max_layer
     if max_layer == "auto" and cfg.content_layers is not None and cfg.style_layers is not None:
         max_layer = None  # the preset's layers are all replaced
@@ -397,7 +419,15 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
         weights = LoadedWeights(None, encoder.identity, encoder.arch, encoder.deepest_available)
     elif weights is None:
         weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
-    objective_cfg = objective_config_for(cfg, regions, weights)
+    # the subject is told from the inputs at their own size, so every pass agrees
+    objective_cfg = objective_config_for(cfg, regions, weights, inputs.content, inputs.regions)
+    if objective_cfg.preset == "masked-eye" and "pupil" not in regions.names:
+        from masked_gatys.eyes.parts import eye_regions
+
+        # the pupil found in each image splits the attention region into iris and pupil
+        regions = eye_regions(content_img, regions.region("attention"))
+        style_regions = [None if sr is None else eye_regions(image, sr.region("attention"))
+                         for image, sr in zip(styles, style_regions)]
     check_image_size(hw, objective_cfg.layers, cfg.arch, label="image")
     for image in styles:
         check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")

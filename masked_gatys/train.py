@@ -25,6 +25,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -65,8 +66,10 @@ def _check_setting(name: str, value: Any, annotation: str) -> None:
           or ("float" in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
           or ("str" in allowed and isinstance(value, str))
           or ("bool" in allowed and isinstance(value, bool))
-          or (any(a.startswith("tuple") for a in allowed) and isinstance(value, tuple)
-              and all(isinstance(v, int) and not isinstance(v, bool) for v in value)))
+          or (any(a.startswith("tuple[int") for a in allowed) and isinstance(value, tuple)
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+          or (any(a.startswith("tuple[tuple") for a in allowed) and isinstance(value, tuple)
+              and all(isinstance(v, tuple) for v in value)))
     if not ok:
         raise ValueError(f"setting {name!r} must be {annotation}, got {value!r}")
 
@@ -113,9 +116,24 @@ class TrainConfig:
     checkpoint_every: int = 0
     output: str | None = None
     resume: str | None = None
+    sizes: tuple[tuple[int, int], ...] = ()
+    """Several training sizes (HxW buckets; each step draws one): ``render`` eyes are split
+    among them and each gets ``val`` held-out eyes. Empty: ``size`` alone."""
+    styles: int = 1
+    """Rendered style eyes (the synthetic eye of seed ``seed``; the first at gaze (0, 0), the
+    others at gazes drawn within +-20 / +-10 degrees and pupil/iris ratios in 0.3-0.55, so
+    the look stays and the geometry varies); each step draws one."""
+    init: str | None = None
+    """Start from this checkpoint's network weights (a path, or ``johnson`` / ``purifier``
+    for a shipped one) with a fresh optimizer."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
+        if any(len(s) != 2 or min(s) < 1 for s in self.sizes):
+            raise ValueError(f"sizes must be (height, width) pairs with positive sides, got {self.sizes}")
+        if self.styles < 1:
+            raise ValueError(f"styles must be >= 1, got {self.styles}")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be (height, width) with positive sides, got {self.size}")
         if self.net not in nets.NETS:
@@ -135,9 +153,15 @@ class TrainConfig:
             config["blocks"] = self.blocks
         return config
 
+    @property
+    def train_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The sizes trained on: ``sizes``, else ``(size,)``."""
+        return self.sizes or (self.size,)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["size"] = list(self.size)
+        d["sizes"] = [list(s) for s in self.sizes]
         return d
 
     @classmethod
@@ -152,8 +176,14 @@ class TrainConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"training settings must be a mapping, got {type(data).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {k: (tuple(v) if k == "size" and isinstance(v, (list, tuple)) else v)
-                  for k, v in data.items() if k in fields}
+        convert = {"size": tuple, "sizes": lambda v: tuple(tuple(s) for s in v)}
+        values = {}
+        for k, v in data.items():
+            if k in fields:
+                try:
+                    values[k] = convert[k](v) if k in convert and isinstance(v, (list, tuple)) else v
+                except TypeError:
+                    raise ValueError(f"setting {k!r} must be {fields[k].type}, got {v!r}") from None
         for name, value in values.items():
             _check_setting(name, value, str(fields[name].type))
         return cls(**values)
@@ -293,13 +323,39 @@ def _rendered_data(n_train: int, n_val: int, size: tuple[int, int], seed: int) -
     return _Data(images, masks, vi, vm, [f"val{i:03d}" for i in range(n_val)])
 
 
-def _style(config: TrainConfig) -> tuple[Tensor, Tensor]:
-    """The style image (1, 3, H, W) and its attention mask (1, 1, H, W) at the training size."""
-    h, w = config.size
+def _sized_data(config: TrainConfig) -> list[_Data]:
+    """One data set per training size (a single one for ``size`` alone, as before ``sizes``)."""
+    if not config.sizes:
+        return [_rendered_data(config.render, config.val, config.size, config.seed)]
+    n = max(1, -(-config.render // len(config.sizes)))
+    out = []
+    for b, size in enumerate(config.sizes):
+        images, masks = _render_set(n, size, config.seed, 10 + b)
+        vi, vm = _render_set(config.val, size, config.seed, 100 + b) if config.val else (images[:0], masks[:0])
+        out.append(_Data(images, masks, vi, vm, [f"val{size[0]}x{size[1]}_{i:03d}" for i in range(config.val)]))
+    return out
+
+
+def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]:
+    """(yaw, pitch, pupil ratio or None for the seed's own) of each style eye."""
+    gen = torch.Generator().manual_seed(_mix(config.seed, 7))
+    rest = torch.rand(config.styles - 1, 3, generator=gen).tolist()
+    return [(0.0, 0.0, None)] + [((2 * a - 1) * 20.0, (2 * b - 1) * 10.0, 0.3 + 0.25 * c) for a, b, c in rest]
+
+
+def _style(config: TrainConfig, size: tuple[int, int] | None = None, index: int = 0) -> tuple[Tensor, Tensor]:
+    """The style image (1, 3, H, W) and its attention mask (1, 1, H, W) at the training size.
+
+    ``index`` picks one of ``config.styles`` rendered style eyes; ``size`` the
+    training size (default ``config.size``).
+    """
+    h, w = size or config.size
     if config.style == "rendered":
         from masked_gatys.eyes import render_eye
 
-        eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(h, w), seed=config.seed)
+        yaw, pitch, ratio = _style_gazes(config)[index]
+        extra = {} if ratio is None else {"pupil_ratio": ratio}
+        eye = render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=(h, w), seed=config.seed, **extra)
         return eye.image.float(), eye.mask.float()
     from masked_gatys.image import load_image
 
@@ -344,20 +400,61 @@ def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
 
 # ---------------------------------------------------------------- objective
 
-def _regions(mask: Tensor) -> Any:
+def _regions(mask: Tensor, image: Tensor | None = None, objective: Any = None) -> Any:
+    """The content regions a batch needs: background/attention, or the eye's parts for masked-eye."""
     from masked_gatys.masks import Regions
 
+    if image is not None and objective is not None and "pupil" in objective.config.regions:
+        from masked_gatys.eyes.parts import eye_regions
+
+        return eye_regions(image, mask)
     return Regions.from_binary(mask)
 
 
-def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device) -> Any:
+def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device,
+                     encoder: Any = None) -> Any:
     from masked_gatys.encoder import load_encoder
     from masked_gatys.objective import Objective, preset
 
     cfg = preset(config.preset, content_weight=config.content_weight, style_weight=config.style_weight,
                  tv_weight=config.tv_weight, max_layer=config.max_layer)
-    encoder = load_encoder(weights=config.weights, layers=cfg.layers, device=device, seed=config.seed)
-    return Objective(encoder, cfg, style=style.to(device), style_regions=_regions(style_mask).to(device))
+    if encoder is None:
+        encoder = load_encoder(weights=config.weights, layers=cfg.layers, device=device, seed=config.seed)
+    style_regions = _regions(style_mask)
+    if "pupil" in cfg.regions:
+        from masked_gatys.eyes.parts import eye_regions
+
+        style_regions = eye_regions(style, style_mask)
+    return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
+
+
+def _build_objectives(config: TrainConfig, device: torch.device) -> dict[tuple[int, int], Any]:
+    """One objective per (training size, style eye), sharing one loss network."""
+    objectives: dict[tuple[int, int], Any] = {}
+    encoder = None
+    for b, size in enumerate(config.train_sizes):
+        for j in range(config.styles):
+            style, style_mask = _style(config, size if config.sizes else None, j)
+            objective = _build_objective(config, style, style_mask, device, encoder)
+            encoder = objective.encoder
+            objectives[(b, j)] = objective
+    return objectives
+
+
+def _warm_start(net: nn.Module, source: str) -> None:
+    """Load the network weights of a checkpoint (a path or a shipped name) into ``net``."""
+    path = shipped_checkpoint(source) if source in SHIPPED and not Path(source).is_file() else Path(source)
+    data = _read_checkpoint(path)
+    if data["net"] != net.config:
+        raise CheckpointError(f"{path}: its network {data['net']} is not the one being trained ({net.config})")
+    net.load_state_dict(data["state_dict"])
+
+
+def _step_choice(config: TrainConfig, step: int) -> tuple[int, int]:
+    """(size bucket, style index) of a step: a function of (seed, step), so resumes are exact."""
+    b = _mix(config.seed, 5, step) % len(config.train_sizes)
+    j = _mix(config.seed, 6, step) % config.styles
+    return b, j
 
 
 def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, batch: int) -> tuple[float, dict[str, float]]:
@@ -370,7 +467,7 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
         with torch.no_grad():
             for i in range(0, images.shape[0], batch):
                 x, m = images[i:i + batch], masks[i:i + batch]
-                objective.set_content(x, regions=_regions(m))
+                objective.set_content(x, regions=_regions(m, x, objective))
                 value = objective(net(x, m))
                 totals.append(value.total)
                 for name, t in value.terms.items():
@@ -501,7 +598,7 @@ def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer,
     """
     from masked_gatys.errors import ObjectiveError
 
-    objective.set_content(images, regions=_regions(masks))
+    objective.set_content(images, regions=_regions(masks, images, objective))
     value = objective(net(images, masks))
     loss = value.total.mean()
     if not torch.isfinite(loss):
@@ -535,17 +632,21 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         checkpoint = _read_checkpoint(config.resume)
         _check_resume(config.resume, checkpoint, config)
     if config.content_dir is not None:
-        data = _folder_data(Path(config.content_dir), config.size, config.val)
+        if config.sizes:
+            raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")
+        buckets = [_folder_data(Path(config.content_dir), config.size, config.val)]
     else:
-        data = _rendered_data(config.render, config.val, config.size, config.seed)
-    style, style_mask = _style(config)
-    objective = _build_objective(config, style, style_mask, device)
+        buckets = _sized_data(config)
+    objectives = _build_objectives(config, device)
+    objective = objectives[(0, 0)]
     objective_dict = objective.config.to_dict()
     identity = objective.encoder.identity.to_dict()
 
     with torch.random.fork_rng(devices=[]):  # the initialisation is a function of the seed
         torch.manual_seed(_mix(config.seed, 0))
         net = nets.build(**config.net_config())
+    if config.init is not None and checkpoint is None:
+        _warm_start(net, config.init)
     net.to(device).train()
     ranks = _Ranks(net, config.batch_size)  # one process, or a torchrun rank with DDP
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -565,8 +666,9 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         val_history = list(checkpoint.get("val_history", []))
         seconds_before = float(checkpoint.get("seconds", 0.0))
 
-    train_images, train_masks = data.train_images.to(device), data.train_masks.to(device)
-    val_images, val_masks = data.val_images.to(device), data.val_masks.to(device)
+    train_sets = [(d.train_images.to(device), d.train_masks.to(device)) for d in buckets]
+    val_sets = [(d.val_images.to(device), d.val_masks.to(device)) for d in buckets]
+    val_images, val_masks = val_sets[0]
     samples: list[str] = []
     sample_dir = Path(config.sample_dir) if config.sample_dir else (
         Path(config.output).with_suffix("").with_name(Path(config.output).stem + "_samples")
@@ -586,6 +688,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
             "weights": identity,
             "max_layer": config.max_layer,
             "size": list(config.size),
+            "trained_sizes": [list(s) for s in config.train_sizes],
             "style": config.style,
             "train_config": config.to_dict(),
             "optimizer": _to_cpu(optimizer.state_dict()),
@@ -606,8 +709,16 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     def validate() -> float | None:
         if val_images.shape[0] == 0 or not ranks.main or any(v["step"] == step for v in val_history):
             return None
-        total, terms = _evaluate(net, objective, val_images, val_masks, config.batch_size)
-        val_history.append({"step": step, "total": total, "terms": terms, "seconds": elapsed()})
+        by_size = {}
+        for b, (vi, vm) in enumerate(val_sets):  # style 0 at every size
+            by_size[b] = _evaluate(net, objectives[(b, 0)], vi, vm, config.batch_size)
+        total = sum(t for t, _ in by_size.values()) / len(by_size)
+        terms = {k: sum(tr[k] for _, tr in by_size.values()) / len(by_size) for k in by_size[0][1]}
+        record = {"step": step, "total": total, "terms": terms, "seconds": elapsed()}
+        if config.sizes:
+            h_w = config.train_sizes
+            record["by_size"] = {f"{h_w[b][0]}x{h_w[b][1]}": t for b, (t, _) in by_size.items()}
+        val_history.append(record)
         return total
 
     def sample() -> str | None:
@@ -630,10 +741,13 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             while step < config.iterations:
-                idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, config.seed, step))
+                b, j = _step_choice(config, step)
+                train_images, train_masks = train_sets[b]
+                batch_seed = config.seed if not config.sizes else _mix(config.seed, 8, b)
+                idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, step))
                 x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
                 torch.manual_seed(_mix(config.seed, 4, step))  # dropout noise of this step
-                value = train_step(ranks.model, objective, optimizer, x, m)
+                value = train_step(ranks.model, objectives[(b, j)], optimizer, x, m)
                 step += 1
                 loss_value, terms = ranks.mean(float(value.total.detach().mean()),
                                                {k: float(v.detach().mean()) for k, v in value.terms.items()})
@@ -760,6 +874,32 @@ class LoadedModel:
         self.net.to(device)
         return self
 
+    @property
+    def trained_sizes(self) -> list[tuple[int, int]]:
+        """The ``(h, w)`` sizes the network was trained on (older checkpoints: their one ``size``)."""
+        sizes = self.checkpoint.get("trained_sizes") or ([self.checkpoint["size"]] if self.checkpoint.get("size")
+                                                        else [])
+        return [(int(h), int(w)) for h, w in sizes]
+
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The trained size to resize an ``(h, w)`` image to, or None when it is inside the trained range.
+
+        Inside means between the smallest and largest trained height and width.
+        Outside, the nearest trained size (in log scale) is returned.
+
+        >>> LoadedModel(torch.nn.Identity(), {"trained_sizes": [[36, 60], [144, 240]]}).working_size((72, 120))
+        >>> LoadedModel(torch.nn.Identity(), {"size": [48, 72]}).working_size((36, 60))
+        (48, 72)
+        """
+        sizes = self.trained_sizes
+        if not sizes:
+            return None
+        h, w = size
+        if (min(s[0] for s in sizes) <= h <= max(s[0] for s in sizes)
+                and min(s[1] for s in sizes) <= w <= max(s[1] for s in sizes)):
+            return None
+        return min(sizes, key=lambda s: abs(math.log(s[0] / h)) + abs(math.log(s[1] / w)))
+
     def __call__(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         return apply_model(self, image, mask)
 
@@ -773,11 +913,18 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     Raises :class:`~masked_gatys.errors.CheckpointError` naming the file when
     it is missing, corrupt or not a network checkpoint.
 
+    ``path`` may also be the name of a shipped checkpoint (``johnson``,
+    ``purifier``) when no file of that name exists.
+
+    >>> len(load_model("purifier").trained_sizes) >= 1
+    True
     >>> load_model("/nonexistent/net.pt")
     Traceback (most recent call last):
     ...
     masked_gatys.errors.CheckpointError: /nonexistent/net.pt: checkpoint not found
     """
+    if str(path) in SHIPPED and not Path(path).is_file():
+        path = shipped_checkpoint(str(path))
     data = _read_checkpoint(path)
     try:
         net = nets.build(**data["net"])
@@ -890,6 +1037,18 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
         if m.shape[-2:] != x.shape[-2:]:
             raise MaskError(f"mask is {tuple(m.shape[-2:])} but the image is {tuple(x.shape[-2:])}")
     device = next(net.parameters()).device
+    size = tuple(x.shape[-2:])
+    work = model.working_size(size) if isinstance(model, LoadedModel) else None
+    if work is not None:
+        # outside the trained range the nets break down (blown pupils at 72x120 for a 48x72 net)
+        sizes = model.trained_sizes
+        trained = (f"{sizes[0][0]}x{sizes[0][1]}" if len(sizes) == 1 else
+                   f"{min(s[0] for s in sizes)}x{min(s[1] for s in sizes)} to "
+                   f"{max(s[0] for s in sizes)}x{max(s[1] for s in sizes)}")
+        warnings.warn(f"{model.name} was trained on {trained} images; this {size[0]}x{size[1]} image is "
+                      f"resized to {work[0]}x{work[1]} and back", UserWarning, stacklevel=2)
+        x = _resize(x, work)
+        m = None if m is None else _resize(m, work, mask=True)
     was_training = net.training
     net.eval()
     try:
@@ -903,6 +1062,8 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
             "its weights are finite, so the input or the network's arithmetic overflowed"
         name = getattr(model, "name", type(net).__name__)
         raise CheckpointError(f"the network {name} output NaN or infinite values: {why}")
+    if work is not None:
+        y = _resize(y, size)
     y = y.to(image.device, out_dtype)
     return y[0] if squeeze else y
 

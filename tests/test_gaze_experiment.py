@@ -83,6 +83,7 @@ def test_purified_columns_are_cached(tmp_path):
     evaluate(cfg)
     assert [p.stat().st_mtime_ns for p in outputs] == stamps  # nothing purified twice
     assert "real+purifier" in format_table(report)
+    assert str(tmp_path) not in (tmp_path / "results.json").read_text()  # no paths of this machine
 
 
 @pytest.mark.slow

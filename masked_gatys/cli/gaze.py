@@ -94,7 +94,7 @@ class _Bar:
               help="Purify the synthetic test set too (doubles the optimizer's time).")
 @click.option("--purify-n", type=click.IntRange(min=1), default=None,
               help="Purify only the first N eyes of each test set (the optimizer's time); purified "
-                   "columns and their change against raw use those eyes. [default: all]")
+                   "columns and their change against raw use those eyes. [default: 100]")
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Style eye for the optimizer methods. [default: the rendered synthetic eye seed 0 at (0, 0)]")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -92,8 +92,11 @@ def _short(name: str) -> str:
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               show_default="CONTENT_stylized.png", help="Output PNG (a folder with --model and a folder of images).")
-@click.option("--preset", type=click.Choice(["gatys", "masked", "regional"]),
+@click.option("--preset", type=click.Choice(["gatys", "masked", "masked-eye", "regional"]),
               show_default="masked with a binary mask, regional with labels, else gatys", help="Objective preset.")
+@click.option("--subject", type=click.Choice(["auto", "eye", "general"]), default=lambda: _default("subject"),
+              show_default="auto", help="masked on eye images runs masked-eye (keeps the pupil); auto: "
+              "eye when the attention region holds a pupil-like dark blob.")
 @click.option("--size", type=click.IntRange(min=0), default=lambda: _default("size"), callback=_check_size,
               show_default="the content's size, at most 512",
               help="Longest side of the working image; 0: the content's own size, however large.")
@@ -155,7 +158,8 @@ def _short(name: str) -> str:
               help="Write parameters and the per-iteration history as JSON.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
 @click.option("--model", type=click.Path(path_type=Path),
-              help="Apply a trained network checkpoint instead of optimising.")
+              help="Apply a trained network instead of optimising: a checkpoint, or johnson / purifier "
+              "(the shipped eye networks).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no closing 'wrote ...' line "
               "(warnings and errors still print).")
 @error_boundary
@@ -169,13 +173,13 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                     content_layer_weights, style_layer_weights, time_limit: float | None, stop_tol: float,
                     stop_window: int, scales: int | None, min_size: int, scale_iterations,
                     original_colors: str | None, save_every: int, log_path: Path | None, bits: str,
-                    model: Path | None, quiet: bool) -> None:
+                    model: Path | None, quiet: bool, subject: str = "auto") -> None:
     """Stylize CONTENT after --style, matching style per mask region.
 
     \b
     masked-gatys stylize eye.png --style unity.png --mask eye_mask.png \\
         --style-mask unity_mask.png -o out.png
-    masked-gatys stylize eyes/ --model purifier.pt --mask masks/ -o purified/
+    masked-gatys stylize eyes/ --model purifier --mask masks/ -o purified/
 
     \b
     The progress bar shows the total objective and each weighted term, named
@@ -183,9 +187,13 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     = attention region, b = background (none: the whole image); tv = total
     variation. E.g. s3_1a = the style term at relu3_1 on the attention region.
     """
+    from masked_gatys.train import SHIPPED
+
     named = [("content", content), ("mask", mask), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
     for label, path in named:
+        if label == "model" and str(path) in SHIPPED:  # a shipped network by name
+            continue
         if path is not None and not Path(path).exists():
             raise click.ClickException(f"{label} not found: {path}")
     if model is not None:
@@ -223,7 +231,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
         style_layers=style_layers, content_layer_weights=content_layer_weights,
         style_layer_weights=style_layer_weights, time_limit=time_limit, stop_tol=stop_tol,
         stop_window=stop_window, scales=scales, min_size=min_size, scale_iterations=scale_iterations,
-        original_colors=original_colors)
+        original_colors=original_colors, subject=subject)
     bar = None  # made at the first iteration, so set-up errors print alone
 
     def on_progress(p) -> bool:
@@ -288,6 +296,22 @@ def _save_every_outputs(output: Path, every: int, iterations: int, inputs: list)
 
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                quiet: bool) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _apply_model(content, mask, output, model, device, bits, quiet)
+        finally:
+            seen = set()
+            for w in caught:  # e.g. the resize notice outside the trained sizes, once each
+                if str(w.message) not in seen and not issubclass(w.category, DeprecationWarning):
+                    seen.add(str(w.message))
+                    click.echo(f"warning: {w.message}", err=True)
+
+
+def _apply_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
+                 quiet: bool) -> None:
     device = resolve_device(device)
     from masked_gatys.train import load_model, stylize_folder
 

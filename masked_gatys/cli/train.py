@@ -48,8 +48,16 @@ def _short(name: str) -> str:
 @click.option("--width", type=click.IntRange(min=1), default=None, show_default="16", help="Base channel count.")
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
               show_default="johnson 5, purifier 4", help="Residual blocks.")
-@click.option("--preset", type=click.Choice(["masked", "gatys"]), default=None,
-              show_default="masked, the paper's", help="Objective preset.")
+@click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
+              show_default="masked, the paper's",
+              help="Objective preset (masked-eye adds the pupil-geometry term).")
+@click.option("--sizes", callback=lambda ctx, param, value: None if value is None else tuple(
+              _parse_size(ctx, param, v.strip()) for v in value.split(",") if v.strip()), default=None,
+              metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
+@click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
+              help="Rendered style eyes to draw from.")
+@click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
+              "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", callback=_parse_size, default=None, metavar="HxW",
               show_default="64x96", help="Training image size.")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,

@@ -38,6 +38,9 @@ _EXPORTS = {
     "load_gaze_set": "experiment",
     "evaluate": "experiment",
     "ExperimentConfig": "experiment",
+    "looks_like_eye": "pupil",
+    "eye_regions": "parts",
+    "pupil_disc": "parts",
 }
 
 __all__ = sorted(_EXPORTS)
