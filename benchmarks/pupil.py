@@ -421,6 +421,21 @@ def write_sheet(outputs_by_size: dict, path: Path, shown: int) -> None:
     save_sheet(compose_sheet(columns, title="pupil benchmark: held-out real renders"), path)
 
 
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One record from several runs on the same eyes: size blocks joined, methods in run order,
+    per-iteration curves dropped (they are for --equivalent, not for reading)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    blocks: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for run in runs:
+        for block in run["sizes"]:
+            key = (block["size"][0], block["size"][1], block["eyes"])
+            target = blocks.setdefault(key, dict(block, methods={}))
+            for name, record in block["methods"].items():
+                target["methods"].setdefault(name, {k: v for k, v in record.items() if k != "curve"})
+    return {"metadata": {"merged_from": [dict(r["metadata"], file=Path(p).name) for r, p in zip(runs, paths)]},
+            "sizes": list(blocks.values())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=os.environ.get("MASKED_GATYS_WEIGHTS"),
@@ -437,7 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
     parser.add_argument("--sheet-eyes", type=int, default=4)
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these records into --json and print the table")
     args = parser.parse_args(argv)
+    if args.merge:
+        from masked_gatys.files import write_json_atomic
+
+        result = merge(args.merge)
+        print(table(result))
+        if args.json:
+            write_json_atomic(result, args.json)
+        return 0
     if not args.weights:
         parser.error("give --weights or set $MASKED_GATYS_WEIGHTS (the ImageNet VGG-19)")
     torch.set_num_threads(args.threads)
