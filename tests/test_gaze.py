@@ -113,7 +113,7 @@ def test_unknown_estimator():
 
 def test_checkpoint_round_trip(tmp_path, train_set, test_set):
     est = CNNEstimator(CNNConfig(epochs=1, batch_size=64)).fit(train_set.subset(range(24)))
-    path = tmp_path / "cnn.pt"
+    path = tmp_path / "estimators" / "cnn.pt"  # a folder that does not exist yet
     save_estimator(est, path, provenance={"train": train_set.source, "seed": 0})
     back = load_estimator(path)
     assert np.array_equal(back.predict(test_set.images), est.predict(test_set.images))

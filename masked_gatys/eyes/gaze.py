@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -406,6 +407,7 @@ def save_estimator(estimator: CNNEstimator, path: Any, *, provenance: dict[str, 
                "provenance": provenance, **estimator.state()}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
