@@ -123,8 +123,11 @@ def _config(variant: str, preset: str, args: argparse.Namespace) -> StylizeConfi
 
 
 def run_one(size: int, preset: str, variant: str, target: float | None, args: argparse.Namespace,
-            encoder: Any) -> dict[str, Any] | None:
-    """One run: its curve (iteration, scale, wall s, CPU s, objective) and the final image."""
+            encoder: Any, checkpoint: Any = None) -> dict[str, Any] | None:
+    """One run: its curve (iteration, scale, wall s, CPU s, objective) and the final image.
+
+    ``checkpoint(curve)`` is called every 20 iterations, so a run cut short leaves its curve.
+    """
     cfg = _config(variant, preset, args)
     if cfg is None:
         return None
@@ -138,6 +141,8 @@ def run_one(size: int, preset: str, variant: str, target: float | None, args: ar
         scale = getattr(p, "scale", 0)
         last = getattr(p, "n_scales", 1) - 1
         curve.append([p.iteration, scale, round(wall, 4), round(cpu, 4), p.total])
+        if checkpoint is not None and len(curve) % 20 == 0:
+            checkpoint(curve)
         return bool(stops_at_target and scale == last and p.total <= target)
 
     load_before = os.getloadavg()
@@ -281,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
                     base = data["runs"].get(f"{preset}-{size}-lbfgs")
                     target = base["final"] if base else None
                     print(f"{key}: running (level {target})", file=sys.stderr, flush=True)
+                    def checkpoint(curve: list, key: str = key) -> None:
+                        data.setdefault("partial", {})[key] = {"curve": curve, "load": os.getloadavg()}
+                        write_json_atomic(data, args.json)
+
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        record = run_one(size, preset, variant, target, args, encoder)
+                        record = run_one(size, preset, variant, target, args, encoder, checkpoint)
                     if record is None:
                         print(f"{key}: skipped (this version of stylize lacks its options)", file=sys.stderr)
                         continue
                     data["runs"][key] = record
+                    data.get("partial", {}).pop(key, None)
                     data["summary"] = summarize(data["runs"])
                     write_json_atomic(data, args.json)
                     print(f"{key}: final {record['final']:.5g} in {record['cpu_seconds']:.1f} cpu s "

@@ -232,3 +232,138 @@ def test_two_styles_end_to_end(files, tmp_path):
     from masked_gatys.image import read_metadata
 
     assert read_metadata(out)["style"] == [str(files["a"]), str(files["b"])]
+
+
+# ----------------------------------------------------------------------------- time limit, stopping
+
+
+def test_time_limit_stops_with_the_best_image_at_the_working_size():
+    content, a, _ = _images()
+    result = _quiet(stylize, content, a, config=_config(iterations=50, time_limit=1e-6))
+    assert result.stop_reason == "time_limit" and result.n_iter == 1
+    # spent during the coarse pass: no further pass runs, the image still has the working size
+    result = _quiet(stylize, content, a, config=_config(iterations=50, time_limit=1e-6, scales=2, min_size=16))
+    assert result.stop_reason == "time_limit" and result.n_iter == 1
+    assert result.image.shape == content.shape and result.history[-1]["scale"] == 0
+    with pytest.raises(ValueError, match="time_limit"):
+        StylizeConfig(time_limit=0)
+
+
+def test_relative_decrease_stop_ends_a_pass_not_the_run():
+    content, a, _ = _images()
+    # a 99% decrease per iteration is never reached: the rule fires as soon as it can look back
+    result = _quiet(stylize, content, a, config=_config(iterations=50, stop_tol=0.99, stop_window=1))
+    assert result.stop_reason == "stalled" and result.n_iter == 2
+    result = _quiet(stylize, content, a, config=_config(iterations=50, stop_tol=0.99, stop_window=1, scales=2,
+                                                        min_size=16))
+    assert [r["scale"] for r in result.history] == [0, 0, 1, 1] and result.stop_reason == "stalled"
+    off = _quiet(stylize, content, a, config=_config(iterations=6, stop_tol=0.0))
+    assert off.n_iter == 6
+
+
+def test_the_stated_tolerance_is_the_default_and_in_the_help():
+    from masked_gatys.cli import stylize as cli
+    from masked_gatys.stylize import MIN_SIZE, STOP_TOL, STOP_WINDOW
+
+    assert (float(cli._STOP), int(cli._WINDOW), int(cli._MIN)) == (STOP_TOL, STOP_WINDOW, MIN_SIZE)
+    assert (StylizeConfig().stop_tol, StylizeConfig().stop_window) == (STOP_TOL, STOP_WINDOW)
+    out = " ".join(_cli(["stylize", "--help"]).output.split())
+    assert f"default: ({cli._STOP})" in out and "--time-limit" in out
+
+
+# ----------------------------------------------------------------------------- coarse-to-fine
+
+
+def test_coarse_to_fine_builds_every_pass_through_prepare_s_path(monkeypatch):
+    import masked_gatys.stylize as st
+
+    built = []
+    real = st._build
+
+    def spy(inputs, hw, cfg, encoder, weights=None):
+        built.append(real(inputs, hw, cfg, encoder, weights))
+        return built[-1]
+
+    monkeypatch.setattr(st, "_build", spy)
+    content, a, _ = _images()
+    mask = _mask()
+    seen = []
+    cfg = _config(scales=2, min_size=16, scale_iterations=(3, 2))
+    result = _quiet(stylize, content, a, mask=mask, style_mask=mask, config=cfg,
+                    callback=lambda p: seen.append((p.scale, p.n_scales, p.size, p.step, p.total_steps)))
+    assert [tuple(p.x0.shape[-2:]) for p in built] == [(16, 16), (32, 32)]
+    assert [s[0] for s in seen] == [0, 0, 0, 1, 1] and seen[0][1:3] == (2, (16, 16))
+    assert [s[3] for s in seen] == [1, 2, 3, 4, 5] and seen[0][4] == 5
+    assert result.image.shape == (1, 3, SIZE, SIZE) and result.n_iter == 5
+    # the coarse pass's masks and targets are those prepare builds at that size
+    coarse = _quiet(prepare, content, a, mask=mask, style_mask=mask, config=_config(size=16))
+    for key, m in coarse.objective._masks.items():
+        if m is not None:
+            assert torch.equal(built[0].objective._masks[key], m)
+    for name, t in coarse.objective._style_targets.items():
+        assert torch.allclose(built[0].objective._style_targets[name], t)
+
+
+def test_scale_sizes_and_iteration_split():
+    from masked_gatys.stylize import scale_sizes, split_iterations
+
+    assert scale_sizes((72, 120), StylizeConfig()) == [(72, 120)]  # eye sizes: one pass by default
+    assert scale_sizes((144, 240), StylizeConfig()) == [(144, 240)]
+    assert scale_sizes((512, 512), StylizeConfig(scales=3, min_size=128)) == [(128, 128), (256, 256), (512, 512)]
+    assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 3) == [50, 20, 20]
+    assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 1) == [20]
+
+
+# ----------------------------------------------------------------------------- colour
+
+
+def _ycbcr_pil(image: torch.Tensor) -> np.ndarray:
+    """Y, Cb, Cr of an image as Pillow computes them (the independent reference), in [0, 1]."""
+    from PIL import Image
+
+    arr = (image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return np.asarray(Image.fromarray(arr).convert("YCbCr"), dtype=np.float64) / 255
+
+
+def test_luminance_mode_keeps_the_content_chroma_on_the_examples():
+    from pathlib import Path
+
+    from masked_gatys.image import load_image
+
+    ex = Path(__file__).resolve().parent.parent / "examples"
+    content, style = load_image(ex / "real_eye.png"), load_image(ex / "synthetic_eye.png")
+    kw = dict(mask=str(ex / "real_eye_mask.png"), style_mask=str(ex / "synthetic_eye_mask.png"))
+    cfg = _config(iterations=8, original_colors="luminance", style_weight=1e4)
+    lum = _quiet(stylize, content, style, config=cfg, **kw).image
+    plain = _quiet(stylize, content, style, config=_config(iterations=8, style_weight=1e4), **kw).image
+    ref = _ycbcr_pil(content)
+    got, other = _ycbcr_pil(lum), _ycbcr_pil(plain)
+    d_lum = np.abs(got - ref).mean(axis=(0, 1))
+    d_plain = np.abs(other - ref).mean(axis=(0, 1))
+    assert d_lum[1] < 1 / 255 and d_lum[2] < 1 / 255, d_lum * 255
+    assert d_lum[0] > 1 / 255  # the luminance was transferred
+    assert max(d_plain[1], d_plain[2]) > 1 / 255  # without the mode the colours move
+
+
+def _weighted_stats(x: torch.Tensor, w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    pixels = x[0].reshape(3, -1).double().numpy()
+    weights = w.reshape(-1).double().numpy()
+    return np.average(pixels, axis=1, weights=weights), np.cov(pixels, aweights=weights, bias=True)
+
+
+def test_histogram_mode_gives_the_style_the_content_colour_statistics_per_region():
+    from masked_gatys.colour import match_colours
+
+    g = torch.Generator().manual_seed(3)
+    content = 0.35 + 0.3 * torch.rand(1, 3, 24, 24, generator=g)
+    content[:, 2] *= 0.6  # a colour cast
+    style = 0.4 + 0.2 * torch.rand(1, 3, 20, 28, generator=g)
+    c_mask, s_mask = _mask(24, 24), torch.zeros(1, 1, 20, 28)
+    s_mask[..., :10, :] = 1.0
+    cr, sr = Regions.from_binary(c_mask), Regions.from_binary(s_mask)
+    out = match_colours(style, content, sr.masks, cr.masks)
+    for r in range(2):
+        want_mean, want_cov = _weighted_stats(content, cr.masks[:, r])
+        got_mean, got_cov = _weighted_stats(out, sr.masks[:, r])
+        np.testing.assert_allclose(got_mean, want_mean, atol=2e-3)
+        np.testing.assert_allclose(got_cov, want_cov, atol=2e-4)
