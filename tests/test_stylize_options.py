@@ -367,3 +367,14 @@ def test_histogram_mode_gives_the_style_the_content_colour_statistics_per_region
         got_mean, got_cov = _weighted_stats(out, sr.masks[:, r])
         np.testing.assert_allclose(got_mean, want_mean, atol=2e-3)
         np.testing.assert_allclose(got_cov, want_cov, atol=2e-4)
+
+
+def test_run_control_options_reach_the_config(files, tmp_path, captured):
+    result = _cli(["stylize", files["content"], "--style", files["a"], "-o", tmp_path / "o.png", "-q",
+                   "--time-limit", "30", "--stop-tol", "0", "--stop-window", "5", "--scales", "3",
+                   "--min-size", "64", "--scale-iterations", "50,50,100", "--original-colors", "luminance"])
+    assert result.exit_code == 0, result.output
+    cfg = captured["config"]
+    assert (cfg.time_limit, cfg.stop_tol, cfg.stop_window) == (30.0, 0.0, 5)
+    assert (cfg.scales, cfg.min_size, cfg.scale_iterations, cfg.original_colors) == (3, 64, (50, 50, 100),
+                                                                                     "luminance")
