@@ -144,8 +144,8 @@ def _short(name: str) -> str:
               help="End a pass once its objective fell by less than this fraction over the last "
                    "--stop-window iterations; 0: run the whole budget.")
 @click.option("--stop-window", type=int, default=lambda: _default("stop_window"), show_default=_WINDOW)
-@click.option("--scales", type=int, show_default="chosen by size (one pass below 1e9 px)",
-              help="Coarse-to-fine passes (1: off).")
+@click.option("--scales", type=int, show_default="one pass below 256 px (eye crops), above it one per doubling "
+              "from --min-size", help="Coarse-to-fine passes (1: off).")
 @click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
               help="Longest side of the coarsest pass.")
 @click.option("--scale-iterations", callback=lambda c, p, v: _ints(v, p.name),
