@@ -25,7 +25,7 @@ from torch import Tensor
 
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, check_image_size, layer_names,
                                   resolve_weights)
-from masked_gatys.errors import ObjectiveError
+from masked_gatys.errors import MaskError, ObjectiveError
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 
 __all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS"]
@@ -690,7 +690,13 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
             break
         if encoder is None and weights is None:
             weights = resolve_weights(cfg.weights, arch=cfg.arch, seed=cfg.seed, weights_format=cfg.weights_format)
-        problem = _build(inputs, hw, cfg, encoder, weights)
+        try:
+            problem = _build(inputs, hw, cfg, encoder, weights)
+        except MaskError as exc:
+            if k == len(sizes) - 1:
+                raise
+            raise MaskError(f"{exc} -- at coarse-to-fine pass {k + 1} of {len(sizes)} ({hw[1]}x{hw[0]} px): "
+                            "raise --min-size or use fewer --scales") from None
         encoder = problem.encoder  # built once, used by every pass
         if k == 0:
             run.start = time.perf_counter()

@@ -378,3 +378,13 @@ def test_run_control_options_reach_the_config(files, tmp_path, captured):
     assert (cfg.time_limit, cfg.stop_tol, cfg.stop_window) == (30.0, 0.0, 5)
     assert (cfg.scales, cfg.min_size, cfg.scale_iterations, cfg.original_colors) == (3, 64, (50, 50, 100),
                                                                                      "luminance")
+
+
+def test_a_region_vanishing_at_a_coarse_pass_names_the_pass():
+    from masked_gatys.errors import MaskError
+
+    content, a, _ = _images()
+    mask = torch.zeros(1, 1, SIZE, SIZE)
+    mask[..., 14:16, 14:16] = 1.0  # 2x2 px: a quarter position at relu2_x of a 16 px pass
+    with pytest.raises(MaskError, match="coarse-to-fine pass 1 of 2 .16x16 px.: raise --min-size"):
+        _quiet(stylize, content, a, mask=mask, style_mask=mask, config=_config(scales=2, min_size=16))
