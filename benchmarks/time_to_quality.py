@@ -183,35 +183,60 @@ def time_to_reach(record: dict[str, Any], level: float, clock: str = "cpu") -> f
     return None
 
 
-def summarize(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (size, preset): the reference level and each variant's time to it, as a fraction."""
+def _bases(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The baseline of each problem: a finished lbfgs run, else its partial curve so far."""
+    bases = []
+    for key, rec in sorted(data.get("runs", {}).items()):
+        if rec["variant"] == "lbfgs":
+            bases.append({"size": rec["size"], "preset": rec["preset"], "level": rec["final"],
+                          "cpu": rec["cpu_seconds"], "wall": rec["wall_seconds"], "iterations": rec["n_iter"],
+                          "complete": True})
+    done = {(b["size"], b["preset"]) for b in bases}
+    for key, part in sorted(data.get("partial", {}).items()):
+        preset, size, variant = key.split("-", 2)
+        if variant == "lbfgs" and (int(size), preset) not in done and part["curve"]:
+            curve = part["curve"]
+            bases.append({"size": int(size), "preset": preset, "level": min(r[4] for r in curve),
+                          "cpu": curve[-1][3], "wall": curve[-1][2], "iterations": len(curve), "complete": False})
+    return bases
+
+
+def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (size, preset): the reference level and each variant's time to it, as a fraction.
+
+    Where the baseline did not finish, the level is that of the iterations it ran
+    (``reference_iterations``, ``reference_complete: false``).
+    """
     rows = []
-    for key, base in sorted(runs.items()):
-        if base["variant"] != "lbfgs":
-            continue
-        level = base["final"]
-        base_cpu, base_wall = base["cpu_seconds"], base["wall_seconds"]
-        for other in sorted(runs.values(), key=lambda r: r["variant"]):
+    runs = list(data.get("runs", {}).values())
+    runs += [{"variant": k.split("-", 2)[2], "size": int(k.split("-", 2)[1]), "preset": k.split("-", 2)[0],
+              "curve": p["curve"], "final": min(r[4] for r in p["curve"]), "cpu_seconds": p["curve"][-1][3],
+              "n_iter": len(p["curve"]), "stop_reason": "unfinished"}
+             for k, p in data.get("partial", {}).items() if p["curve"] and k not in data.get("runs", {})]
+    for base in _bases(data):
+        for other in sorted(runs, key=lambda r: r["variant"]):
             if (other["size"], other["preset"]) != (base["size"], base["preset"]):
                 continue
-            cpu, wall = time_to_reach(other, level, "cpu"), time_to_reach(other, level, "wall")
+            cpu, wall = time_to_reach(other, base["level"], "cpu"), time_to_reach(other, base["level"], "wall")
             rows.append({"size": base["size"], "preset": base["preset"], "variant": other["variant"],
-                         "reference_level": level, "final": other["final"],
+                         "reference_level": base["level"], "reference_iterations": base["iterations"],
+                         "reference_complete": base["complete"], "final": other["final"],
                          "cpu_seconds_to_level": cpu, "wall_seconds_to_level": wall,
-                         "fraction_of_baseline_cpu": None if cpu is None else cpu / base_cpu,
-                         "fraction_of_baseline_wall": None if wall is None else wall / base_wall,
+                         "fraction_of_baseline_cpu": None if cpu is None else cpu / base["cpu"],
+                         "fraction_of_baseline_wall": None if wall is None else wall / base["wall"],
                          "total_cpu_seconds": other["cpu_seconds"], "n_iter": other["n_iter"],
                          "stop_reason": other["stop_reason"]})
     return rows
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'size':>5} {'preset':8} {'variant':11} {'to level (cpu s)':>16} {'fraction':>9} "
+    lines = [f"{'size':>5} {'preset':8} {'variant':11} {'ref its':>7} {'to level (cpu s)':>16} {'fraction':>9} "
              f"{'final':>10} {'iters':>6} stop"]
     for r in rows:
         cpu = "never" if r["cpu_seconds_to_level"] is None else f"{r['cpu_seconds_to_level']:.1f}"
         frac = "-" if r["fraction_of_baseline_cpu"] is None else f"{r['fraction_of_baseline_cpu']:.1%}"
-        lines.append(f"{r['size']:>5} {r['preset']:8} {r['variant']:11} {cpu:>16} {frac:>9} "
+        ref = f"{r['reference_iterations']}{'' if r['reference_complete'] else '*'}"
+        lines.append(f"{r['size']:>5} {r['preset']:8} {r['variant']:11} {ref:>7} {cpu:>16} {frac:>9} "
                      f"{r['final']:>10.4g} {r['n_iter']:>6} {r['stop_reason']}")
     return "\n".join(lines)
 
@@ -255,9 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", type=Path, help="write a sheet of the final images")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --json")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="with --report-only: add the runs (and partial curves) of these JSON files")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.weights is None:
+    if args.weights is None and not args.report_only:
         parser.error("give --weights (a file or random) or set $MASKED_GATYS_WEIGHTS")
 
     data: dict[str, Any] = {"metadata": {}, "runs": {}}
@@ -298,12 +325,17 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     data["runs"][key] = record
                     data.get("partial", {}).pop(key, None)
-                    data["summary"] = summarize(data["runs"])
+                    data["summary"] = summarize(data)
                     write_json_atomic(data, args.json)
                     print(f"{key}: final {record['final']:.5g} in {record['cpu_seconds']:.1f} cpu s "
                           f"({record['n_iter']} iterations, {record['stop_reason']})", file=sys.stderr, flush=True)
-    data["summary"] = summarize(data["runs"])
-    if not args.report_only:
+    for other in args.merge:
+        extra = json.loads(other.read_text())
+        data["runs"].update(extra.get("runs", {}))
+        data.setdefault("partial", {}).update(extra.get("partial", {}))
+        data.setdefault("merged_metadata", []).append(extra.get("metadata", {}))
+    data["summary"] = summarize(data)
+    if not args.report_only or args.merge:
         write_json_atomic(data, args.json)
     print(format_summary(data["summary"]))
     if args.sheet:

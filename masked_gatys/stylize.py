@@ -38,7 +38,7 @@ OPTIMIZERS = ("plbfgs", "lbfgs", "lbfgs-b", "adam")
 #: The relative-decrease stop: a pass ends once its objective fell by less than STOP_TOL
 #: (relative) over the last STOP_WINDOW iterations (docs/tuning.md, "Stopping").
 STOP_TOL = 1e-3
-STOP_WINDOW = 10
+STOP_WINDOW = 20
 #: Coarse-to-fine: the coarsest pass's longest side, and the longest side from which the
 #: default (``scales=None``) turns it on (benchmarks/README.md, "Time to quality").
 MIN_SIZE = 128
