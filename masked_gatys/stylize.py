@@ -37,12 +37,12 @@ OPTIMIZERS = ("plbfgs", "lbfgs", "lbfgs-b", "adam")
 
 #: The relative-decrease stop: a pass ends once its objective fell by less than STOP_TOL
 #: (relative) over the last STOP_WINDOW iterations (docs/tuning.md, "Stopping").
-STOP_TOL = 1e-3
+STOP_TOL = 1e-4
 STOP_WINDOW = 20
 #: Coarse-to-fine: the coarsest pass's longest side, and the longest side from which the
 #: default (``scales=None``) turns it on (benchmarks/README.md, "Time to quality").
 MIN_SIZE = 128
-AUTO_SCALES_FROM = 10**9
+AUTO_SCALES_FROM = 256
 
 
 @dataclass(frozen=True)
@@ -451,8 +451,9 @@ def scale_sizes(shape: tuple[int, int], cfg: StylizeConfig) -> list[tuple[int, i
     """The ``(h, w)`` of each coarse-to-fine pass, coarsest first; the last is the working size.
 
     Longest sides grow geometrically from ``cfg.min_size`` to the working
-    size's. ``scales=None`` gives one pass below ``AUTO_SCALES_FROM`` px (the
-    measured default; benchmarks/README.md), else two.
+    size's. ``scales=None`` gives one pass below ``AUTO_SCALES_FROM`` px (so eye
+    crops up to 144x240 are untouched), else one pass per doubling from
+    ``min_size`` (measured faster at 256 px; benchmarks/README.md).
 
     >>> scale_sizes((300, 400), StylizeConfig(scales=3, min_size=100))
     [(75, 100), (150, 200), (300, 400)]
@@ -463,7 +464,7 @@ def scale_sizes(shape: tuple[int, int], cfg: StylizeConfig) -> list[tuple[int, i
     side = max(hw)
     n = cfg.scales
     if n is None:
-        n = 2 if side >= AUTO_SCALES_FROM else 1
+        n = 1 + round(math.log2(side / cfg.min_size)) if side >= AUTO_SCALES_FROM else 1
     if n == 1 or side <= cfg.min_size:
         return [hw]
     sides = [round(cfg.min_size * (side / cfg.min_size) ** (k / (n - 1))) for k in range(n)]

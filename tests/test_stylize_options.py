@@ -309,6 +309,8 @@ def test_scale_sizes_and_iteration_split():
 
     assert scale_sizes((72, 120), StylizeConfig()) == [(72, 120)]  # eye sizes: one pass by default
     assert scale_sizes((144, 240), StylizeConfig()) == [(144, 240)]
+    assert scale_sizes((256, 256), StylizeConfig()) == [(128, 128), (256, 256)]
+    assert scale_sizes((300, 512), StylizeConfig()) == [(75, 128), (150, 256), (300, 512)]
     assert scale_sizes((512, 512), StylizeConfig(scales=3, min_size=128)) == [(128, 128), (256, 256), (512, 512)]
     assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 3) == [50, 20, 20]
     assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 1) == [20]

@@ -31,7 +31,7 @@ def _default(name: str) -> Any:
     return _DEFAULTS[name]
 
 
-_STOP, _WINDOW, _MIN = "1e-3", "20", "128"  # shown without importing torch; tests check them
+_STOP, _WINDOW, _MIN = "1e-4", "20", "128"  # shown without importing torch; tests check them
 
 
 def _split(value: str | None) -> list[str] | None:
