@@ -159,12 +159,20 @@ def run_one(size: int, preset: str, variant: str, target: float | None, args: ar
         image_path = Path(args.images) / f"{preset}-{size}-{variant}.png"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         save_image(result.image, image_path)
-    return {"size": size, "preset": preset, "variant": variant, "config": cfg.to_dict(),
+    return {"size": size, "preset": preset, "variant": variant, "config": _scrub(cfg.to_dict()),
             "objective_config": result.objective.to_dict(), "curve": curve, "final": result.total,
             "n_iter": result.n_iter, "n_eval": result.n_eval, "stop_reason": result.stop_reason,
             "wall_seconds": wall, "cpu_seconds": cpu, "stopped_at_target": stops_at_target,
             "load_before": load_before, "load_after": os.getloadavg(), "commit": _commit(),
             "image": image_path.name if image_path else None}
+
+
+def _scrub(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with the weights file named, not placed (no local paths in the records)."""
+    weights = config.get("weights")
+    if weights not in (None, "random", "imagenet"):
+        config = {**config, "weights": Path(weights).name}
+    return config
 
 
 def time_to_reach(record: dict[str, Any], level: float, clock: str = "cpu") -> float | None:
@@ -333,9 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                           f"({record['n_iter']} iterations, {record['stop_reason']})", file=sys.stderr, flush=True)
     for other in args.merge:
         extra = json.loads(other.read_text())
-        data["runs"].update(extra.get("runs", {}))
+        data["runs"].update({k: {**r, "config": _scrub(r["config"])} for k, r in extra.get("runs", {}).items()})
         data.setdefault("partial", {}).update(extra.get("partial", {}))
         data.setdefault("merged_metadata", []).append(extra.get("metadata", {}))
+        data["metadata"] = data.get("metadata") or extra.get("metadata", {})
     data["summary"] = summarize(data)
     if not args.report_only or args.merge:
         write_json_atomic(data, args.json)
