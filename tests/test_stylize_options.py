@@ -275,7 +275,9 @@ def test_the_stated_tolerance_is_the_default_and_in_the_help():
 
 
 def test_coarse_to_fine_builds_every_pass_through_prepare_s_path(monkeypatch):
-    import masked_gatys.stylize as st
+    import importlib
+
+    st = importlib.import_module("masked_gatys.stylize")
 
     built = []
     real = st._build
