@@ -178,11 +178,12 @@ def test_an_interrupt_finishes_the_writes_records_progress_and_resumes(tmp_path,
 
 
 def test_progress_returning_true_stops_after_the_batch_under_way(tmp_path, tiny_net):
-    # the first record comes when the first batch's writes are collected, after the second batch ran
+    # the first record comes when the first batch's writes are collected: after the first batch
+    # or, when the writer thread is slower (a loaded machine), after the second batch ran
     src = _eyes(tmp_path / "src", 4)
     report = purify(src, tmp_path / "out", config=_net(tiny_net, batch_size=1), progress=lambda p: True)
-    assert report.interrupted and report.done == 2
-    assert len(read_manifest(tmp_path / "out" / "manifest.jsonl")) == 2
+    assert report.interrupted and report.done in (1, 2)
+    assert len(read_manifest(tmp_path / "out" / "manifest.jsonl")) == report.done
 
 
 # ---------------------------------------------------------------- shards
