@@ -104,7 +104,9 @@ class _Bar:
 @click.option("--weights", default=None,
               help="Loss-network weights for the optimizer methods (file, 'imagenet' or 'random'). "
                    "[default: $MASKED_GATYS_WEIGHTS, else imagenet]")
-@click.option("--max-layer", default=None, help="Deepest VGG layer used. [default: auto]")
+@click.option("--max-layer", default=None,
+              help="Deepest VGG layer the optimizer methods use ('auto': as deep as the weights go; at "
+                   "36x60 the iris and pupil regions vanish below relu3). [default: relu3_4]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Eyes purified per batch. [default: purify's]")

@@ -90,7 +90,9 @@ class ExperimentConfig:
     style_mask: str | None = None
     iterations: int = 100
     weights: str | None = None
-    max_layer: str | None = "auto"
+    # eye crops of 36x60 leave relu4/relu5 a few positions, too few for the iris and pupil regions
+    # (DESIGN.md); relu3_4 is also where the ImageNet file the record used stops
+    max_layer: str | None = "relu3_4"
     device: str = "cpu"
     batch_size: int | None = None
     cnn: CNNConfig = field(default_factory=CNNConfig)
