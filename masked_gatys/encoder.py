@@ -50,6 +50,7 @@ __all__ = [
     "LoadedWeights",
     "load_encoder",
     "resolve_weights",
+    "auto_max_layer",
     "layer_names",
     "layer_scale",
     "layer_grid",
@@ -142,6 +143,21 @@ def _deepest_relu(layer: str, arch: str) -> str:
     """The deepest ReLU at or before ``layer``."""
     order = layer_names(arch)
     return [n for n in order[: order.index(layer) + 1] if n.startswith("relu")][-1]
+
+
+def auto_max_layer(layers: Iterable[str], deepest_available: str, arch: str = "vgg19") -> str | None:
+    """What ``max_layer="auto"`` means for ``layers`` (a preset's) and weights covering up to
+    ``deepest_available``: None when the weights cover every layer, else the deepest ReLU they cover.
+    The one rule of ``stylize``, ``train``, ``purify``, ``demo`` and ``bench``.
+
+    >>> auto_max_layer(["relu1_1", "relu5_1"], "pool3"), auto_max_layer(["relu3_1"], "pool5")
+    ('relu3_4', None)
+    """
+    order = layer_names(arch)
+    deepest = max(check_layers(layers, arch), key=order.index)
+    if order.index(deepest) <= order.index(deepest_available):
+        return None
+    return _deepest_relu(deepest_available, arch)
 
 
 def layer_scale(layer: str) -> int:
@@ -576,10 +592,16 @@ def load_encoder(
     ('relu3_1', 'torchvision')
     """
     loaded = resolve_weights(weights, arch=arch, seed=seed, weights_format=weights_format)
-    if loaded.state is None and not isinstance(weights, LoadedWeights):
-        warnings.warn(
-            f"using random VGG weights ({loaded.identity.name}): fine for tests and offline trials, "
-            "but images look right only with ImageNet weights (--weights PATH or imagenet)",
-            stacklevel=2,
-        )
+    if not isinstance(weights, LoadedWeights):
+        warn_if_random(loaded, stacklevel=3)
     return VGGEncoder(list(layers), loaded, pooling=pooling).to(device)
+
+
+def warn_if_random(weights: LoadedWeights, *, stacklevel: int = 2) -> None:
+    """The warning every command gives when its loss network has random weights."""
+    if weights.state is None:
+        warnings.warn(
+            f"using random VGG weights ({weights.identity.name}): fine for tests and offline trials, "
+            "but images look right only with ImageNet weights (--weights PATH or imagenet)",
+            stacklevel=stacklevel,
+        )

@@ -23,7 +23,7 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, check_image_size, layer_names,
+from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
                                   resolve_weights)
 from masked_gatys.errors import MaskError, ObjectiveError
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
@@ -359,13 +359,8 @@ def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights,
     if max_layer == "auto" and cfg.content_layers is not None and cfg.style_layers is not None:
         max_layer = None  # the preset's layers are all replaced
     if max_layer == "auto":
-        order = layer_names(cfg.arch)
         full = make_preset(name, regions=regions.names if regions is not None else None)
-        deepest = max(full.layers, key=order.index)
-        max_layer = weights.deepest if order.index(deepest) > order.index(weights.deepest) else None
-        if max_layer is not None:
-            relus = [n for n in order[: order.index(max_layer) + 1] if n.startswith("relu")]
-            max_layer = relus[-1]
+        max_layer = auto_max_layer(full.layers, weights.deepest, cfg.arch)
     config = make_preset(name, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
                          tv_weight=cfg.tv_weight, max_layer=max_layer,
                          regions=regions.names if regions is not None else None, normalize=cfg.normalize)

@@ -102,7 +102,9 @@ class TrainConfig:
     style_weight: float | None = None
     tv_weight: float | None = None
     weights: str | None = None
-    max_layer: str | None = None
+    max_layer: str | None = "auto"
+    """Deepest layer the preset may use: ``auto`` (the default, as for ``stylize``): as deep as
+    the weights go, so a partial weights file works as it is; None: the preset's own layers."""
     size: tuple[int, int] = (64, 96)
     iterations: int = 2000
     batch_size: int = 4
@@ -411,15 +413,31 @@ def _regions(mask: Tensor, image: Tensor | None = None, objective: Any = None) -
     return Regions.from_binary(mask)
 
 
+def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, Any]:
+    """``config.max_layer`` with ``auto`` resolved against the weights (stylize's rule), and
+    the weights loaded for it (None when nothing was loaded)."""
+    if config.max_layer != "auto":
+        return config.max_layer, None
+    from masked_gatys.encoder import auto_max_layer, resolve_weights, warn_if_random
+    from masked_gatys.objective import preset
+
+    weights = resolve_weights(config.weights, seed=config.seed)
+    warn_if_random(weights, stacklevel=4)
+    return auto_max_layer(preset(config.preset).layers, weights.deepest), weights
+
+
 def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device,
-                     encoder: Any = None) -> Any:
+                     encoder: Any = None, max_layer: str | None = None, weights: Any = None) -> Any:
     from masked_gatys.encoder import load_encoder
     from masked_gatys.objective import Objective, preset
 
+    if max_layer is None and weights is None:
+        max_layer, weights = _resolve_max_layer(config)
     cfg = preset(config.preset, content_weight=config.content_weight, style_weight=config.style_weight,
-                 tv_weight=config.tv_weight, max_layer=config.max_layer)
+                 tv_weight=config.tv_weight, max_layer=max_layer)
     if encoder is None:
-        encoder = load_encoder(weights=config.weights, layers=cfg.layers, device=device, seed=config.seed)
+        encoder = load_encoder(weights=config.weights if weights is None else weights, layers=cfg.layers,
+                               device=device, seed=config.seed)
     style_regions = _regions(style_mask)
     if "pupil" in cfg.regions:
         from masked_gatys.eyes.parts import eye_regions
@@ -432,10 +450,11 @@ def _build_objectives(config: TrainConfig, device: torch.device) -> dict[tuple[i
     """One objective per (training size, style eye), sharing one loss network."""
     objectives: dict[tuple[int, int], Any] = {}
     encoder = None
+    max_layer, weights = _resolve_max_layer(config)
     for b, size in enumerate(config.train_sizes):
         for j in range(config.styles):
             style, style_mask = _style(config, size if config.sizes else None, j)
-            objective = _build_objective(config, style, style_mask, device, encoder)
+            objective = _build_objective(config, style, style_mask, device, encoder, max_layer, weights)
             encoder = objective.encoder
             objectives[(b, j)] = objective
     return objectives
@@ -583,10 +602,36 @@ def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig)
             raise CheckpointError(f"{path}: the checkpoint's {key!r} is not a list; cannot resume")
     saved = checkpoint.get("train_config") or {}
     mine = config.to_dict()
-    differ = sorted(k for k in mine if k not in _RESUMABLE and k in saved and saved[k] != mine[k])
+    # max_layer is checked through the objective it resolves to (train: the layers must match)
+    differ = sorted(k for k in mine if k not in _RESUMABLE | {"max_layer"} and k in saved and saved[k] != mine[k])
     if differ:
         detail = ", ".join(f"{k}={saved[k]!r} (now {mine[k]!r})" for k in differ)
         raise CheckpointError(f"{path}: cannot resume with different settings: {detail}")
+
+
+def _objective_mismatch(checkpoint: Mapping[str, Any], objective: Mapping[str, Any], identity: Mapping[str, Any],
+                        config: TrainConfig) -> str:
+    """What differs between a checkpoint's objective and loss network and this run's, in a line."""
+    from masked_gatys.encoder import layer_names
+
+    saved_w = checkpoint.get("weights") or {}
+    if saved_w != identity:
+        return (f"trained with the weights {saved_w.get('name')!r} (sha256 {str(saved_w.get('sha256'))[:12]}), "
+                f"this run has {identity.get('name')!r} (sha256 {str(identity.get('sha256'))[:12]}); give --weights")
+    saved_o = checkpoint.get("objective") or {}
+    order = layer_names()
+
+    def deepest(obj: Mapping[str, Any]) -> str | None:
+        layers = [t.get("layer") for t in obj.get("terms", []) if t.get("layer") in order]
+        return max(layers, key=order.index) if layers else None
+
+    if deepest(saved_o) != deepest(objective):
+        recorded = (checkpoint.get("train_config") or {}).get("max_layer", checkpoint.get("max_layer"))
+        return (f"trained with layers up to {deepest(saved_o)} (max_layer {recorded!r}), this run's objective "
+                f"goes to {deepest(objective)} (max_layer {config.max_layer!r}); give --max-layer "
+                f"{deepest(saved_o)}")
+    keys = sorted(k for k in set(saved_o) | set(objective) if saved_o.get(k) != objective.get(k))
+    return f"trained on another objective (differs in: {', '.join(keys)})"
 
 
 def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer, images: Tensor,
@@ -657,8 +702,8 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     seconds_before = 0.0
     if checkpoint is not None:
         if checkpoint["objective"] != objective_dict or checkpoint["weights"] != identity:
-            raise CheckpointError(f"{config.resume}: trained on another objective or loss network; "
-                                  "cannot resume")
+            raise CheckpointError(f"{config.resume}: cannot resume: "
+                                  f"{_objective_mismatch(checkpoint, objective_dict, identity, config)}")
         net.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = int(checkpoint["step"])

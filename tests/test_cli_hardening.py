@@ -638,7 +638,14 @@ def test_default_weights_follow_one_rule(tmp_path, monkeypatch):
     cached.write_bytes(b"")
     assert default_weights()[0] == "imagenet" and find_demo_weights()[0] == str(cached)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert readme.count("**The default, for every command") == 1
+    assert readme.count("**The one rule for default weights and layers, for every command") == 1
+    # and for the layers: max_layer "auto" in every command the rule names as following it
+    from masked_gatys.bench import BenchConfig
+    from masked_gatys.purify import PurifyConfig
+    from masked_gatys.stylize import StylizeConfig
+    from masked_gatys.train import TrainConfig
+
+    assert {c().max_layer for c in (StylizeConfig, PurifyConfig, TrainConfig, BenchConfig)} == {"auto"}
 
 
 def test_the_working_size_is_capped_at_512_unless_the_content_size_is_asked_for():

@@ -228,6 +228,60 @@ def test_cli_train_and_resume(tmp_path: Path) -> None:
     assert load_model(out).checkpoint["step"] == 3
 
 
+def _deepest(objective: dict) -> str:
+    from masked_gatys.encoder import layer_names
+
+    return max((t["layer"] for t in objective["terms"] if t["layer"]), key=layer_names().index)
+
+
+def test_cli_train_defaults_to_max_layer_auto_with_a_partial_weights_file(tmp_path: Path) -> None:
+    """No --max-layer: the presets are cut to what the file holds (stylize's rule), and a resume
+    keeps it."""
+    from masked_gatys.cli import main
+    from masked_gatys.encoder import _random_state
+
+    partial = tmp_path / "vgg19_conv1_1-conv2_2.pth"  # conv1_1 .. conv2_2 (features 0, 2, 5, 7)
+    torch.save({k: v for k, v in _random_state("vgg19", 0).items() if k.split(".")[0] in ("0", "2", "5", "7")},
+               partial)
+    out = tmp_path / "ckpt.pt"
+    args = ["train", "--render", "3", "--val", "1", "--size", "24x32", "--iterations", "1", "--batch-size", "2",
+            "--net", "johnson", "--width", "2", "--blocks", "1", "--weights", str(partial), "--device", "cpu",
+            "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    meta = load_model(out).checkpoint
+    assert meta["train_config"]["max_layer"] == "auto" and _deepest(meta["objective"]) == "relu2_2"
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).checkpoint["step"] == 2
+
+
+def test_resume_of_a_checkpoint_with_other_layers(tmp_path: Path) -> None:
+    """``train --resume`` keeps the checkpoint's layers; a run asking for others is refused in one
+    line that names both."""
+    from masked_gatys.cli import main
+
+    out = tmp_path / "ckpt.pt"
+    train(tiny(iterations=1, output=str(out)))  # max_layer relu2_1, random (full) weights
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    meta = load_model(out).checkpoint
+    assert meta["step"] == 2 and _deepest(meta["objective"]) == "relu2_1"
+    # a checkpoint whose settings predate the recorded max_layer: its top-level record is used
+    data = torch.load(out, weights_only=False)
+    del data["train_config"]["max_layer"]
+    torch.save(data, out)
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "3"])
+    assert result.exit_code == 0, result.output
+    # other layers than the checkpoint's: refused, naming both
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "4", "--max-layer", "relu1_2"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and "up to relu2_1" in lines[0] and "relu1_2" in lines[0], result.output
+    with pytest.raises(CheckpointError, match="up to relu2_1 .* goes to relu2_2"):
+        train(tiny(iterations=4, max_layer="relu2_2", resume=str(out)))
+
+
 @pytest.mark.parametrize("args,message", [
     (["--render", "2", "--content", "."], "not both"),
     (["--size", "64by96", "-o", "x.pt"], "HEIGHTxWIDTH"),

@@ -103,7 +103,7 @@ class _Bar:
               help="Optimizer iterations per eye. [default: 100]")
 @click.option("--weights", default=None,
               help="Loss-network weights for the optimizer methods (file, 'imagenet' or 'random'). "
-                   "[default: $MASKED_GATYS_WEIGHTS, else imagenet]")
+                   "[default: $MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)]")
 @click.option("--max-layer", default=None,
               help="Deepest VGG layer the optimizer methods use ('auto': as deep as the weights go; at "
                    "36x60 the iris and pupil regions vanish below relu3). [default: relu3_4]")

@@ -71,8 +71,9 @@ def _short(name: str) -> str:
 @click.option("--weights", default=None,
               show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)",
               help="Loss-network weights: a file, 'imagenet' or 'random'.")
-@click.option("--max-layer", default=None,
-              help="Deepest VGG layer the objective may use, e.g. relu3_4 for the partial VGG-19.")
+@click.option("--max-layer", default=None, show_default="auto; with --resume the checkpoint's",
+              help="Deepest VGG layer the objective may use, e.g. relu3_4; auto: as deep as the weights go "
+                   "(a partial weights file works as it is).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed of initialisation, data order and dropout.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--val", type=click.IntRange(min=0), default=None, show_default="8", help="Held-out validation images.")
@@ -118,9 +119,12 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
 
     if resume is not None:
-        saved = _read_checkpoint(resume).get("train_config")
+        checkpoint = _read_checkpoint(resume)
+        saved = checkpoint.get("train_config")
         if not saved:
             raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
+        # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
+        saved = {"max_layer": checkpoint.get("max_layer"), **saved}
         try:
             base = TrainConfig.from_dict(saved).to_dict()
         except (ValueError, TypeError) as exc:
