@@ -20,7 +20,9 @@ recipe) by each method, and scored:
   which the optimizer, run on the net's own training objective, first
   matches the net's objective on that eye (``masked_gatys.bench.equivalent_iterations``).
 
-Methods: optimizer presets by name (``gatys``, ``masked``, ``masked-eye``,
+Methods: ``masked+parts``, ``masked+pool``, ``masked+pool+parts`` (what ``purify`` runs for
+``masked`` with part labels, ``--style-pool`` or both: the pool is the gaze experiment's, the
+first 1,000 synthetic renders of seed 0); optimizer presets by name (``gatys``, ``masked``, ``masked-eye``,
 ...: the names ``preset()`` knows, through ``stylize.prepare`` with
 ``max_layer="auto"`` and ``subject="auto"``; ``masked:general`` is ``masked``
 with ``subject="general"``, the paper's objective), the experimental variants of
@@ -165,6 +167,24 @@ def match_styles(eyes: list[Any], styles: list[Any]) -> list[int]:
     feats = np.stack([_eye_features(s.image, s.mask) for s in styles])
     scale = np.array([0.05, 0.05, 0.05])
     return [int(np.argmin((np.abs(feats - _eye_features(e.image, e.mask)) / scale).sum(axis=1))) for e in eyes]
+
+
+# ----------------------------------------------------------------------------- shipped eye paths
+
+#: name -> (style eye per eye from a pool, skin and sclera apart from the part labels)
+SHIPPED_EYE_PATHS = {"masked+parts": (False, True), "masked+pool": (True, False), "masked+pool+parts": (True, True)}
+POOL_EYES = 1000
+_POOLS: dict[tuple[int, int], Any] = {}
+
+
+def pool_for(size: tuple[int, int]):
+    """The gaze experiment's default pool: the first 1,000 synthetic training renders (seed 0)."""
+    if size not in _POOLS:
+        from masked_gatys.eyes.datasets import render_set
+        from masked_gatys.eyes.styles import StylePool
+
+        _POOLS[size] = StylePool.from_gaze_set(render_set(POOL_EYES, size=size, seed=0))
+    return _POOLS[size]
 
 
 # ----------------------------------------------------------------------------- running
@@ -335,6 +355,25 @@ def run_size(size, args, weights, methods, progress, checkpoint=None) -> tuple[d
                                                    **_stats([e if e is not None else float(args.equivalent)
                                                              for e in eq]),
                                                    "not_reached": sum(e is None for e in eq)}
+        elif method in SHIPPED_EYE_PATHS:
+            # what purify runs for masked with part labels and/or a style pool (stylize's own path)
+            from masked_gatys.eyes.parts import parts_from_labels
+
+            record["kind"] = "optimizer"
+            use_pool, use_parts = SHIPPED_EYE_PATHS[method]
+            st_images, st_masks, st_parts = style.image, style.mask, style.labels[None]
+            if use_pool:
+                pool = pool_for(size)
+                st_images, st_masks, st_parts = pool.styles_for(content, size)
+                record["pool"] = {"eyes": len(pool), "fingerprint": pool.fingerprint[:16]}
+            regions = parts_from_labels(labels) if use_parts else masks
+            style_regions = parts_from_labels(st_parts) if use_parts else st_masks
+            problem = prepare(content, st_images, mask=regions, style_mask=style_regions, encoder=encoder,
+                              config=dataclasses.replace(base, preset="masked"))
+            objective, cfg = problem.objective, problem.objective_config
+            out, curve = _run_plbfgs(objective, content, args.iterations)
+            record["objective_config"] = cfg.to_dict()
+            record["objective_final"] = curve[-1]
         elif method.endswith("+matched-style"):
             record["kind"] = "optimizer"
             base_name = method[: -len("+matched-style")]

@@ -75,6 +75,10 @@ class PurifyConfig:
     input's size (the style the shipped networks were trained on)."""
     style_mask: str | None = None
     """None: ``STYLE_mask.png`` beside the style image if there is one."""
+    style_pool: str | None = None
+    """A folder of synthetic style eyes with masks (optimizer only): each input eye takes the
+    pool eye that looks most like it as its style (:mod:`masked_gatys.eyes.styles`), in place
+    of one ``style`` for all. Lowers gaze error where one style eye raises it (docs/gaze.md)."""
     iterations: int = 100
     batch_size: int | None = None
     """Images per batch; None: 8 for the optimizer, 64 for a network."""
@@ -211,10 +215,14 @@ class _Optimizer:
         from masked_gatys.masks import Regions, load_mask
         from masked_gatys.stylize import StylizeConfig, objective_config_for
 
-        if cfg.style is None:
+        if cfg.style is None and cfg.style_pool is None:
             raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
-                                   "--style rendered for a rendered synthetic eye)")
+                                   "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
+        if cfg.style is not None and cfg.style_pool is not None:
+            raise MaskedGatysError("give --style or --style-pool, not both")
         self.needs_mask = cfg.method in ("masked", "regional")
+        # part labels (NAME_labels.png) split the masked objective's background into skin and sclera
+        self.uses_parts = cfg.method == "masked"
         self.scfg = StylizeConfig(
             preset=cfg.method, iterations=cfg.iterations, optimizer=cfg.optimizer,
             content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
@@ -224,14 +232,30 @@ class _Optimizer:
         self.rendered = cfg.style == "rendered"
         self.style: Tensor | None = None
         self.style_regions = None
-        identity: dict[str, Any] = {"style": "rendered" if self.rendered else Path(cfg.style).name}
-        if not self.rendered:
+        self.pool = None
+        self.style_parts: Tensor | None = None
+        self._warned_parts = False
+        if cfg.style_pool is not None:
+            from masked_gatys.eyes.styles import StylePool
+
+            self.pool = StylePool.from_folder(cfg.style_pool)
+            identity: dict[str, Any] = {"style_pool": Path(cfg.style_pool).name, "style_pool_sha256":
+                                        self.pool.fingerprint, "style_pool_n": len(self.pool)}
+        else:
+            identity = {"style": "rendered" if self.rendered else Path(cfg.style).name}
+        if not self.rendered and self.pool is None:
             style_path = Path(cfg.style)
             self.style = load_image(style_path)
             mask_path = Path(cfg.style_mask) if cfg.style_mask else _find_companion(style_path, "mask")
             if mask_path is not None:
                 self.style_regions = load_mask(mask_path)
                 identity["style_mask_sha256"] = _sha256(mask_path)
+            labels_path = _find_companion(style_path, "labels")
+            if labels_path is not None:
+                from masked_gatys.eyes.parts import load_parts
+
+                self.style_parts = load_parts(labels_path)
+                identity["style_labels_sha256"] = _sha256(labels_path)
             identity["style_sha256"] = _sha256(style_path)
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
@@ -257,10 +281,39 @@ class _Optimizer:
             self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()))
         return self._rendered[hw]
 
-    def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
+    def _style_parts_for(self, hw: tuple[int, int]) -> Tensor | None:
+        """The one style eye's part labels: the rendered eye's, or ``STYLE_labels.png``."""
+        if self.rendered:
+            from masked_gatys.eyes import render_eye
+
+            return render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed).labels[None]
+        if self.style_parts is not None and tuple(self.style_parts.shape[-2:]) == tuple(hw):
+            return self.style_parts
+        return None
+
+    def run(self, images: Tensor, masks: Tensor | None,
+            parts: Tensor | None = None) -> tuple[Tensor, list[float | None]]:
         from masked_gatys.stylize import stylize
 
-        style, style_regions = self._style_for(tuple(images.shape[-2:]))
+        if self.pool is not None:
+            from masked_gatys.masks import Regions
+
+            style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
+            style_regions = Regions.from_binary(pool_masks)
+        else:
+            style, style_regions = self._style_for(tuple(images.shape[-2:]))
+            style_parts = self._style_parts_for(tuple(images.shape[-2:]))
+        if parts is not None and style_parts is not None and self.cfg.method == "masked":
+            from masked_gatys.eyes.parts import parts_from_labels
+
+            # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
+            masks = parts_from_labels(parts)
+            style_regions = parts_from_labels(style_parts)
+        elif parts is not None and not self._warned_parts:
+            self._warned_parts = True
+            warnings.warn("the inputs have part labels but the style eye has none (STYLE_labels.png, or a "
+                          "pool with NAME_labels.png): skin and sclera are matched as one background",
+                          stacklevel=2)
         if masks is None:
             style_regions = None
         stop = (lambda _p: self._stop()) if self._stop is not None else None
@@ -280,6 +333,7 @@ class _Loaded:
     item: Item
     image: Tensor
     mask: Tensor | None
+    parts: Tensor | None = None
 
 
 def _now() -> str:
@@ -292,7 +346,7 @@ def _failed(item: Item, exc: BaseException) -> dict[str, Any]:
             "pupil_shift": None, "seconds": None, "finished": _now()}
 
 
-def _load(item: Item, needs_mask: bool) -> _Loaded:
+def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
     from masked_gatys.image import load_image
     from masked_gatys.masks import load_mask
 
@@ -305,7 +359,15 @@ def _load(item: Item, needs_mask: bool) -> _Loaded:
                             f"{tuple(image.shape[-2:])}")
     elif needs_mask:
         raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
-    return _Loaded(item, image, mask)
+    parts = None
+    if use_parts and mask is not None and item.labels is not None:
+        from masked_gatys.eyes.parts import load_parts
+
+        parts = load_parts(item.labels)
+        if tuple(parts.shape[-2:]) != tuple(image.shape[-2:]):
+            raise MaskError(f"{item.labels}: labels are {tuple(parts.shape[-2:])} but the image is "
+                            f"{tuple(image.shape[-2:])}")
+    return _Loaded(item, image, mask, parts)
 
 
 def _is_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
@@ -461,11 +523,12 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
     """Purify one batch (same size, all with masks or none); isolate a bad image by retrying one by one."""
     images = torch.cat([b.image for b in batch])
     masks = torch.cat([b.mask for b in batch]) if batch[0].mask is not None else None
+    parts = torch.cat([b.parts for b in batch]) if batch[0].parts is not None else None
     start = time.perf_counter()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            outputs, objectives = method.run(images, masks)
+            outputs, objectives = method.run(images, masks) if parts is None else method.run(images, masks, parts)
     except MaskedGatysError as exc:
         if len(batch) > 1:
             for one in batch:
@@ -480,16 +543,17 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
         run.write(loaded, outputs[k:k + 1], objectives[k], seconds)
 
 
-def _batches(run: _Run, items: Sequence[Item], size: int, needs_mask: bool):
-    """Loaded items grouped by (size, has mask), ``size`` at a time; bad inputs recorded as failed."""
+def _batches(run: _Run, items: Sequence[Item], size: int, needs_mask: bool, use_parts: bool = False):
+    """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time; bad inputs
+    recorded as failed."""
     buckets: dict[tuple, list[_Loaded]] = {}
     for item in items:
         try:
-            loaded = _load(item, needs_mask)
+            loaded = _load(item, needs_mask, use_parts)
         except MaskedGatysError as exc:
             run.fail(item, exc)
             continue
-        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None)
+        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None, loaded.parts is not None)
         bucket = buckets.setdefault(key, [])
         bucket.append(loaded)
         if len(bucket) == size:
@@ -517,8 +581,10 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
-    items = list_inputs(source, exclude=[out_dir])
-    protected = [p for p in (cfg.style, cfg.style_mask) if p and p != "rendered"]
+    if cfg.style_pool is not None and cfg.is_network:
+        raise MaskedGatysError("--style-pool chooses the optimizer's style eyes; a network has its own style")
+    items = list_inputs(source, exclude=[out_dir] + ([Path(cfg.style_pool)] if cfg.style_pool else []))
+    protected = [p for p in (cfg.style, cfg.style_mask, cfg.style_pool) if p and p != "rendered"]
     if source_path is not None and source_path.is_file():
         protected.append(source_path)
     if cfg.is_network and cfg.method not in NETWORKS:
@@ -542,7 +608,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
             settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
             _check_settings(out_dir, settings)
             run.metadata["identity"] = method.identity
-            for batch in _batches(run, todo, cfg.batch, method.needs_mask):
+            for batch in _batches(run, todo, cfg.batch, method.needs_mask, getattr(method, "uses_parts", False)):
                 _run_batch(run, method, batch)
                 run.next_batch()
                 if run.stop_requested:
@@ -562,7 +628,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
 
 def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
-    for key in ("style", "style_mask", "weights"):  # compared by content (sha256) in identity
+    for key in ("style", "style_mask", "style_pool", "weights"):  # compared by content (sha256) in identity
         d.pop(key, None)
     if cfg.is_network and cfg.method not in NETWORKS:
         d["method"] = Path(cfg.method).name

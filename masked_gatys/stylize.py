@@ -122,8 +122,8 @@ class StylizeConfig:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.size is not None and self.size != 0 and self.size < 16:
             raise ValueError(f"size must be at least 16 pixels (0: the content's own size), got {self.size}")
-        if self.mask_mode not in ("binary", "labels"):
-            raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary or labels")
+        if self.mask_mode not in ("binary", "labels", "parts"):
+            raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary, labels or parts")
         for name in ("style_weights", "content_layers", "style_layers", "content_layer_weights",
                      "style_layer_weights", "scale_iterations"):
             value = getattr(self, name)
@@ -296,8 +296,9 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     styles = [_as_image(s, "style") for s in _as_list(style)]
     if not styles:
         raise ValueError("give a style image")
-    if any(s.shape[0] != 1 for s in styles):
-        raise ValueError("give one style image at a time (a list for several)")
+    if any(s.shape[0] not in (1, content_img.shape[0]) for s in styles):
+        raise ValueError("give one style image at a time (a list for several), or a batch of one style "
+                         f"per content image ({content_img.shape[0]})")
     if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
         raise ValueError(f"{len(cfg.style_weights)} style weights for {len(styles)} style images")
     style_masks = _as_list(style_mask)
@@ -344,7 +345,7 @@ def objective_config_for(cfg: StylizeConfig, regions, weights: LoadedWeights,
     if name is None:
         if regions is None:
             name = "gatys"
-        elif set(regions.names) == {"attention", "background"}:
+        elif {"attention", "background"} <= set(regions.names):  # a binary mask, or an eye's parts
             name = "masked"
         else:
             name = "regional"
@@ -660,7 +661,10 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
     """Stylize ``content`` after ``style``, optionally per mask region.
 
     ``style`` is one image or a list of them (blended by
-    ``config.style_weights``, with ``style_mask`` one mask per style).
+    ``config.style_weights``, with ``style_mask`` one mask per style), or
+    a batch ``(B, 3, H, W)`` of one style per content image (style ``i``
+    for content ``i``: e.g. :class:`~masked_gatys.eyes.styles.StylePool`'s
+    nearest eyes).
     ``callback(Progress)`` runs after every iteration; returning True stops
     early. Ctrl-C (KeyboardInterrupt) stops the run and returns the best
     image so far with ``interrupted=True``; so does ``config.time_limit``

@@ -100,3 +100,21 @@ def test_default_layers_keep_every_eye_at_36x60(tmp_path):
                        iterations=1, weights="random")
     report = evaluate(cfg)
     assert report.columns[-1]["name"] == "real+masked" and report.columns[-1]["failed"] == 0
+
+
+def test_optimizer_columns_take_their_style_eyes_from_the_training_pool(tmp_path):
+    cfg = quick_config(str(tmp_path), estimators=("knn",), purify=("masked", "purifier"), train_n=30, test_n=3,
+                       iterations=1, weights="random", max_layer="relu2_2", style_pool_n=10)
+    evaluate(cfg)
+    pool = next((tmp_path / "style-pool").iterdir())
+    assert len(list(pool.glob("*_labels.png"))) == 10 and len(list(pool.glob("*_mask.png"))) == 10
+    settings = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "purified").rglob("purify.json")}
+    masked = next(v for k, v in settings.items() if "-masked-" in k)
+    assert masked["settings"]["identity"]["style_pool_n"] == 10  # chosen per eye from the pool
+    assert masked["settings"]["identity"]["style_pool_sha256"]  # and recorded by content
+    net = next(v for k, v in settings.items() if "-purifier-" in k)
+    assert "style_pool" not in net["settings"]["identity"]
+    one = quick_config(str(tmp_path / "one"), estimators=("knn",), purify=("masked",), train_n=30, test_n=3,
+                       iterations=1, weights="random", max_layer="relu2_2", style_pool=None)
+    evaluate(one)
+    assert not (tmp_path / "one" / "style-pool").exists() and (tmp_path / "one" / "style" / "style.png").is_file()

@@ -328,8 +328,9 @@ def test_set_content_is_required_and_inputs_checked(tiny_encoder, small_config, 
     obj.set_content(img(1, seed=13))
     with pytest.raises(ObjectiveError):
         obj(img(1, size=16, seed=14))  # another size than the content
-    with pytest.raises(ObjectiveError):
-        Objective(tiny_encoder, small_config, style=img(2, seed=12))  # one style image
+    paired = Objective(tiny_encoder, small_config, style=img(2, seed=12))  # one style per content image
+    with pytest.raises(ObjectiveError, match="2 paired style images for 3 content images"):
+        paired.set_content(img(3, seed=13))
     with pytest.raises(ObjectiveError):
         obj.set_content(torch.rand(1, 1, 32, 32))
     with pytest.raises(ObjectiveError, match="relu3_2"):

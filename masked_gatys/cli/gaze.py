@@ -99,6 +99,12 @@ class _Bar:
               help="Style eye for the optimizer methods. [default: the rendered synthetic eye seed 0 at (0, 0)]")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Mask of the style eye (white = iris + pupil).")
+@click.option("--style-pool", default=None, metavar="train|none|FOLDER",
+              help="Style eyes for the optimizer methods, chosen per test eye (the nearest-looking): "
+                   "'train' = the first --style-pool-n training eyes, a FOLDER of eyes with masks, or "
+                   "'none' for one style eye for all. --style turns it off. [default: train]")
+@click.option("--style-pool-n", type=click.IntRange(min=1), default=None,
+              help="Training eyes in the 'train' style pool. [default: 1000]")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Optimizer iterations per eye. [default: 100]")
 @click.option("--weights", default=None,
@@ -125,7 +131,8 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
                  test: tuple[str, ...], test_n: int | None, size: tuple[int, int] | None, seed: int | None,
                  test_seed: int | None, purify: tuple[str, ...] | None, purify_synthetic: bool,
                  purify_n: int | None,
-                 style: str | None, style_mask: str | None, iterations: int | None, weights: str | None,
+                 style: str | None, style_mask: str | None, style_pool: str | None, style_pool_n: int | None,
+                 iterations: int | None, weights: str | None,
                  max_layer: str | None, device: str, batch_size: int | None, epochs: int | None,
                  json_path: Path | None, plot_path: Path | None, quick: bool, quiet: bool) -> None:
     """Train gaze estimators on synthetic eyes; test them on real eyes, raw and purified.
@@ -140,9 +147,12 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
     changes: dict[str, Any] = {k: v for k, v in {
         "estimators": estimators, "train": train, "train_n": train_n, "test": tuple(test) or None,
         "test_n": test_n, "size": size, "seed": seed, "test_seed": test_seed, "purify": purify,
-        "purify_n": purify_n, "style": style, "style_mask": style_mask, "iterations": iterations, "weights": weights,
+        "purify_n": purify_n, "style": style, "style_mask": style_mask, "style_pool_n": style_pool_n,
+        "iterations": iterations, "weights": weights,
         "max_layer": max_layer, "batch_size": batch_size}.items() if v is not None}
     changes["purify_synthetic"] = purify_synthetic
+    if style_pool is not None:
+        changes["style_pool"] = None if style_pool.lower() == "none" else style_pool
     changes["device"] = resolve_device(device)
     if style_mask and not style:
         raise click.ClickException("--style-mask needs --style")

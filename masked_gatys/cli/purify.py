@@ -103,6 +103,9 @@ class _Bar:
               help="Objective preset for the optimizer (gatys, masked, regional, ...).")
 @click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
+@click.option("--style-pool", type=click.Path(file_okay=False), metavar="FOLDER",
+              help="Synthetic style eyes with NAME_mask.png (or a manifest.jsonl): each eye takes the "
+                   "nearest-looking one as its style, instead of one --style for all.")
 @click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="100")
 @click.option("--batch-size", type=int, show_default="8 (optimizer), 64 (network)", help="Images per batch.")
 @click.option("--weights", show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)", help="Loss network: imagenet, random or a file.")
@@ -124,7 +127,7 @@ class _Bar:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
 def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str, style: str | None,
-                   style_mask: str | None, iterations: int, batch_size: int | None, weights: str | None,
+                   style_mask: str | None, style_pool: str | None, iterations: int, batch_size: int | None, weights: str | None,
                    max_layer: str | None, content_weight: float | None, style_weight: float | None,
                    tv_weight: float | None, history_size: int, seed: int, device: str,
                    shard: tuple[int, int] | None, merge: bool, fail_fast: bool, pupil_shift: bool,
@@ -134,6 +137,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     \b
     masked-gatys purify eyes/ -o purified/ --model purifier
     masked-gatys purify eyes/ -o purified/ --style unity.png --iterations 100
+    masked-gatys purify eyes/ -o purified/ --style-pool synthetic-eyes/
     masked-gatys purify list.csv -o purified/ --model purifier --shard 0/4
     masked-gatys purify --merge -o purified/
     torchrun --nproc-per-node 2 -m masked_gatys purify eyes/ -o purified/ --model purifier
@@ -168,7 +172,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
 
     config = PurifyConfig(
         method=model if model is not None else preset, style=style, style_mask=style_mask,
-        iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
+        style_pool=style_pool, iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)
     group = distributed.init(env, device) if env is not None else None

@@ -87,8 +87,10 @@ def _short(name: str) -> str:
               "(or a label PNG with --mask-mode labels). With --model and a folder of images: a folder of masks.")
 @click.option("--style-mask", type=click.Path(path_type=Path), multiple=True,
               help="Style mask (one per --style). Without it the whole style image is the target of every region.")
-@click.option("--mask-mode", type=click.Choice(["binary", "labels"]), default=lambda: _default("mask_mode"),
-              show_default="binary")
+@click.option("--mask-mode", type=click.Choice(["binary", "labels", "parts"]), default=lambda: _default("mask_mode"),
+              show_default="binary", help="binary: white = attention; labels: a region per colour (regional "
+              "preset); parts: eye part labels as render-eyes writes NAME_labels.png (masked matches skin and "
+              "sclera apart: keeps the pupil and the lids).")
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               show_default="CONTENT_stylized.png", help="Output PNG (a folder with --model and a folder of images).")

@@ -40,7 +40,10 @@ _EXPORTS = {
     "ExperimentConfig": "experiment",
     "looks_like_eye": "pupil",
     "eye_regions": "parts",
+    "parts_from_labels": "parts",
+    "load_parts": "parts",
     "pupil_disc": "parts",
+    "StylePool": "styles",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -61,6 +61,8 @@ class GazeSet:
     pitch)`` degrees. ``masks``: ``(N, 1, H, W)`` float32 attention (iris + pupil) or None.
     ``pupil``: ``(N, 2)`` float64 ``(x, y)`` pixels (NaN where unknown) or None. ``ids``: one
     name per eye. ``source``: where the set came from (JSON-ready), kept in results.
+    ``parts``: ``(N, H, W)`` uint8 label maps (0 skin, 1 sclera, 2 iris, 3 pupil) or None;
+    the masked objective then matches the skin and the sclera apart.
 
     >>> s = render_set(6, size=(36, 60), seed=0)
     >>> a, b = s.split(0.5, seed=0)
@@ -74,6 +76,7 @@ class GazeSet:
     pupil: np.ndarray | None = None
     ids: tuple[str, ...] = ()
     source: dict[str, Any] = field(default_factory=dict)
+    parts: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, Tensor) or self.images.dim() != 4 or self.images.shape[1] != 3:
@@ -97,6 +100,8 @@ class GazeSet:
         if len(ids) != n:
             raise GazeError(f"{len(ids)} ids for {n} images")
         object.__setattr__(self, "ids", ids)
+        if self.parts is not None and tuple(self.parts.shape) != (n, *self.images.shape[-2:]):
+            raise GazeError(f"part labels {tuple(self.parts.shape)} do not match images {tuple(self.images.shape)}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -114,7 +119,8 @@ class GazeSet:
         return GazeSet(self.images[t], self.gaze[idx],
                        None if self.masks is None else self.masks[t],
                        None if self.pupil is None else self.pupil[idx],
-                       tuple(self.ids[i] for i in idx), source)
+                       tuple(self.ids[i] for i in idx), source,
+                       None if self.parts is None else self.parts[t])
 
     def split(self, fraction: float, *, seed: int = 0) -> tuple[GazeSet, GazeSet]:
         """A seeded random split: (the rest, ``fraction`` of the eyes), e.g. train and validation."""
@@ -127,7 +133,8 @@ class GazeSet:
 
     def with_images(self, images: Tensor, **source: Any) -> GazeSet:
         """The same eyes and labels with other images (e.g. purified), ``source`` added."""
-        return GazeSet(images, self.gaze, self.masks, self.pupil, self.ids, dict(self.source, **source))
+        return GazeSet(images, self.gaze, self.masks, self.pupil, self.ids, dict(self.source, **source),
+                       self.parts)
 
     def write(self, folder: str | os.PathLike) -> Path:
         """Write the set as PNGs plus ``manifest.jsonl`` (the labelled-folder format).
@@ -147,6 +154,8 @@ class GazeSet:
                                    "yaw": float(self.gaze[i, 0]), "pitch": float(self.gaze[i, 1])}
             if self.masks is not None:
                 row["mask"] = f"{ident}_mask.png"
+            if self.parts is not None:
+                row["labels"] = f"{ident}_labels.png"
             if self.pupil is not None and np.isfinite(self.pupil[i]).all():
                 row["pupil_x"], row["pupil_y"] = float(self.pupil[i, 0]), float(self.pupil[i, 1])
             rows.append(row)
@@ -161,6 +170,10 @@ class GazeSet:
             save_image(self.images[i:i + 1], folder / row["image"])
             if self.masks is not None:
                 save_image(self.masks[i:i + 1].expand(1, 3, -1, -1), folder / row["mask"])
+            if self.parts is not None:
+                from masked_gatys.eyes.render import labels_to_rgb
+
+                save_image(labels_to_rgb(self.parts[i])[None], folder / row["labels"])
         atomic_write(stamp, lambda f: f.write(source_text.encode("utf-8")))
         atomic_write(manifest, lambda f: f.write(text.encode("utf-8")))
         return manifest
@@ -200,12 +213,13 @@ def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36
     """
     if n < 1:
         raise GazeError(f"a rendered set needs at least 1 eye, got {n}")
-    images, masks, gaze, pupil = [], [], [], []
+    images, masks, gaze, pupil, parts = [], [], [], [], []
     for i in range(n):
         eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
         eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed)
         images.append(eye.image)
         masks.append(eye.mask)
+        parts.append(eye.labels.to(torch.uint8))
         gaze.append((yaw, pitch))
         pupil.append(eye.truth["pupil_center"])
         if progress is not None:
@@ -213,7 +227,7 @@ def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36
     source = {"kind": "rendered", "domain": domain, "n": n, "size": list(size), "seed": seed,
               "yaw_range": yaw_range, "pitch_range": pitch_range}
     return GazeSet(torch.cat(images), np.array(gaze), torch.cat(masks), np.array(pupil, dtype=np.float64),
-                   tuple(f"{i:05d}" for i in range(n)), source)
+                   tuple(f"{i:05d}" for i in range(n)), source, torch.stack(parts))
 
 
 # --------------------------------------------------------------------------- labelled folders
@@ -308,8 +322,9 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
     if not rows:
         raise GazeError(f"{path}: no labelled images")
     root = path.parent
-    images, masks, gaze, pupil, ids = [], [], [], [], []
+    images, masks, gaze, pupil, ids, parts = [], [], [], [], [], []
     has_masks = all(r.get("mask") not in (None, "") for r in rows)
+    has_parts = all(r.get("labels") not in (None, "") for r in rows)
     for n, row in enumerate(rows, 1):
         where = f"{path}:{n}"
         if row.get("image") in (None, ""):
@@ -328,6 +343,8 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
         if has_masks:
             mask = _load_sized(root / str(row["mask"]), image.shape[-2:], "mask", where).mean(1, keepdim=True)
             masks.append(mask)
+        if has_parts:
+            parts.append(_load_parts_sized(root / str(row["labels"]), image.shape[-2:], where))
         gaze.append((_number(row, "yaw", where), _number(row, "pitch", where)))
         px, py = _number(row, "pupil_x", where, required=False), _number(row, "pupil_y", where, required=False)
         pupil.append(((px + 0.5) * scale[0] - 0.5, (py + 0.5) * scale[1] - 0.5))
@@ -335,7 +352,21 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
     pupil_arr = np.array(pupil, dtype=np.float64)
     return GazeSet(torch.cat(images), np.array(gaze), torch.cat(masks) if has_masks else None,
                    None if np.isnan(pupil_arr).all() else pupil_arr, tuple(ids),
-                   {"kind": "labelled", "labels": path.name, "n": len(rows)})
+                   {"kind": "labelled", "labels": path.name, "n": len(rows)},
+                   torch.cat(parts) if has_parts else None)
+
+
+def _load_parts_sized(path: Path, size: Any, where: str) -> Tensor:
+    from masked_gatys.errors import MaskError
+    from masked_gatys.eyes.parts import load_parts
+
+    try:
+        parts = load_parts(path)
+    except MaskError as exc:
+        raise GazeError(f"{where}: {exc}") from None
+    if tuple(parts.shape[-2:]) != tuple(size):
+        parts = F.interpolate(parts[None].float(), size=tuple(size), mode="nearest-exact")[0].long()
+    return parts.to(torch.uint8)
 
 
 # --------------------------------------------------------------------------- UnityEyes

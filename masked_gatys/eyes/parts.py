@@ -26,9 +26,11 @@ from torch import Tensor
 
 from masked_gatys.errors import ImageError
 
-__all__ = ["EYE_REGIONS", "pupil_disc", "eye_regions"]
+__all__ = ["EYE_REGIONS", "EYE_PARTS", "pupil_disc", "eye_regions", "parts_from_labels", "load_parts"]
 
 EYE_REGIONS = ("background", "attention", "iris", "pupil")
+#: the regions of an eye whose parts are all known (a label mask): the background splits too
+EYE_PARTS = EYE_REGIONS + ("skin", "sclera")
 
 
 def _one_disc(image: Tensor, attention: Tensor) -> Tensor:
@@ -79,3 +81,40 @@ def eye_regions(image: Tensor, attention: Tensor, pupil: Tensor | None = None):
     pup = pupil_disc(image, att) if pupil is None else (pupil.to(image.dtype) * att)
     pup = torch.minimum(pup, att)
     return Regions(torch.cat([1.0 - att, att, att - pup, pup], dim=1), EYE_REGIONS)
+
+
+def parts_from_labels(labels: Tensor):
+    """:class:`~masked_gatys.masks.Regions` :data:`EYE_PARTS` from label maps ``(B, H, W)``
+    (0 skin, 1 sclera, 2 iris, 3 pupil: the renderer's ``EyeRender.labels``).
+
+    With the sclera and the skin apart, neither takes the other's statistics: one background
+    region lets the optimizer paint sclera into the skin and move the lids (docs/gaze.md).
+
+    >>> import torch
+    >>> r = parts_from_labels(torch.tensor([[[0, 1, 2, 3]]]))
+    >>> r.names
+    ('background', 'attention', 'iris', 'pupil', 'skin', 'sclera')
+    >>> r.masks[0, :, 0].tolist()
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
+    """
+    from masked_gatys.masks import Regions
+
+    if labels.dim() == 2:
+        labels = labels[None]
+    if labels.dim() != 3:
+        raise ImageError(f"label maps must be (B, H, W), got {tuple(labels.shape)}")
+    one = torch.stack([(labels == k).float() for k in range(4)], dim=1)  # skin, sclera, iris, pupil
+    skin, sclera, iris, pupil = one.unbind(1)
+    masks = torch.stack([skin + sclera, iris + pupil, iris, pupil, skin, sclera], dim=1)
+    return Regions(masks, EYE_PARTS)
+
+
+def load_parts(path) -> Tensor:
+    """A label mask file in the renderer's colours (``render-eyes`` writes ``NAME_labels.png``)
+    as a label map ``(1, H, W)``; a colour outside those four is an error naming the file."""
+    from masked_gatys.eyes.render import LABEL_COLORS
+    from masked_gatys.masks import load_mask
+
+    palette = ["#%02x%02x%02x" % LABEL_COLORS[k] for k in sorted(LABEL_COLORS)]
+    regions = load_mask(path, mode="labels", palette=palette)
+    return regions.masks.argmax(dim=1)
