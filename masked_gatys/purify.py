@@ -267,7 +267,7 @@ class _Optimizer:
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()
         self.identity = identity
-        self._rendered: dict[tuple[int, int], tuple[Tensor, Any]] = {}
+        self._rendered: dict[tuple[int, int], tuple[Tensor, Any, Tensor]] = {}
         self._stop = stop
 
     def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Any]:
@@ -278,15 +278,14 @@ class _Optimizer:
             from masked_gatys.masks import Regions
 
             eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed)
-            self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()))
-        return self._rendered[hw]
+            self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
+        return self._rendered[hw][:2]
 
     def _style_parts_for(self, hw: tuple[int, int]) -> Tensor | None:
         """The one style eye's part labels: the rendered eye's, or ``STYLE_labels.png``."""
         if self.rendered:
-            from masked_gatys.eyes import render_eye
-
-            return render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed).labels[None]
+            self._style_for(hw)  # rendered once per size, with its labels
+            return self._rendered[hw][2]
         if self.style_parts is not None and tuple(self.style_parts.shape[-2:]) == tuple(hw):
             return self.style_parts
         return None

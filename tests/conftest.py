@@ -35,6 +35,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("needs CUDA")
 
 
+@pytest.fixture
+def quiet_random_weights():
+    """No 'using random VGG weights' warning: the training tests use them on purpose."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random VGG weights.*")
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for the module: tiny problems gain nothing from threads, and on a

@@ -14,14 +14,7 @@ from masked_gatys import nets
 from masked_gatys.errors import CheckpointError
 from masked_gatys.train import LoadedModel, TrainConfig, apply_model, load_model, train
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_random_weights():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*random VGG weights.*")
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_random_weights")
 
 
 def tiny(**overrides) -> TrainConfig:

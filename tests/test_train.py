@@ -5,7 +5,6 @@ Tiny networks, tiny images and random VGG weights only: no network access.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,7 @@ from masked_gatys.train import (
 SIZE = (24, 32)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_random_weights():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*random VGG weights.*")
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_random_weights")
 
 
 def tiny(**overrides) -> TrainConfig:

@@ -86,26 +86,18 @@ class StylePool:
         ``NAME_mask.png`` (and ``NAME_labels.png``: part labels in the renderer's
         colours) beside them. All are brought to the first eye's size."""
         from masked_gatys.image import load_image, resize_to
-        from masked_gatys.manifests import _find_companion
+        from masked_gatys.manifests import list_inputs
         from masked_gatys.masks import load_mask
 
         folder = Path(path)
         if not folder.is_dir():
             raise MaskedGatysError(f"{folder}: no such style pool folder")
-        pairs: list[tuple[Path, Path | None, Path | None]] = []
         manifest = folder / "manifest.jsonl"
-        if manifest.is_file():
-            import json
-
-            for line in manifest.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    pairs.append((folder / row["image"], folder / row["mask"] if row.get("mask") else None,
-                                  folder / row["labels"] if row.get("labels") else None))
-        else:
-            for p in sorted(folder.iterdir()):
-                if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.stem.endswith("_mask"):
-                    pairs.append((p, _find_companion(p, "mask"), _find_companion(p, "labels")))
+        try:
+            items = list_inputs(manifest if manifest.is_file() else folder)  # purify's own reading
+        except MaskedGatysError:
+            items = []
+        pairs = [(item.image, item.mask, item.labels) for item in items]
         if not pairs:
             raise MaskedGatysError(f"{folder}: no style eyes (images with NAME_mask.png, or a manifest.jsonl)")
         images, masks, names, parts = [], [], [], []
