@@ -32,6 +32,7 @@ for raw terms on the [0, 255] scale; ``normalize=False`` gives the raw terms.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
@@ -46,6 +47,7 @@ from masked_gatys.errors import MaskError, ObjectiveError
 __all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "with_layers", "PRESETS"]
 
 _KINDS = ("content", "style")
+_STYLE_CHUNK = 16  # style images per encoder forward when the targets are computed
 
 
 @dataclass(frozen=True)
@@ -469,6 +471,16 @@ class Objective(nn.Module):
         style = style.to(self._device())
         if style.dim() != 4 or style.shape[1] != 3:
             raise ObjectiveError(f"the style image must be (1, 3, H, W) or (B, 3, H, W), got {tuple(style.shape)}")
+        if style.shape[0] > _STYLE_CHUNK:  # a large style batch (a pool): its features a chunk at a time
+            from masked_gatys.masks import Regions
+
+            chunks = []
+            for i in range(0, style.shape[0], _STYLE_CHUNK):
+                part = style_regions
+                if style_regions is not None and style_regions.masks.shape[0] > 1:
+                    part = Regions(style_regions.masks[i:i + _STYLE_CHUNK], style_regions.names)
+                chunks.append(self._style_grams(style[i:i + _STYLE_CHUNK], part))
+            return {name: torch.cat([c[name] for c in chunks]) for name in chunks[0]}
         if style_regions is not None:
             style_regions = style_regions.to(style.device)
         grams = {}
@@ -487,6 +499,40 @@ class Objective(nn.Module):
 
     def _device(self) -> torch.device:
         return next(iter(self.encoder.buffers())).device
+
+    def select_styles(self, index) -> "Objective":
+        """This objective with the paired style targets ``index`` of its style batch, for a
+        content batch of ``len(index)``: content eye ``i`` is judged against style ``index[i]``.
+
+        No forward pass (the targets were computed once); the encoder and the config are
+        shared. Training judges each eye against its own pool eye this way.
+
+        >>> import torch, warnings
+        >>> from masked_gatys.encoder import load_encoder
+        >>> cfg = preset("gatys", max_layer="relu2_1")
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     enc = load_encoder(weights="random", layers=cfg.layers)
+        >>> bank = Objective(enc, cfg, style=torch.rand(5, 3, 16, 16))
+        >>> two = bank.select_styles([4, 0])
+        >>> two.set_content(torch.rand(2, 3, 16, 16))
+        >>> tuple(two(torch.rand(2, 3, 16, 16)).total.shape)
+        (2,)
+        """
+        paired = max(t.shape[0] for t in self._style_targets.values())
+        index = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        if paired == 1:
+            raise ObjectiveError("select_styles needs a batch of paired style images")
+        if index.numel() == 0 or int(index.min()) < 0 or int(index.max()) >= paired:
+            raise ObjectiveError(f"style indices must lie in 0..{paired - 1}, got {index.tolist()}")
+        index = index.to(self._device())
+        clone = copy.copy(self)  # a new __dict__; the encoder module is shared
+        clone._style_targets = {k: v[index] for k, v in self._style_targets.items()}
+        clone._style_scale = {k: v[index] for k, v in self._style_scale.items()}
+        clone._content_ready = False
+        clone._content_targets, clone._content_scale, clone._masks = {}, {}, {}
+        clone._geometry = None
+        return clone
 
     def _apply(self, fn, recurse=True):  # keep the target dicts on the module's device
         super()._apply(fn, recurse)

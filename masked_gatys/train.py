@@ -55,6 +55,8 @@ RENDER_PITCH = 20.0
 # none of them changes what the next step computes.
 _RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sample_dir",
               "val_every", "checkpoint_every"}
+# What a checkpoint that predates a setting trained with (it records no value for it).
+_LEGACY_SETTINGS = {"parts": False, "style_pool": 0}
 
 
 def _check_setting(name: str, value: Any, annotation: str) -> None:
@@ -125,6 +127,16 @@ class TrainConfig:
     """Rendered style eyes (the synthetic eye of seed ``seed``; the first at gaze (0, 0), the
     others at gazes drawn within +-20 / +-10 degrees and pupil/iris ratios in 0.3-0.55, so
     the look stays and the geometry varies); each step draws one."""
+    style_pool: int = 0
+    """Render this many synthetic style eyes at each training size (``render_set``'s synthetic
+    eyes of their own seed) and judge each content eye against the one that looks most like
+    it (:class:`masked_gatys.eyes.styles.StylePool`, as ``purify --style-pool``); 0: the
+    ``styles`` rendered eyes, one drawn per step. One style eye for every content eye pulls
+    every output towards its gaze and opening (docs/gaze.md)."""
+    parts: bool = True
+    """With the ``masked`` preset, match skin, sclera, iris and pupil apart (``masked-eye``
+    with the part labels) where both the content and the style eyes are labelled: rendered
+    eyes, or ``NAME_labels.png`` beside the images; else the binary mask."""
     init: str | None = None
     """Start from this checkpoint's network weights (a path, or ``johnson`` / ``purifier``
     for a shipped one) with a fresh optimizer."""
@@ -136,6 +148,10 @@ class TrainConfig:
             raise ValueError(f"sizes must be (height, width) pairs with positive sides, got {self.sizes}")
         if self.styles < 1:
             raise ValueError(f"styles must be >= 1, got {self.styles}")
+        if self.style_pool < 0:
+            raise ValueError(f"style_pool must be >= 0, got {self.style_pool}")
+        if self.style_pool and (self.style != "rendered" or self.styles != 1):
+            raise ValueError("a style pool (style_pool) is rendered: it takes neither a style image nor styles > 1")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be (height, width) with positive sides, got {self.size}")
         if self.net not in nets.NETS:
@@ -229,6 +245,10 @@ class _Data:
     val_images: Tensor
     val_masks: Tensor
     val_names: list[str]
+    train_parts: Tensor | None = None  # (N, H, W) uint8 part labels, where known
+    val_parts: Tensor | None = None
+    train_styles: Tensor | None = None  # (N,) index of each eye's style-pool eye
+    val_styles: Tensor | None = None
 
 
 def _resize(x: Tensor, size: tuple[int, int], *, mask: bool = False) -> Tensor:
@@ -288,41 +308,60 @@ def _folder_data(folder: Path, size: tuple[int, int], n_val: int) -> _Data:
     if len(files) <= n_val:
         raise ImageError(f"{folder}: {len(files)} images, but {n_val} are held out for validation; "
                          "add images or lower --val")
-    images, masks = [], []
+    images, masks, labels = [], [], []
     for path in files:
         mask_path = _find_mask(path.stem, [folder])
         if mask_path is None or mask_path == path:
             raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
         images.append(_resize(load_image(path), size))
         masks.append(_resize(_load_mask_file(mask_path), size, mask=True))
+        labels.append(_load_labels(path.with_name(f"{path.stem}_labels.png"), size))
     split = len(files) - n_val
     img, msk = torch.cat(images), torch.cat(masks)
-    return _Data(img[:split], msk[:split], img[split:], msk[split:], [p.stem for p in files[split:]])
+    lab = torch.cat(labels) if all(x is not None for x in labels) else None
+    return _Data(img[:split], msk[:split], img[split:], msk[split:], [p.stem for p in files[split:]],
+                 None if lab is None else lab[:split], None if lab is None else lab[split:])
 
 
-def _render_set(n: int, size: tuple[int, int], seed: int, stream: int, domain: str = "real") -> tuple[Tensor, Tensor]:
+def _load_labels(path: Path, size: tuple[int, int]) -> Tensor | None:
+    """``NAME_labels.png`` (the renderer's part colours) as ``(1, H, W)`` uint8 at ``size``, or None."""
+    if not path.is_file():
+        return None
+    from masked_gatys.eyes.parts import load_parts
+
+    labels = load_parts(path)
+    if tuple(labels.shape[-2:]) != tuple(size):
+        labels = F.interpolate(labels[None].float(), size=tuple(size), mode="nearest-exact")[0]
+    return labels.to(torch.uint8)
+
+
+def _render_set(n: int, size: tuple[int, int], seed: int, stream: int,
+                domain: str = "real") -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` rendered eyes: images, attention masks and part labels ``(n, H, W)`` uint8."""
     from masked_gatys.eyes import render_eye
 
     gen = torch.Generator().manual_seed(_mix(seed, stream))
     gaze = (torch.rand(n, 2, generator=gen) * 2 - 1) * torch.tensor([RENDER_YAW, RENDER_PITCH])
     seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen)
-    images, masks = [], []
+    images, masks, labels = [], [], []
     for (yaw, pitch), s in zip(gaze.tolist(), seeds.tolist()):
         eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=int(s))
         images.append(eye.image.float())
         masks.append(eye.mask.float())
-    return torch.cat(images), torch.cat(masks)
+        labels.append(eye.labels.to(torch.uint8))
+    if not images:
+        h, w = size
+        return torch.zeros(0, 3, h, w), torch.zeros(0, 1, h, w), torch.zeros(0, h, w, dtype=torch.uint8)
+    return torch.cat(images), torch.cat(masks), torch.stack(labels)
 
 
-def _rendered_data(n_train: int, n_val: int, size: tuple[int, int], seed: int) -> _Data:
+def _rendered_data(n_train: int, n_val: int, size: tuple[int, int], seed: int, train_stream: int = 1,
+                   val_stream: int = 2, prefix: str = "val") -> _Data:
     if n_train < 1:
         raise ValueError("render at least one training eye (--render N) or give --content DIR")
-    images, masks = _render_set(n_train, size, seed, 1)
-    if n_val:
-        vi, vm = _render_set(n_val, size, seed, 2)
-    else:
-        vi, vm = images[:0], masks[:0]
-    return _Data(images, masks, vi, vm, [f"val{i:03d}" for i in range(n_val)])
+    images, masks, labels = _render_set(n_train, size, seed, train_stream)
+    vi, vm, vl = _render_set(n_val, size, seed, val_stream)
+    return _Data(images, masks, vi, vm, [f"{prefix}{i:03d}" for i in range(n_val)], labels, vl)
 
 
 def _sized_data(config: TrainConfig) -> list[_Data]:
@@ -330,12 +369,19 @@ def _sized_data(config: TrainConfig) -> list[_Data]:
     if not config.sizes:
         return [_rendered_data(config.render, config.val, config.size, config.seed)]
     n = max(1, -(-config.render // len(config.sizes)))
-    out = []
-    for b, size in enumerate(config.sizes):
-        images, masks = _render_set(n, size, config.seed, 10 + b)
-        vi, vm = _render_set(config.val, size, config.seed, 100 + b) if config.val else (images[:0], masks[:0])
-        out.append(_Data(images, masks, vi, vm, [f"val{size[0]}x{size[1]}_{i:03d}" for i in range(config.val)]))
-    return out
+    return [_rendered_data(n, config.val, size, config.seed, 10 + b, 100 + b, f"val{size[0]}x{size[1]}_")
+            for b, size in enumerate(config.sizes)]
+
+
+def _style_pool(config: TrainConfig, size: tuple[int, int]) -> Any:
+    """The style pool at ``size``: the same ``config.style_pool`` synthetic eyes at every size."""
+    from masked_gatys.eyes.datasets import render_set
+    from masked_gatys.eyes.styles import StylePool
+
+    seed = _mix(config.seed, 9) % (2**31 - 1)
+    s = render_set(config.style_pool, domain="synthetic", size=size, seed=seed,
+                   yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH)
+    return StylePool.from_gaze_set(s)
 
 
 def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]:
@@ -345,8 +391,10 @@ def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]
     return [(0.0, 0.0, None)] + [((2 * a - 1) * 20.0, (2 * b - 1) * 10.0, 0.3 + 0.25 * c) for a, b, c in rest]
 
 
-def _style(config: TrainConfig, size: tuple[int, int] | None = None, index: int = 0) -> tuple[Tensor, Tensor]:
-    """The style image (1, 3, H, W) and its attention mask (1, 1, H, W) at the training size.
+def _style(config: TrainConfig, size: tuple[int, int] | None = None,
+           index: int = 0) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The style image (1, 3, H, W), its attention mask (1, 1, H, W) and its part labels
+    (1, H, W) or None, at the training size.
 
     ``index`` picks one of ``config.styles`` rendered style eyes; ``size`` the
     training size (default ``config.size``).
@@ -358,7 +406,7 @@ def _style(config: TrainConfig, size: tuple[int, int] | None = None, index: int 
         yaw, pitch, ratio = _style_gazes(config)[index]
         extra = {} if ratio is None else {"pupil_ratio": ratio}
         eye = render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=(h, w), seed=config.seed, **extra)
-        return eye.image.float(), eye.mask.float()
+        return eye.image.float(), eye.mask.float(), eye.labels[None].to(torch.uint8)
     from masked_gatys.image import load_image
 
     path = Path(config.style)
@@ -378,7 +426,8 @@ def _style(config: TrainConfig, size: tuple[int, int] | None = None, index: int 
     # the style at the training scale: longest side to the longest training side
     scale = max(h, w) / max(style.shape[-2:])
     target = (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale)))
-    return _resize(style, target), _resize(mask, target, mask=True)
+    labels = _load_labels(path.with_name(f"{path.stem}_labels.png"), target)
+    return _resize(style, target), _resize(mask, target, mask=True), labels
 
 
 def _mix(*values: int) -> int:
@@ -402,10 +451,17 @@ def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
 
 # ---------------------------------------------------------------- objective
 
-def _regions(mask: Tensor, image: Tensor | None = None, objective: Any = None) -> Any:
-    """The content regions a batch needs: background/attention, or the eye's parts for masked-eye."""
+def _regions(mask: Tensor, image: Tensor | None = None, objective: Any = None, parts: Tensor | None = None) -> Any:
+    """The content regions a batch needs: background/attention, or the eye's parts for masked-eye
+    (from the part labels when the objective splits skin and sclera, else found in the image)."""
     from masked_gatys.masks import Regions
 
+    if objective is not None and "skin" in objective.config.regions:
+        from masked_gatys.eyes.parts import parts_from_labels
+
+        if parts is None:
+            raise MaskError("this objective matches skin and sclera apart: the eyes need part labels")
+        return parts_from_labels(parts.long()).to(mask.device)
     if image is not None and objective is not None and "pupil" in objective.config.regions:
         from masked_gatys.eyes.parts import eye_regions
 
@@ -427,34 +483,60 @@ def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, Any]:
 
 
 def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device,
-                     encoder: Any = None, max_layer: str | None = None, weights: Any = None) -> Any:
+                     encoder: Any = None, max_layer: str | None = None, weights: Any = None,
+                     style_parts: Tensor | None = None) -> Any:
+    """The objective of one style (or of a pool: a batch of paired styles); ``style_parts``
+    given: ``masked`` becomes ``masked-eye`` with skin and sclera apart (what ``stylize``
+    and ``purify`` run on labelled eyes, so the objective values compare)."""
     from masked_gatys.encoder import load_encoder
     from masked_gatys.objective import Objective, preset
 
     if max_layer is None and weights is None:
         max_layer, weights = _resolve_max_layer(config)
-    cfg = preset(config.preset, content_weight=config.content_weight, style_weight=config.style_weight,
-                 tv_weight=config.tv_weight, max_layer=max_layer)
+    name, regions = config.preset, None
+    if style_parts is not None and config.preset == "masked":
+        from masked_gatys.eyes.parts import EYE_PARTS
+
+        name, regions = "masked-eye", EYE_PARTS
+    cfg = preset(name, content_weight=config.content_weight, style_weight=config.style_weight,
+                 tv_weight=config.tv_weight, max_layer=max_layer, regions=regions)
     if encoder is None:
         encoder = load_encoder(weights=config.weights if weights is None else weights, layers=cfg.layers,
                                device=device, seed=config.seed)
     style_regions = _regions(style_mask)
-    if "pupil" in cfg.regions:
+    if "skin" in cfg.regions:
+        from masked_gatys.eyes.parts import parts_from_labels
+
+        style_regions = parts_from_labels(style_parts.long())
+    elif "pupil" in cfg.regions:
         from masked_gatys.eyes.parts import eye_regions
 
         style_regions = eye_regions(style, style_mask)
     return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
 
 
-def _build_objectives(config: TrainConfig, device: torch.device) -> dict[tuple[int, int], Any]:
-    """One objective per (training size, style eye), sharing one loss network."""
+def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequence[_Data],
+                      ) -> dict[tuple[int, int], Any]:
+    """One objective per (training size, style eye), sharing one loss network; with a style
+    pool, one per size holding the whole pool (``select_styles`` picks each batch's), and each
+    bucket's ``train_styles`` / ``val_styles`` set to its eyes' nearest pool eyes."""
     objectives: dict[tuple[int, int], Any] = {}
     encoder = None
     max_layer, weights = _resolve_max_layer(config)
+    labelled = config.parts and config.preset == "masked" and all(
+        d.train_parts is not None and d.val_parts is not None for d in buckets)
     for b, size in enumerate(config.train_sizes):
-        for j in range(config.styles):
-            style, style_mask = _style(config, size if config.sizes else None, j)
-            objective = _build_objective(config, style, style_mask, device, encoder, max_layer, weights)
+        if config.style_pool:
+            pool = _style_pool(config, size)
+            bucket = buckets[b]
+            bucket.train_styles = pool.nearest(bucket.train_images)
+            bucket.val_styles = pool.nearest(bucket.val_images) if bucket.val_images.shape[0] else None
+            sources = [(pool.images, pool.masks, pool.parts)]
+        else:
+            sources = [_style(config, size if config.sizes else None, j) for j in range(config.styles)]
+        for j, (style, style_mask, style_parts) in enumerate(sources):
+            objective = _build_objective(config, style, style_mask, device, encoder, max_layer, weights,
+                                         style_parts if labelled else None)
             encoder = objective.encoder
             objectives[(b, j)] = objective
     return objectives
@@ -476,7 +558,13 @@ def _step_choice(config: TrainConfig, step: int) -> tuple[int, int]:
     return b, j
 
 
-def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, batch: int) -> tuple[float, dict[str, float]]:
+def _for_batch(objective: Any, styles: Tensor | None, idx: Tensor | slice) -> Any:
+    """The objective for a batch: with a style pool, each eye's own pool eye."""
+    return objective if styles is None else objective.select_styles(styles[idx])
+
+
+def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, batch: int,
+              parts: Tensor | None = None, styles: Tensor | None = None) -> tuple[float, dict[str, float]]:
     """Mean objective of the network's outputs on a fixed set (eval mode, no grad)."""
     was_training = net.training
     net.eval()
@@ -486,8 +574,10 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
         with torch.no_grad():
             for i in range(0, images.shape[0], batch):
                 x, m = images[i:i + batch], masks[i:i + batch]
-                objective.set_content(x, regions=_regions(m, x, objective))
-                value = objective(net(x, m))
+                p = None if parts is None else parts[i:i + batch]
+                judge = _for_batch(objective, styles, slice(i, i + batch))
+                judge.set_content(x, regions=_regions(m, x, judge, p))
+                value = judge(net(x, m))
                 totals.append(value.total)
                 for name, t in value.terms.items():
                     terms.setdefault(name, []).append(t)
@@ -600,7 +690,8 @@ def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig)
     for key in ("history", "val_history"):
         if not isinstance(checkpoint.get(key, []), list):
             raise CheckpointError(f"{path}: the checkpoint's {key!r} is not a list; cannot resume")
-    saved = checkpoint.get("train_config") or {}
+    # settings added later did, before them, what these values do
+    saved = {**_LEGACY_SETTINGS, **(checkpoint.get("train_config") or {})}
     mine = config.to_dict()
     # max_layer is checked through the objective it resolves to (train: the layers must match)
     differ = sorted(k for k in mine if k not in _RESUMABLE | {"max_layer"} and k in saved and saved[k] != mine[k])
@@ -635,15 +726,17 @@ def _objective_mismatch(checkpoint: Mapping[str, Any], objective: Mapping[str, A
 
 
 def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer, images: Tensor,
-               masks: Tensor) -> Any:
+               masks: Tensor, parts: Tensor | None = None) -> Any:
     """One optimisation step on a batch: set the content targets, loss = mean total, Adam step.
 
-    Returns the batch's :class:`~masked_gatys.objective.ObjectiveValue` (before
-    the step). Raises ``ObjectiveError`` if the loss is not finite.
+    ``parts``: the batch's part labels ``(B, H, W)``, for an objective that
+    matches skin and sclera apart. Returns the batch's
+    :class:`~masked_gatys.objective.ObjectiveValue` (before the step). Raises
+    ``ObjectiveError`` if the loss is not finite.
     """
     from masked_gatys.errors import ObjectiveError
 
-    objective.set_content(images, regions=_regions(masks, images, objective))
+    objective.set_content(images, regions=_regions(masks, images, objective, parts))
     value = objective(net(images, masks))
     loss = value.total.mean()
     if not torch.isfinite(loss):
@@ -682,7 +775,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         buckets = [_folder_data(Path(config.content_dir), config.size, config.val)]
     else:
         buckets = _sized_data(config)
-    objectives = _build_objectives(config, device)
+    objectives = _build_objectives(config, device, buckets)
     objective = objectives[(0, 0)]
     objective_dict = objective.config.to_dict()
     identity = objective.encoder.identity.to_dict()
@@ -711,9 +804,14 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         val_history = list(checkpoint.get("val_history", []))
         seconds_before = float(checkpoint.get("seconds", 0.0))
 
-    train_sets = [(d.train_images.to(device), d.train_masks.to(device)) for d in buckets]
-    val_sets = [(d.val_images.to(device), d.val_masks.to(device)) for d in buckets]
-    val_images, val_masks = val_sets[0]
+    def on(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(device)
+
+    train_sets = [(d.train_images.to(device), d.train_masks.to(device), on(d.train_parts), d.train_styles)
+                  for d in buckets]
+    val_sets = [(d.val_images.to(device), d.val_masks.to(device), on(d.val_parts), d.val_styles)
+                for d in buckets]
+    val_images, val_masks = val_sets[0][:2]
     samples: list[str] = []
     sample_dir = Path(config.sample_dir) if config.sample_dir else (
         Path(config.output).with_suffix("").with_name(Path(config.output).stem + "_samples")
@@ -755,8 +853,8 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         if val_images.shape[0] == 0 or not ranks.main or any(v["step"] == step for v in val_history):
             return None
         by_size = {}
-        for b, (vi, vm) in enumerate(val_sets):  # style 0 at every size
-            by_size[b] = _evaluate(net, objectives[(b, 0)], vi, vm, config.batch_size)
+        for b, (vi, vm, vp, vs) in enumerate(val_sets):  # style 0 (or each eye's pool eye) at every size
+            by_size[b] = _evaluate(net, objectives[(b, 0)], vi, vm, config.batch_size, vp, vs)
         total = sum(t for t, _ in by_size.values()) / len(by_size)
         terms = {k: sum(tr[k] for _, tr in by_size.values()) / len(by_size) for k in by_size[0][1]}
         record = {"step": step, "total": total, "terms": terms, "seconds": elapsed()}
@@ -787,12 +885,14 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             while step < config.iterations:
                 b, j = _step_choice(config, step)
-                train_images, train_masks = train_sets[b]
+                train_images, train_masks, train_parts, train_styles = train_sets[b]
                 batch_seed = config.seed if not config.sizes else _mix(config.seed, 8, b)
                 idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, step))
                 x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
+                p = None if train_parts is None else train_parts[idx.to(device)]
                 torch.manual_seed(_mix(config.seed, 4, step))  # dropout noise of this step
-                value = train_step(ranks.model, objectives[(b, j)], optimizer, x, m)
+                value = train_step(ranks.model, _for_batch(objectives[(b, j)], train_styles, idx), optimizer,
+                                   x, m, p)
                 step += 1
                 loss_value, terms = ranks.mean(float(value.total.detach().mean()),
                                                {k: float(v.detach().mean()) for k, v in value.terms.items()})

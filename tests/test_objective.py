@@ -345,6 +345,25 @@ def test_batch_that_does_not_match_the_content(tiny_encoder, small_config, b: in
         obj(img(b, seed=62))
 
 
+def test_selected_styles_of_a_large_bank_equal_each_style_alone(tiny_encoder, small_config) -> None:
+    """A bank of 18 style images (more than one chunk of the targets' forward passes), picked
+    per content image, gives what an objective of that style alone gives."""
+    styles = torch.cat([img(1, seed=100 + k) for k in range(18)])
+    bank = Objective(tiny_encoder, small_config, style=styles)
+    picked = bank.select_styles([17, 3])
+    contents, xs = torch.cat([img(1, seed=30), img(1, seed=31)]), torch.cat([img(1, seed=32), img(1, seed=33)])
+    picked.set_content(contents)
+    both = picked(xs)
+    for i, k in enumerate([17, 3]):
+        alone = Objective(tiny_encoder, small_config, style=styles[k:k + 1])
+        alone.set_content(contents[i:i + 1])
+        torch.testing.assert_close(both.total[i:i + 1], alone(xs[i:i + 1]).total, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ObjectiveError, match="indices must lie in 0..17"):
+        bank.select_styles([18])
+    with pytest.raises(ObjectiveError, match="paired style images"):
+        Objective(tiny_encoder, small_config, style=img(1, seed=1)).select_styles([0])
+
+
 def test_batch_of_two_equals_each_alone(tiny_encoder, small_config) -> None:
     obj = Objective(tiny_encoder, small_config, style=img(1, seed=15))
     contents, xs = [img(1, seed=16), img(1, seed=17)], [img(1, seed=18), img(1, seed=19)]

@@ -133,7 +133,7 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
 
 def test_incompatible_objective_or_loss_network_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "net.pt"
-    train(tiny(iterations=1, output=str(out)))
+    train(tiny(iterations=1, output=str(out), parts=False))  # the binary-mask objective of _objective()
     model = load_model(out)
     same = _objective()
     check_compatible(model, same.config, same.encoder.identity)  # no error
@@ -339,3 +339,68 @@ def test_strip_checkpoint_thins_a_long_history(tmp_path: Path) -> None:
     steps = [r["step"] for r in data["history"]]
     assert len(steps) <= 501 and steps[0] == 1 and steps[-1] == 1234 and steps == sorted(steps)
     assert data["val_history"] == [{"step": 1}, {"step": 1234}] and "optimizer" not in data
+
+
+def _pool_objective(style, style_mask, style_parts, max_layer: str = "relu2_1"):
+    """One style eye's masked-eye objective with skin and sclera apart, built directly."""
+    from masked_gatys.encoder import load_encoder
+    from masked_gatys.eyes.parts import EYE_PARTS, parts_from_labels
+    from masked_gatys.objective import Objective, preset
+
+    cfg = preset("masked-eye", regions=EYE_PARTS, max_layer=max_layer)
+    enc = load_encoder(weights="random", layers=cfg.layers, seed=0)
+    return Objective(enc, cfg, style=style, style_regions=parts_from_labels(style_parts.long()))
+
+
+def test_parts_make_the_masked_objective_match_skin_and_sclera_apart() -> None:
+    with_parts = train(tiny(iterations=0))
+    regions = {t["region"] for t in with_parts.objective_config["terms"]}
+    assert with_parts.objective_config["preset"] == "masked-eye"
+    assert {"skin", "sclera", "iris", "pupil"} <= regions and "background" not in regions
+    without = train(tiny(iterations=0, parts=False))
+    assert without.objective_config["preset"] == "masked"
+    assert {t["region"] for t in without.objective_config["terms"]} == {None, "attention", "background"}
+
+
+def test_style_pool_judges_each_eye_against_its_nearest_pool_eye() -> None:
+    """The validation objective of a pool-trained net equals, eye by eye, the objective built
+    from that eye's nearest pool eye alone (an independent construction of the same loss)."""
+    from masked_gatys.eyes.parts import parts_from_labels
+    from masked_gatys.train import _rendered_data, _style_pool
+
+    cfg = tiny(iterations=1, render=4, val=3, style_pool=5)
+    result = train(cfg)
+    pool = _style_pool(cfg, SIZE)
+    data = _rendered_data(cfg.render, cfg.val, SIZE, cfg.seed)
+    nearest = pool.nearest(data.val_images)
+    assert len(set(nearest.tolist())) > 1, "the test needs eyes with different nearest pool eyes"
+    with torch.no_grad():
+        out = result.net(data.val_images, data.val_masks)
+        values = []
+        for i, j in enumerate(nearest.tolist()):
+            objective = _pool_objective(pool.images[j:j + 1], pool.masks[j:j + 1], pool.parts[j:j + 1])
+            objective.set_content(data.val_images[i:i + 1], regions=parts_from_labels(data.val_parts[i:i + 1].long()))
+            values.append(float(objective(out[i:i + 1]).total))
+    assert result.val_history[-1]["total"] == pytest.approx(sum(values) / len(values), rel=1e-4)
+    # one style eye for all (the first pool eye) would give another figure
+    first = _pool_objective(pool.images[:1], pool.masks[:1], pool.parts[:1])
+    first.set_content(data.val_images, regions=parts_from_labels(data.val_parts.long()))
+    with torch.no_grad():
+        assert float(first(out).total.mean()) != pytest.approx(result.val_history[-1]["total"], rel=1e-3)
+
+
+def test_a_checkpoint_from_before_parts_resumes_only_without_them(tmp_path: Path) -> None:
+    out = tmp_path / "old.pt"
+    train(tiny(iterations=1, output=str(out), parts=False))
+    data = torch.load(out, weights_only=False)
+    for key in ("parts", "style_pool"):  # as written before these settings existed
+        del data["train_config"][key]
+    torch.save(data, out)
+    with pytest.raises(CheckpointError, match="parts=False \\(now True\\)"):
+        train(tiny(iterations=2, resume=str(out), output=str(out)))
+    runner = CliRunner()
+    from masked_gatys.cli import main
+
+    result = runner.invoke(main, ["train", "--resume", str(out), "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).checkpoint["train_config"]["parts"] is False

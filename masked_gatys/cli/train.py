@@ -56,6 +56,13 @@ def _short(name: str) -> str:
               metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
 @click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
               help="Rendered style eyes to draw from.")
+@click.option("--style-pool", type=click.IntRange(min=0), default=None,
+              show_default="0: the --styles eyes, one drawn per step",
+              help="Render N synthetic style eyes at each size and judge each content eye against the one "
+                   "that looks most like it (as purify --style-pool).")
+@click.option("--parts/--no-parts", default=None, show_default="on",
+              help="With the masked preset, match skin, sclera, iris and pupil apart where the eyes are "
+                   "labelled (rendered eyes, NAME_labels.png).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", callback=_parse_size, default=None, metavar="HxW",
@@ -102,7 +109,7 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     batch and DistributedDataParallel averages the gradients; rank 0 writes.
     """
     from masked_gatys import distributed
-    from masked_gatys.train import TrainConfig, _read_checkpoint, train
+    from masked_gatys.train import _LEGACY_SETTINGS, TrainConfig, _read_checkpoint, train
 
     env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
     device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
@@ -124,7 +131,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         if not saved:
             raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
         # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
-        saved = {"max_layer": checkpoint.get("max_layer"), **saved}
+        # and what settings added since then did before them (no parts, no style pool)
+        saved = {"max_layer": checkpoint.get("max_layer"), **_LEGACY_SETTINGS, **saved}
         try:
             base = TrainConfig.from_dict(saved).to_dict()
         except (ValueError, TypeError) as exc:
