@@ -265,12 +265,17 @@ def score(outputs: torch.Tensor, eyes: list[Any], content_centres: list, scorers
     }
 
 
-def _net_regions(net_cfg: ObjectiveConfig, content, masks, style):
-    if "pupil" in net_cfg.regions:
-        from masked_gatys.eyes.parts import eye_regions
+def _comparable(model, encoder, record: dict[str, Any]) -> bool:
+    """Whether a net's objective can be evaluated with this loss network (else the reason is recorded)."""
+    from masked_gatys.errors import CheckpointError
+    from masked_gatys.train import check_compatible
 
-        return eye_regions(content, masks), eye_regions(style.image, style.mask)
-    return Regions.from_binary(masks), Regions.from_binary(style.mask)
+    try:
+        check_compatible(model, model.checkpoint["objective"], encoder.identity)
+    except CheckpointError as exc:
+        record["equivalent_iterations"] = {"skipped": str(exc)}
+        return False
+    return True
 
 
 def _stored_curves(paths: list[Path], size: tuple[int, int], eyes: int) -> dict[str, list]:
@@ -333,19 +338,24 @@ def run_size(size, args, weights, methods, progress, checkpoint=None) -> tuple[d
                                     "trained_sizes": model.checkpoint.get("trained_sizes")}
             net_cfg = ObjectiveConfig.from_dict(model.checkpoint["objective"])
             record["objective_preset"] = net_cfg.preset
-            if args.equivalent:
+            if args.equivalent and not _comparable(model, encoder, record):
+                pass
+            elif args.equivalent:
+                # the net's own training objective on these eyes: its style eye (or each eye's
+                # nearest pool eye) and, where it was trained on them, the renderer's part labels
+                from masked_gatys.train import training_objective
+
+                trained = model.checkpoint.get("train_config") or {}
                 key = json.dumps(net_cfg.to_dict(), sort_keys=True)
-                if key not in curves and key in stored_curves:  # a curve recorded by an earlier run
-                    regions, style_regions = _net_regions(net_cfg, content, masks, style)
-                    objective = Objective(encoder, net_cfg, style=style.image, style_regions=style_regions)
-                    objective.set_content(content, regions)
-                    curves[key] = (objective, stored_curves[key])
+                if trained.get("style_pool"):
+                    key += json.dumps({k: trained.get(k) for k in ("style_pool", "seed")})
                 if key not in curves:
-                    regions, style_regions = _net_regions(net_cfg, content, masks, style)
-                    objective = Objective(encoder, net_cfg, style=style.image, style_regions=style_regions)
-                    objective.set_content(content, regions)
-                    _, curve = _run_plbfgs(objective, content, args.equivalent)
-                    curves[key] = (objective, curve)
+                    objective = training_objective(model, content, masks, parts=labels, encoder=encoder)
+                    if key in stored_curves:  # a curve recorded by an earlier run
+                        curves[key] = (objective, stored_curves[key])
+                    else:
+                        _, curve = _run_plbfgs(objective, content, args.equivalent)
+                        curves[key] = (objective, curve)
                 objective, curve = curves[key]
                 with torch.no_grad():
                     level = objective(out).total.tolist()

@@ -6,8 +6,10 @@ the purified images at the inputs' relative paths (as PNG), their masks and
 labels copied beside them, and ``manifest.jsonl``: the input's columns plus
 ``output``, ``status`` (``done`` / ``failed: reason``), ``objective``,
 ``pupil_shift`` (pixels, inside the content's mask), ``seconds`` and
-``finished``. A rerun skips what is done (the manifest says so and the file is
-there, with the size recorded) and redoes what failed or was cut off.
+``finished`` (and, for ``masked``, ``parts_used``: whether the input's
+``NAME_labels.png`` was read). A rerun skips what is done (the manifest says
+so and the file is there, with the size recorded) and redoes what failed or
+was cut off, and, for ``masked``, an input whose labels came or went.
 
 The method is either an objective preset (``gatys``, ``masked``, ...) run by
 the batched projected L-BFGS of :func:`masked_gatys.stylize.stylize` (``B``
@@ -411,6 +413,7 @@ class _Run:
                  progress: Callable[[PurifyProgress], Any] | None) -> None:
         self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
         self.progress = progress
+        self.uses_parts = cfg.method == "masked"  # the optimizer's masked method reads NAME_labels.png
         self.records: dict[str, dict[str, Any]] = {}
         self.done = self.failed = self.skipped = 0
         self.start = time.perf_counter()
@@ -450,6 +453,8 @@ class _Run:
         record = {**item.columns, "output": item.output, "status": "done",
                   "objective": objective if objective is None or math.isfinite(objective) else None,
                   "pupil_shift": None, "seconds": round(seconds, 5)}
+        if self.uses_parts:
+            record["parts_used"] = loaded.parts is not None  # a rerun redoes it when its labels come or go
         if item.mask is not None:
             record["output_mask"] = item.companion_output("mask")
         metadata = dict(self.metadata, source=item.rel)
@@ -594,8 +599,9 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     manifest = out_dir / manifest_name(cfg.shard)
 
     previous = existing_records(out_dir)
-    todo = [item for item in mine if not _is_done(previous.get(item.output), out_dir)]
     run = _Run(out_dir, manifest, len(mine), cfg, progress)
+    todo = [item for item in mine if not _is_done(previous.get(item.output), out_dir)
+            or (run.uses_parts and bool(previous[item.output].get("parts_used")) != (item.labels is not None))]
     for item in mine:
         if item not in todo:
             run.add(previous[item.output], skipped=True)

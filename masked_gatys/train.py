@@ -41,7 +41,7 @@ from masked_gatys.errors import CheckpointError, ImageError, MaskError
 __all__ = [
     "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
     "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
-    "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint",
+    "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint", "training_objective",
 ]
 
 CHECKPOINT_FORMAT = "masked-gatys-net/1"
@@ -503,16 +503,63 @@ def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, dev
     if encoder is None:
         encoder = load_encoder(weights=config.weights if weights is None else weights, layers=cfg.layers,
                                device=device, seed=config.seed)
-    style_regions = _regions(style_mask)
+    style_regions = _style_regions(cfg, style, style_mask, style_parts)
+    return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
+
+
+def _style_regions(cfg: Any, style: Tensor, style_mask: Tensor, style_parts: Tensor | None) -> Any:
+    """The style eye's regions for an objective config: its parts (labels, or found in the image
+    for masked-eye without labels) or its binary mask."""
     if "skin" in cfg.regions:
         from masked_gatys.eyes.parts import parts_from_labels
 
-        style_regions = parts_from_labels(style_parts.long())
-    elif "pupil" in cfg.regions:
+        if style_parts is None:
+            raise MaskError("this objective matches skin and sclera apart: the style eye needs part labels")
+        return parts_from_labels(style_parts.long())
+    if "pupil" in cfg.regions:
         from masked_gatys.eyes.parts import eye_regions
 
-        style_regions = eye_regions(style, style_mask)
-    return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
+        return eye_regions(style, style_mask)
+    return _regions(style_mask)
+
+
+def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, parts: Tensor | None = None,
+                       encoder: Any = None, weights: Any = None) -> Any:
+    """The objective a network was trained on, with ``images`` as the content: its recorded
+    preset and terms, its style eye (the rendered one, or each image's nearest eye of its style
+    pool, rendered at the images' size), and the part labels ``parts`` ``(B, H, W)`` where it
+    matched skin and sclera apart. The optimizer minimising it from ``images`` is what the
+    network's output compares with (``benchmarks/pupil.py``'s equivalent iterations).
+
+    ``encoder`` (covering the objective's layers) or ``weights`` (default: the checkpoint's
+    recorded file name, as ``--weights``) gives the loss network; its identity must be the
+    checkpoint's (:func:`check_compatible`).
+    """
+    from masked_gatys.encoder import load_encoder
+    from masked_gatys.objective import Objective, ObjectiveConfig
+
+    meta = model.checkpoint
+    if not meta.get("train_config") or not meta.get("objective"):
+        raise CheckpointError(f"{model.path or 'checkpoint'}: it records no training settings or objective")
+    config = TrainConfig.from_dict({**_LEGACY_SETTINGS, **meta["train_config"], "resume": None, "init": None})
+    cfg = ObjectiveConfig.from_dict(meta["objective"])
+    if encoder is None:
+        encoder = load_encoder(weights=weights if weights is not None else config.weights, layers=cfg.layers,
+                               device=images.device, seed=config.seed)
+    check_compatible(model, cfg, encoder.identity)
+    size = tuple(images.shape[-2:])
+    if config.style_pool:
+        pool = _style_pool(config, size)
+        style_parts = pool.parts if "skin" in cfg.regions else None
+        bank = Objective(encoder, cfg, style=pool.images, style_regions=_style_regions(cfg, pool.images, pool.masks,
+                                                                                       style_parts))
+        objective = bank.select_styles(pool.nearest(images))
+    else:
+        style, style_mask, style_parts = _style(config, size)
+        objective = Objective(encoder, cfg, style=style, style_regions=_style_regions(cfg, style, style_mask,
+                                                                                      style_parts))
+    objective.set_content(images, regions=_regions(masks, images, objective, parts))
+    return objective
 
 
 def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequence[_Data],

@@ -183,6 +183,36 @@ def test_purify_matches_skin_and_sclera_apart_when_both_sides_have_labels(tmp_pa
     assert with_labels != pytest.approx(without, rel=1e-3)
 
 
+def test_a_rerun_redoes_an_eye_whose_part_labels_came_or_went(tmp_path):
+    """masked's output depends on NAME_labels.png: an eye done without labels is redone once
+    they are there (and the other way), an unchanged eye is skipped."""
+    from masked_gatys.eyes.render import labels_to_rgb
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for name, seed in (("a", 5), ("b", 6)):
+        eye = render_eye(yaw=10.0, pitch=0.0, domain="real", size=(36, 60), seed=seed)
+        save_image(eye.image, folder / f"{name}.png")
+        save_image(eye.binary_mask, folder / f"{name}_mask.png")
+        if name == "b":
+            labels_b = labels_to_rgb(eye.labels)[None]
+    cfg = PurifyConfig(method="masked", style="rendered", weights="random", max_layer="relu2_1", iterations=0,
+                       pupil_shift=False)
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = purify(folder, out, config=cfg)
+        assert (first.done, first.skipped) == (2, 0)
+        save_image(labels_b, folder / "b_labels.png")
+        second = purify(folder, out, config=cfg)
+        assert (second.done, second.skipped) == (1, 1)
+        redone = {r["output"]: r for r in second.records}
+        assert redone["b.png"]["parts_used"] is True and redone["a.png"]["parts_used"] is False
+        assert purify(folder, out, config=cfg).skipped == 2
+        (folder / "b_labels.png").unlink()
+        assert purify(folder, out, config=cfg).done == 1
+
+
 def test_cli_stylize_reads_eye_part_labels(tmp_path):
     from masked_gatys.eyes.render import labels_to_rgb
 

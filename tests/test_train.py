@@ -362,13 +362,14 @@ def test_parts_make_the_masked_objective_match_skin_and_sclera_apart() -> None:
     assert {t["region"] for t in without.objective_config["terms"]} == {None, "attention", "background"}
 
 
-def test_style_pool_judges_each_eye_against_its_nearest_pool_eye() -> None:
+def test_style_pool_judges_each_eye_against_its_nearest_pool_eye(tmp_path: Path) -> None:
     """The validation objective of a pool-trained net equals, eye by eye, the objective built
-    from that eye's nearest pool eye alone (an independent construction of the same loss)."""
+    from that eye's nearest pool eye alone (an independent construction of the same loss), and
+    ``training_objective`` rebuilds it from the checkpoint."""
     from masked_gatys.eyes.parts import parts_from_labels
-    from masked_gatys.train import _rendered_data, _style_pool
+    from masked_gatys.train import _rendered_data, _style_pool, training_objective
 
-    cfg = tiny(iterations=1, render=4, val=3, style_pool=5)
+    cfg = tiny(iterations=1, render=4, val=3, style_pool=5, output=str(tmp_path / "pool.pt"))
     result = train(cfg)
     pool = _style_pool(cfg, SIZE)
     data = _rendered_data(cfg.render, cfg.val, SIZE, cfg.seed)
@@ -382,6 +383,10 @@ def test_style_pool_judges_each_eye_against_its_nearest_pool_eye() -> None:
             objective.set_content(data.val_images[i:i + 1], regions=parts_from_labels(data.val_parts[i:i + 1].long()))
             values.append(float(objective(out[i:i + 1]).total))
     assert result.val_history[-1]["total"] == pytest.approx(sum(values) / len(values), rel=1e-4)
+    rebuilt = training_objective(load_model(tmp_path / "pool.pt"), data.val_images, data.val_masks,
+                                 parts=data.val_parts)
+    with torch.no_grad():
+        assert rebuilt(out).total.tolist() == pytest.approx(values, rel=1e-4)
     # one style eye for all (the first pool eye) would give another figure
     first = _pool_objective(pool.images[:1], pool.masks[:1], pool.parts[:1])
     first.set_content(data.val_images, regions=parts_from_labels(data.val_parts.long()))
