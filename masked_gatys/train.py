@@ -374,14 +374,30 @@ def _sized_data(config: TrainConfig) -> list[_Data]:
 
 
 def _style_pool(config: TrainConfig, size: tuple[int, int]) -> Any:
-    """The style pool at ``size``: the same ``config.style_pool`` synthetic eyes at every size."""
-    from masked_gatys.eyes.datasets import render_set
+    """The style pool at ``size``: the same ``config.style_pool`` synthetic eyes at every size,
+    each of its own shape, gaze and pupil but all in the skin and iris colours of the style eye
+    (the synthetic eye of seed ``config.seed``).
+
+    Unlike the optimizer's pool (``purify --style-pool``: each eye its own colours), a network
+    cannot see which pool eye judges an output, so pool eyes of many colours would ask it for
+    colours it cannot know: the look is held to one eye's, and the pool varies the geometry.
+    """
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.eyes.datasets import eye_seed_and_gaze
     from masked_gatys.eyes.styles import StylePool
 
+    look = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=size, seed=config.seed).truth["appearance"]
+    colours = {"skin_color": look["skin_color"], "iris_color": look["iris_color"]}
     seed = _mix(config.seed, 9) % (2**31 - 1)
-    s = render_set(config.style_pool, domain="synthetic", size=size, seed=seed,
-                   yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH)
-    return StylePool.from_gaze_set(s)
+    images, masks, labels, names = [], [], [], []
+    for i in range(config.style_pool):
+        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH)
+        eye = render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=size, seed=eye_seed, **colours)
+        images.append(eye.image.float())
+        masks.append(eye.mask.float())
+        labels.append(eye.labels.to(torch.uint8))
+        names.append(f"pool{i:04d}")
+    return StylePool(torch.cat(images), torch.cat(masks), tuple(names), torch.stack(labels))
 
 
 def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]:
