@@ -680,7 +680,7 @@ def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 _SHIPPED_HISTORY = 500  # per-step records kept by strip_checkpoint
-_PATH_SETTINGS = ("weights", "output", "resume", "content_dir", "style", "style_mask", "sample_dir")
+_PATH_SETTINGS = ("weights", "output", "resume", "content_dir", "style", "style_mask", "sample_dir", "init")
 
 
 def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

@@ -301,6 +301,7 @@ def test_cli_corrupt_resume_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["johnson", "purifier"])
 def test_shipped_eye_checkpoints(name: str) -> None:
+    from masked_gatys.eyes.parts import EYE_PARTS
     from masked_gatys.objective import preset
     from masked_gatys.train import shipped_checkpoint
 
@@ -310,9 +311,12 @@ def test_shipped_eye_checkpoints(name: str) -> None:
     meta = model.checkpoint
     assert meta["net"]["name"] == name
     assert meta["weights"]["sha256"] == "c403b74a78c8b9bf65a417b861153ab567e9f2848571b66f937779ad841955e5"
-    assert meta["max_layer"] == "relu3_4"
-    assert meta["objective"] == preset("masked", max_layer="relu3_4").to_dict()
-    assert meta["val_history"][-1]["total"] < meta["val_history"][0]["total"] / 10
+    # the pupil-keeping recipe (masked_gatys/data/README.md): skin, sclera, iris and pupil apart,
+    # a style pool of one look, four sizes
+    assert meta["objective"] == preset("masked-eye", regions=EYE_PARTS, max_layer="relu3_4").to_dict()
+    assert meta["trained_sizes"] == [[36, 60], [48, 72], [72, 120], [144, 240]]
+    assert meta["train_config"]["style_pool"] > 1 and meta["train_config"]["parts"] is True
+    assert meta["val_history"][-1]["total"] < meta["val_history"][0]["total"]
     images, masks = _batch(1)
     out = model(images, masks)
     assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1
@@ -409,3 +413,16 @@ def test_a_checkpoint_from_before_parts_resumes_only_without_them(tmp_path: Path
     result = runner.invoke(main, ["train", "--resume", str(out), "--iterations", "2"])
     assert result.exit_code == 0, result.output
     assert load_model(out).checkpoint["train_config"]["parts"] is False
+
+
+def test_a_stripped_checkpoint_names_its_warm_start_by_name_only(tmp_path: Path) -> None:
+    from masked_gatys.train import strip_checkpoint
+
+    first = tmp_path / "deep" / "er" / "first.pt"
+    first.parent.mkdir(parents=True)
+    train(tiny(iterations=1, output=str(first)))
+    second = tmp_path / "second.pt"
+    train(tiny(iterations=1, output=str(second), init=str(first)))
+    shipped = torch.load(strip_checkpoint(second, tmp_path / "shipped.pt"), weights_only=False)
+    assert shipped["train_config"]["init"] == "first.pt"
+    assert str(tmp_path) not in repr(shipped["train_config"])
