@@ -64,6 +64,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
     # stops at the level too (its time to the level is what is measured, and the rest of a
     # 512 px run would cost as much as the variants before it)
     "default": ({}, True),
+    # the default's coarse passes with a longer last pass (100 + 100 + 400 at 512 px): does
+    # more time at full size take coarse-to-fine to the baseline's level?
+    "c2f-long-last": ({"scale_iterations": (100, 100, 400), "stop_tol": 0.0}, True),
 }
 _NEUTRAL = {"scales": 1, "stop_tol": 0.0}
 DEFAULT_VARIANTS = ("lbfgs", "plbfgs", "c2f-2", "default")

@@ -426,3 +426,20 @@ def test_a_stripped_checkpoint_names_its_warm_start_by_name_only(tmp_path: Path)
     shipped = torch.load(strip_checkpoint(second, tmp_path / "shipped.pt"), weights_only=False)
     assert shipped["train_config"]["init"] == "first.pt"
     assert str(tmp_path) not in repr(shipped["train_config"])
+
+
+def test_the_training_pool_varies_the_geometry_and_keeps_one_look() -> None:
+    """A network cannot see which pool eye judges it: the pool eyes differ in shape and gaze but
+    share the style eye's skin and iris colours (pool eyes of their own colours stalled training)."""
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.train import _style_pool
+
+    cfg = tiny(style_pool=4)
+    pool = _style_pool(cfg, SIZE)
+    look = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=SIZE, seed=cfg.seed).truth["appearance"]
+    skin = torch.tensor(look["skin_color"])
+    for i in range(len(pool)):
+        labels = pool.parts[i]
+        mean_skin = pool.images[i][:, labels == 0].mean(dim=1)
+        assert torch.allclose(mean_skin, skin, atol=0.12), (i, mean_skin, skin)
+    assert len({tuple(m.flatten().tolist()) for m in (pool.masks >= 0.5).float()}) == len(pool)
