@@ -338,9 +338,7 @@ def run_size(size, args, weights, methods, progress, checkpoint=None) -> tuple[d
                                     "trained_sizes": model.checkpoint.get("trained_sizes")}
             net_cfg = ObjectiveConfig.from_dict(model.checkpoint["objective"])
             record["objective_preset"] = net_cfg.preset
-            if args.equivalent and not _comparable(model, encoder, record):
-                pass
-            elif args.equivalent:
+            if args.equivalent and _comparable(model, encoder, record):
                 # the net's own training objective on these eyes: its style eye (or each eye's
                 # nearest pool eye) and, where it was trained on them, the renderer's part labels
                 from masked_gatys.train import training_objective

@@ -223,8 +223,7 @@ class _Optimizer:
         if cfg.style is not None and cfg.style_pool is not None:
             raise MaskedGatysError("give --style or --style-pool, not both")
         self.needs_mask = cfg.method in ("masked", "regional")
-        # part labels (NAME_labels.png) split the masked objective's background into skin and sclera
-        self.uses_parts = cfg.method == "masked"
+        self.uses_parts = _uses_parts(cfg)
         self.scfg = StylizeConfig(
             preset=cfg.method, iterations=cfg.iterations, optimizer=cfg.optimizer,
             content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
@@ -371,6 +370,12 @@ def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
     return _Loaded(item, image, mask, parts)
 
 
+def _uses_parts(cfg: PurifyConfig) -> bool:
+    """Whether the method reads an input's part labels (NAME_labels.png): the optimizer's
+    ``masked`` splits its background into skin and sclera with them."""
+    return cfg.method == "masked"
+
+
 def _is_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
     if not record or record.get("status") != "done":
         return False
@@ -413,7 +418,7 @@ class _Run:
                  progress: Callable[[PurifyProgress], Any] | None) -> None:
         self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
         self.progress = progress
-        self.uses_parts = cfg.method == "masked"  # the optimizer's masked method reads NAME_labels.png
+        self.uses_parts = _uses_parts(cfg)
         self.records: dict[str, dict[str, Any]] = {}
         self.done = self.failed = self.skipped = 0
         self.start = time.perf_counter()
@@ -613,7 +618,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
             settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
             _check_settings(out_dir, settings)
             run.metadata["identity"] = method.identity
-            for batch in _batches(run, todo, cfg.batch, method.needs_mask, getattr(method, "uses_parts", False)):
+            for batch in _batches(run, todo, cfg.batch, method.needs_mask, run.uses_parts):
                 _run_batch(run, method, batch)
                 run.next_batch()
                 if run.stop_requested:

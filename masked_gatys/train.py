@@ -327,12 +327,9 @@ def _load_labels(path: Path, size: tuple[int, int]) -> Tensor | None:
     """``NAME_labels.png`` (the renderer's part colours) as ``(1, H, W)`` uint8 at ``size``, or None."""
     if not path.is_file():
         return None
-    from masked_gatys.eyes.parts import load_parts
+    from masked_gatys.eyes.parts import load_parts, resize_parts
 
-    labels = load_parts(path)
-    if tuple(labels.shape[-2:]) != tuple(size):
-        labels = F.interpolate(labels[None].float(), size=tuple(size), mode="nearest-exact")[0]
-    return labels.to(torch.uint8)
+    return resize_parts(load_parts(path), size).to(torch.uint8)
 
 
 def _render_set(n: int, size: tuple[int, int], seed: int, stream: int,
@@ -383,21 +380,14 @@ def _style_pool(config: TrainConfig, size: tuple[int, int]) -> Any:
     colours it cannot know: the look is held to one eye's, and the pool varies the geometry.
     """
     from masked_gatys.eyes import render_eye
-    from masked_gatys.eyes.datasets import eye_seed_and_gaze
+    from masked_gatys.eyes.datasets import render_set
     from masked_gatys.eyes.styles import StylePool
 
     look = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=size, seed=config.seed).truth["appearance"]
-    colours = {"skin_color": look["skin_color"], "iris_color": look["iris_color"]}
-    seed = _mix(config.seed, 9) % (2**31 - 1)
-    images, masks, labels, names = [], [], [], []
-    for i in range(config.style_pool):
-        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH)
-        eye = render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=size, seed=eye_seed, **colours)
-        images.append(eye.image.float())
-        masks.append(eye.mask.float())
-        labels.append(eye.labels.to(torch.uint8))
-        names.append(f"pool{i:04d}")
-    return StylePool(torch.cat(images), torch.cat(masks), tuple(names), torch.stack(labels))
+    return StylePool.from_gaze_set(render_set(
+        config.style_pool, domain="synthetic", size=size, seed=_mix(config.seed, 9) % (2**31 - 1),
+        yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH,
+        skin_color=look["skin_color"], iris_color=look["iris_color"]))
 
 
 def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]:
@@ -467,18 +457,19 @@ def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
 
 # ---------------------------------------------------------------- objective
 
-def _regions(mask: Tensor, image: Tensor | None = None, objective: Any = None, parts: Tensor | None = None) -> Any:
-    """The content regions a batch needs: background/attention, or the eye's parts for masked-eye
-    (from the part labels when the objective splits skin and sclera, else found in the image)."""
+def _regions(mask: Tensor, image: Tensor | None = None, cfg: Any = None, parts: Tensor | None = None) -> Any:
+    """The regions an objective config needs of eyes (content or style): background/attention,
+    or their parts for masked-eye (from the part labels when it matches skin and sclera apart,
+    else the pupil found in the image)."""
     from masked_gatys.masks import Regions
 
-    if objective is not None and "skin" in objective.config.regions:
+    if cfg is not None and "skin" in cfg.regions:
         from masked_gatys.eyes.parts import parts_from_labels
 
         if parts is None:
             raise MaskError("this objective matches skin and sclera apart: the eyes need part labels")
         return parts_from_labels(parts.long()).to(mask.device)
-    if image is not None and objective is not None and "pupil" in objective.config.regions:
+    if image is not None and cfg is not None and "pupil" in cfg.regions:
         from masked_gatys.eyes.parts import eye_regions
 
         return eye_regions(image, mask)
@@ -519,24 +510,8 @@ def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, dev
     if encoder is None:
         encoder = load_encoder(weights=config.weights if weights is None else weights, layers=cfg.layers,
                                device=device, seed=config.seed)
-    style_regions = _style_regions(cfg, style, style_mask, style_parts)
+    style_regions = _regions(style_mask, style, cfg, style_parts)
     return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
-
-
-def _style_regions(cfg: Any, style: Tensor, style_mask: Tensor, style_parts: Tensor | None) -> Any:
-    """The style eye's regions for an objective config: its parts (labels, or found in the image
-    for masked-eye without labels) or its binary mask."""
-    if "skin" in cfg.regions:
-        from masked_gatys.eyes.parts import parts_from_labels
-
-        if style_parts is None:
-            raise MaskError("this objective matches skin and sclera apart: the style eye needs part labels")
-        return parts_from_labels(style_parts.long())
-    if "pupil" in cfg.regions:
-        from masked_gatys.eyes.parts import eye_regions
-
-        return eye_regions(style, style_mask)
-    return _regions(style_mask)
 
 
 def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, parts: Tensor | None = None,
@@ -567,14 +542,13 @@ def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, p
     if config.style_pool:
         pool = _style_pool(config, size)
         style_parts = pool.parts if "skin" in cfg.regions else None
-        bank = Objective(encoder, cfg, style=pool.images, style_regions=_style_regions(cfg, pool.images, pool.masks,
-                                                                                       style_parts))
+        bank = Objective(encoder, cfg, style=pool.images,
+                         style_regions=_regions(pool.masks, pool.images, cfg, style_parts))
         objective = bank.select_styles(pool.nearest(images))
     else:
         style, style_mask, style_parts = _style(config, size)
-        objective = Objective(encoder, cfg, style=style, style_regions=_style_regions(cfg, style, style_mask,
-                                                                                      style_parts))
-    objective.set_content(images, regions=_regions(masks, images, objective, parts))
+        objective = Objective(encoder, cfg, style=style, style_regions=_regions(style_mask, style, cfg, style_parts))
+    objective.set_content(images, regions=_regions(masks, images, cfg, parts))
     return objective
 
 
@@ -639,7 +613,7 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
                 x, m = images[i:i + batch], masks[i:i + batch]
                 p = None if parts is None else parts[i:i + batch]
                 judge = _for_batch(objective, styles, slice(i, i + batch))
-                judge.set_content(x, regions=_regions(m, x, judge, p))
+                judge.set_content(x, regions=_regions(m, x, judge.config, p))
                 value = judge(net(x, m))
                 totals.append(value.total)
                 for name, t in value.terms.items():
@@ -799,7 +773,7 @@ def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer,
     """
     from masked_gatys.errors import ObjectiveError
 
-    objective.set_content(images, regions=_regions(masks, images, objective, parts))
+    objective.set_content(images, regions=_regions(masks, images, objective.config, parts))
     value = objective(net(images, masks))
     loss = value.total.mean()
     if not torch.isfinite(loss):

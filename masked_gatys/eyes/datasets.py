@@ -200,12 +200,13 @@ def eye_seed_and_gaze(seed: int, index: int, *, yaw_range: float = 30.0,
 
 def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36, 60), seed: int = 0,
                yaw_range: float = 30.0, pitch_range: float = 20.0,
-               progress: Progress | None = None) -> GazeSet:
+               progress: Progress | None = None, **look: Any) -> GazeSet:
     """``n`` rendered eyes in ``domain`` with exact masks, gaze and pupil centres.
 
     The same ``seed`` (and ranges) in both domains gives the same eyes, so the synthetic set
     is the upper bound for the real one. Eye ``i`` is image ``i`` of
-    ``masked-gatys render-eyes --seed SEED``.
+    ``masked-gatys render-eyes --seed SEED``. ``look``: overrides passed to every
+    :func:`render_eye` (e.g. ``skin_color``, ``iris_color``: one look for all the eyes).
 
     >>> s = render_set(2, size=(36, 60), seed=3, yaw_range=10, pitch_range=5)
     >>> bool((abs(s.gaze[:, 0]) <= 10).all() and (abs(s.gaze[:, 1]) <= 5).all())
@@ -216,7 +217,7 @@ def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36
     images, masks, gaze, pupil, parts = [], [], [], [], []
     for i in range(n):
         eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
-        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed)
+        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed, **look)
         images.append(eye.image)
         masks.append(eye.mask)
         parts.append(eye.labels.to(torch.uint8))
@@ -226,6 +227,8 @@ def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36
             progress(i + 1, n)
     source = {"kind": "rendered", "domain": domain, "n": n, "size": list(size), "seed": seed,
               "yaw_range": yaw_range, "pitch_range": pitch_range}
+    if look:
+        source["look"] = {k: np.asarray(v).round(4).tolist() for k, v in look.items()}
     return GazeSet(torch.cat(images), np.array(gaze), torch.cat(masks), np.array(pupil, dtype=np.float64),
                    tuple(f"{i:05d}" for i in range(n)), source, torch.stack(parts))
 
@@ -358,15 +361,13 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
 
 def _load_parts_sized(path: Path, size: Any, where: str) -> Tensor:
     from masked_gatys.errors import MaskError
-    from masked_gatys.eyes.parts import load_parts
+    from masked_gatys.eyes.parts import load_parts, resize_parts
 
     try:
         parts = load_parts(path)
     except MaskError as exc:
         raise GazeError(f"{where}: {exc}") from None
-    if tuple(parts.shape[-2:]) != tuple(size):
-        parts = F.interpolate(parts[None].float(), size=tuple(size), mode="nearest-exact")[0].long()
-    return parts.to(torch.uint8)
+    return resize_parts(parts, size).to(torch.uint8)
 
 
 # --------------------------------------------------------------------------- UnityEyes

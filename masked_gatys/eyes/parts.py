@@ -26,7 +26,8 @@ from torch import Tensor
 
 from masked_gatys.errors import ImageError
 
-__all__ = ["EYE_REGIONS", "EYE_PARTS", "pupil_disc", "eye_regions", "parts_from_labels", "load_parts"]
+__all__ = ["EYE_REGIONS", "EYE_PARTS", "pupil_disc", "eye_regions", "parts_from_labels", "load_parts",
+           "resize_parts"]
 
 EYE_REGIONS = ("background", "attention", "iris", "pupil")
 #: the regions of an eye whose parts are all known (a label mask): the background splits too
@@ -107,6 +108,18 @@ def parts_from_labels(labels: Tensor):
     skin, sclera, iris, pupil = one.unbind(1)
     masks = torch.stack([skin + sclera, iris + pupil, iris, pupil, skin, sclera], dim=1)
     return Regions(masks, EYE_PARTS)
+
+
+def resize_parts(labels: Tensor, size) -> Tensor:
+    """Label maps ``(B, H, W)`` at ``size`` (nearest label: labels are not averaged); same dtype.
+
+    >>> resize_parts(torch.tensor([[[0, 1], [2, 3]]]), (4, 4))[0, :, 0].tolist()
+    [0, 0, 2, 2]
+    """
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    out = torch.nn.functional.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest-exact")
+    return out[:, 0].to(labels.dtype)
 
 
 def load_parts(path) -> Tensor:

@@ -118,12 +118,9 @@ class StylePool:
             masks.append(m)
             names.append(image_path.name)
             if with_parts:
-                from masked_gatys.eyes.parts import load_parts
+                from masked_gatys.eyes.parts import load_parts, resize_parts
 
-                lab = load_parts(labels_path)
-                if tuple(lab.shape[-2:]) != size:
-                    lab = torch.nn.functional.interpolate(lab[None].float(), size=size, mode="nearest-exact")[0].long()
-                parts.append(lab.to(torch.uint8))
+                parts.append(resize_parts(load_parts(labels_path), size).to(torch.uint8))
         return cls(torch.cat(images), torch.cat(masks), tuple(names), torch.cat(parts) if with_parts else None)
 
     def nearest(self, images: Tensor, k: int = 1) -> Tensor:
@@ -147,6 +144,7 @@ class StylePool:
         if tuple(styles.shape[-2:]) != tuple(size):
             styles, masks = resize_to(styles, size), resize_to(masks, size)
             if parts is not None:
-                parts = torch.nn.functional.interpolate(parts[:, None].float(), size=tuple(size),
-                                                        mode="nearest-exact")[:, 0].long()
+                from masked_gatys.eyes.parts import resize_parts
+
+                parts = resize_parts(parts, size)
         return styles, (masks >= 0.5).float(), parts
