@@ -57,9 +57,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
     # projected L-BFGS at one scale
     "plbfgs": ({"optimizer": "plbfgs", "scales": 1, "stop_tol": 0.0}, True),
     "plbfgs-h20": ({"optimizer": "plbfgs", "scales": 1, "stop_tol": 0.0, "history_size": 20}, True),
-    # projected L-BFGS coarse-to-fine: 2 and 3 scales from 128 px
-    "c2f-2": ({"optimizer": "plbfgs", "scales": 2, "min_size": 128, "stop_tol": 0.0}, True),
-    "c2f-3": ({"optimizer": "plbfgs", "scales": 3, "min_size": 128, "stop_tol": 0.0}, True),
+    # projected L-BFGS coarse-to-fine: 2 and 3 scales from 128 px, the budget split equally
+    # (stylize's default split until 2026-12-03; "equal_split" is this script's, not a setting)
+    "c2f-2": ({"optimizer": "plbfgs", "scales": 2, "min_size": 128, "stop_tol": 0.0, "equal_split": 2}, True),
+    "c2f-3": ({"optimizer": "plbfgs", "scales": 3, "min_size": 128, "stop_tol": 0.0, "equal_split": 3}, True),
     # what a user gets: stylize's defaults (iterations, scales, stopping rule) as they are; it
     # stops at the level too (its time to the level is what is measured, and the rest of a
     # 512 px run would cost as much as the variants before it)
@@ -115,6 +116,11 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
 
 def _config(variant: str, preset: str, args: argparse.Namespace) -> StylizeConfig | None:
     changes, _ = VARIANTS[variant]
+    changes = dict(changes)
+    n_equal = changes.pop("equal_split", None)
+    if n_equal:
+        share = args.iterations // n_equal
+        changes["scale_iterations"] = (share,) * (n_equal - 1) + (args.iterations - share * (n_equal - 1),)
     fields = {f.name for f in dataclasses.fields(StylizeConfig)}
     # a version of stylize without these options behaves as these values say
     changes = {k: v for k, v in changes.items() if k in fields or _NEUTRAL.get(k, object()) != v}

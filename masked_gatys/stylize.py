@@ -105,7 +105,8 @@ class StylizeConfig:
     min_size: int = MIN_SIZE
     """Longest side of the coarsest pass."""
     scale_iterations: tuple[int, ...] | None = None
-    """Iterations of each pass, coarsest first; None: ``iterations`` split by :func:`split_iterations`."""
+    """Iterations of each pass, coarsest first; None: ``iterations`` at the working size and
+    ``iterations // passes`` at each coarser one (:func:`split_iterations`)."""
     original_colors: str | None = None
     """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
     (match the style's colours to the content's first); per region with masks."""
@@ -476,19 +477,30 @@ def split_iterations(cfg: StylizeConfig, n_scales: int) -> list[int]:
     """Iterations of each pass, coarsest first.
 
     ``scale_iterations`` when given (its last entry repeats for missing
-    passes); otherwise ``iterations`` shared out equally, the remainder to the
-    finest pass.
+    passes); otherwise the working size's pass runs all ``iterations`` and each
+    coarser pass ``iterations // n_scales`` more. (Until 2026-12-03 the budget
+    was shared out equally; at 512 px that left the last pass too short to reach
+    the baseline's objective: benchmarks/README.md, "Time to quality".)
 
-    >>> split_iterations(StylizeConfig(iterations=300), 2), split_iterations(StylizeConfig(iterations=7), 3)
-    ([150, 150], [2, 2, 3])
+    >>> split_iterations(StylizeConfig(iterations=300), 2), split_iterations(StylizeConfig(iterations=300), 3)
+    ([150, 300], [100, 100, 300])
     """
     if cfg.scale_iterations is not None:
         given = list(cfg.scale_iterations)
         if len(given) > n_scales:
             return given[-n_scales:]
         return given + [given[-1]] * (n_scales - len(given))
-    share = cfg.iterations // n_scales
-    return [share] * (n_scales - 1) + [cfg.iterations - share * (n_scales - 1)]
+    return [cfg.iterations // n_scales] * (n_scales - 1) + [cfg.iterations]
+
+
+def iteration_bound(cfg: StylizeConfig) -> int:
+    """The most iterations a run of ``cfg`` can take, whatever the image's size.
+
+    >>> iteration_bound(StylizeConfig(iterations=300, scales=3)), iteration_bound(StylizeConfig(iterations=10, scales=1))
+    (500, 10)
+    """
+    # scales=None gives one pass per doubling from min_size: far fewer than 16 for any image
+    return sum(split_iterations(cfg, cfg.scales or 16))
 
 
 def prepare(content: ImageLike, style, *, mask=None, style_mask=None,

@@ -316,6 +316,20 @@ def test_scale_sizes_and_iteration_split():
     assert scale_sizes((512, 512), StylizeConfig(scales=3, min_size=128)) == [(128, 128), (256, 256), (512, 512)]
     assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 3) == [50, 20, 20]
     assert split_iterations(StylizeConfig(scale_iterations=(50, 20)), 1) == [20]
+    # the default: the working size gets the whole budget, each coarser pass a 1/N share more
+    # (an equal split left the 512 px pass too short to reach the baseline's objective)
+    assert split_iterations(StylizeConfig(iterations=300), 3) == [100, 100, 300]
+    assert split_iterations(StylizeConfig(iterations=300), 1) == [300]
+
+
+def test_default_coarse_to_fine_runs_the_full_budget_at_the_working_size():
+    # 2 passes of which the last runs all 4 iterations: 2 + 4 = 6 in all (an equal split: 4)
+    content, a, _ = _images()
+    cfg = _config(scales=2, min_size=16, iterations=4, stop_tol=0.0)
+    seen = []
+    result = _quiet(stylize, content, a, config=cfg, callback=lambda p: seen.append((p.scale, p.iteration)))
+    assert result.n_iter == 6
+    assert [it for scale, it in seen if scale == 1] == [1, 2, 3, 4]
 
 
 # ----------------------------------------------------------------------------- colour

@@ -102,7 +102,8 @@ def _short(name: str) -> str:
 @click.option("--size", type=click.IntRange(min=0), default=lambda: _default("size"), callback=_check_size,
               show_default="the content's size, at most 512",
               help="Longest side of the working image; 0: the content's own size, however large.")
-@click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300")
+@click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300",
+              help="Iterations at the working size; coarse-to-fine passes run a share more (--scale-iterations).")
 @click.option("--optimizer", type=click.Choice(["plbfgs", "lbfgs", "lbfgs-b", "adam"]),
               default=lambda: _default("optimizer"), show_default="plbfgs",
               help="plbfgs: projected L-BFGS on the device; lbfgs: torch L-BFGS clamped (the paper's); "
@@ -151,7 +152,8 @@ def _short(name: str) -> str:
 @click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
               help="Longest side of the coarsest pass.")
 @click.option("--scale-iterations", callback=lambda c, p, v: _ints(v, p.name),
-              show_default="--iterations split equally", help="Iterations of each pass, coarsest first, e.g. 100,100.")
+              show_default="of N passes, each coarser one --iterations/N, the last --iterations",
+              help="Iterations of each pass, coarsest first, e.g. 100,100,300.")
 @click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),
               help="luminance: transfer luminance only and keep the content's colours; histogram: match the "
                    "style's colours to the content's first. Per region with masks.")
@@ -217,12 +219,15 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     check_writable_output(output)
     if log_path is not None:
         check_writable_output(log_path)
-    check_outputs([("-o", output), ("--log", log_path), *_save_every_outputs(output, save_every, iterations, inputs)],
+    from masked_gatys.stylize import StylizeConfig, iteration_bound
+
+    most = iteration_bound(StylizeConfig(iterations=iterations, scales=scales, scale_iterations=scale_iterations))
+    check_outputs([("-o", output), ("--log", log_path), *_save_every_outputs(output, save_every, most, inputs)],
                   inputs)
     device = resolve_device(device)
 
     from masked_gatys.image import save_image
-    from masked_gatys.stylize import StylizeConfig, stylize
+    from masked_gatys.stylize import stylize
 
     config = StylizeConfig(
         preset=preset, size=size, iterations=iterations, optimizer=optimizer, content_weight=content_weight,
@@ -280,8 +285,8 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                    f"{result.seconds:.1f} s, weights {result.weights.name})", err=True)
 
 
-def _save_every_outputs(output: Path, every: int, iterations: int, inputs: list) -> list[tuple[str, Path]]:
-    """The ``--save-every`` files (OUTPUT_NNNN.png) that an input's name matches, to be refused."""
+def _save_every_outputs(output: Path, every: int, most: int, inputs: list) -> list[tuple[str, Path]]:
+    """The ``--save-every`` files (OUTPUT_NNNN.png, up to ``most`` iterations) that an input's name matches."""
     import re
 
     if not every:
@@ -291,7 +296,7 @@ def _save_every_outputs(output: Path, every: int, iterations: int, inputs: list)
     for _, path in inputs:
         match = pattern.fullmatch(Path(path).name) if path is not None else None
         if match and f"{int(match[1]):04d}" == match[1] and int(match[1]) % every == 0 and \
-                0 < int(match[1]) <= iterations:
+                0 < int(match[1]) <= most:
             found.append(("--save-every", output.with_name(Path(path).name)))
     return found
 
