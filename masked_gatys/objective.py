@@ -47,7 +47,9 @@ from masked_gatys.errors import MaskError, ObjectiveError
 __all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "with_layers", "PRESETS"]
 
 _KINDS = ("content", "style")
-_STYLE_CHUNK = 16  # style images per encoder forward when the targets are computed
+#: Style images per encoder forward when the targets of a pool are computed: 16 at eye sizes,
+#: fewer for large images so that a chunk's features stay near 16 x 256 x 256 pixels' worth.
+_STYLE_CHUNK_PIXELS = 16 * 256 * 256
 
 
 @dataclass(frozen=True)
@@ -471,15 +473,16 @@ class Objective(nn.Module):
         style = style.to(self._device())
         if style.dim() != 4 or style.shape[1] != 3:
             raise ObjectiveError(f"the style image must be (1, 3, H, W) or (B, 3, H, W), got {tuple(style.shape)}")
-        if style.shape[0] > _STYLE_CHUNK:  # a large style batch (a pool): its features a chunk at a time
+        chunk = max(1, min(16, _STYLE_CHUNK_PIXELS // (style.shape[-2] * style.shape[-1])))
+        if style.shape[0] > chunk:  # a large style batch (a pool): its features a chunk at a time
             from masked_gatys.masks import Regions
 
             chunks = []
-            for i in range(0, style.shape[0], _STYLE_CHUNK):
+            for i in range(0, style.shape[0], chunk):
                 part = style_regions
                 if style_regions is not None and style_regions.masks.shape[0] > 1:
-                    part = Regions(style_regions.masks[i:i + _STYLE_CHUNK], style_regions.names)
-                chunks.append(self._style_grams(style[i:i + _STYLE_CHUNK], part))
+                    part = Regions(style_regions.masks[i:i + chunk], style_regions.names)
+                chunks.append(self._style_grams(style[i:i + chunk], part))
             return {name: torch.cat([c[name] for c in chunks]) for name in chunks[0]}
         if style_regions is not None:
             style_regions = style_regions.to(style.device)
