@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -83,6 +84,8 @@ def test_purified_columns_are_cached(tmp_path):
     evaluate(cfg)
     assert [p.stat().st_mtime_ns for p in outputs] == stamps  # nothing purified twice
     assert "real+purifier" in format_table(report)
+    # the paired change carries its 95 % interval (1.96 standard errors of the per-eye differences)
+    assert f"({paired['mean']:+.1f} +- {paired['ci95']:.1f})" in format_table(report)
     assert str(tmp_path) not in (tmp_path / "results.json").read_text()  # no paths of this machine
 
 
@@ -118,3 +121,16 @@ def test_optimizer_columns_take_their_style_eyes_from_the_training_pool(tmp_path
                        iterations=1, weights="random", max_layer="relu2_2", style_pool=None)
     evaluate(one)
     assert not (tmp_path / "one" / "style-pool").exists() and (tmp_path / "one" / "style" / "style.png").is_file()
+
+
+def test_paired_change_and_its_interval_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from masked_gatys.eyes.experiment import _paired
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(2, 12, 40)
+    err = raw - 1.5 + rng.normal(0, 2, 40)
+    d = _paired(err, raw)
+    assert d["mean"] == pytest.approx(float(np.mean(err - raw)))
+    assert d["ci95"] == pytest.approx(1.96 * float(stats.sem(err - raw)))
+    assert d["n"] == 40 and d["raw_mean"] == pytest.approx(float(raw.mean()))

@@ -139,7 +139,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
 
     Prints a table like the paper's Table 2 (rows: estimators; columns: test sets; cells: mean
     +- std angular error in degrees, and in brackets the change against the raw set on the same
-    eyes), with the pupil's distance from its true centre and the purification's pupil shift
+    eyes +- its 95% interval), with the pupil's distance from its true centre and the purification's pupil shift
     below. Writes results.json, table.md, plot.png and sheet.png into --out.
     """
     from masked_gatys.eyes.experiment import ExperimentConfig, evaluate, format_table, quick_config

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import time
@@ -536,7 +537,9 @@ def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | Non
 
 
 def format_table(report: GazeReport) -> str:
-    """Markdown: rows estimators, columns test sets, cells mean +- std degrees; pupil rows below."""
+    """Markdown: rows estimators, columns test sets, cells mean +- std degrees (purified columns:
+    in brackets the paired change against the raw eyes, +- the half-width of its 95 % interval);
+    pupil rows below."""
     cols = [c["name"] for c in report.columns]
     lines = ["| estimator | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
     for e, errs in report.errors.items():
@@ -544,8 +547,9 @@ def format_table(report: GazeReport) -> str:
         for c in cols:
             s = errs[c]
             cell = f"{s['mean']:.1f} +- {s['std']:.1f}"
-            if "paired_vs_raw" in s:
-                cell += f" ({s['paired_vs_raw']['mean']:+.1f})"
+            if "paired_vs_raw" in s:  # the change against raw on the same eyes, +- its 95 % interval
+                d = s["paired_vs_raw"]
+                cell += f" ({d['mean']:+.1f}" + ("" if math.isnan(d["ci95"]) else f" +- {d['ci95']:.1f}") + ")"
             cells.append(cell)
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
 
