@@ -67,9 +67,11 @@ class ExperimentConfig:
     ``masked``, ``regional``, ...), the shipped nets (``johnson``, ``purifier``) or a
     checkpoint path. ``purify_synthetic`` purifies the synthetic test set too (off by default:
     it doubles the optimizer's time). ``purify_n`` purifies only the first N eyes of each test
-    set (default 100: the optimizer purifies about one 36x60 eye in 2-4 s on a CPU core, so 500
-    would take the default run past half an hour); the purified columns, their paired
-    differences against the raw eyes and every column's pupil figures use those N.
+    set (default None: all of them; the optimizer purifies a 36x60 eye in about 1.6 s on a CPU
+    core, so 13 minutes per optimizer method for the default 500; on 100 eyes kNN's gain
+    carried a 95 % interval of +- 0.7 degrees and read 1 degree high, docs/gaze.md); the
+    purified columns, their paired differences against the raw eyes and every column's pupil
+    figures use those N.
     ``style_pool`` (optimizer methods): ``"train"`` gives each test eye the nearest-looking of
     the first ``style_pool_n`` training eyes as its style eye
     (:class:`~masked_gatys.eyes.styles.StylePool`; only the test image is used to choose,
@@ -91,7 +93,7 @@ class ExperimentConfig:
     pitch_range: float = 20.0
     purify: tuple[str, ...] = ("none", "masked", "purifier")
     purify_synthetic: bool = False
-    purify_n: int | None = 100
+    purify_n: int | None = None
     style: str | None = None
     style_mask: str | None = None
     # one style eye for all raises the CNN's error on real eyes by 1.9 degrees; the nearest
