@@ -67,6 +67,7 @@ __all__ = [
     "peak_memory",
     "quick_config",
     "ratio_to_floor",
+    "resumable_sizes",
     "run_bench",
     "summarize",
     "timed",
@@ -797,8 +798,51 @@ def _worth_on_training_objective(model: Any, eyes: list, weights: Any, cfg: Benc
     return objective_rec, equivalent
 
 
-def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None = None) -> BenchResult:
+def resumable_sizes(config: BenchConfig, earlier: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """The records of an earlier run (its JSON, as a dict) by size, for ``run_bench(resume=...)``.
+
+    The earlier run must have had the same settings but for ``sizes``; otherwise its figures
+    would not compare and a one-line :class:`~masked_gatys.errors.MaskedGatysError` says which
+    setting differs.
+
+    >>> cfg = quick_config()
+    >>> done = {"metadata": {"config": dict(cfg.to_dict(), sizes=[32])}, "results": [{"size": 32}]}
+    >>> resumable_sizes(cfg, done)
+    {32: [{'size': 32}]}
+    >>> resumable_sizes(cfg, {"metadata": {"config": dict(cfg.to_dict(), eyes=9)}, "results": []})
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.MaskedGatysError: the earlier run was made with other settings (eyes): resume with the same options, or write another --json
+    """
+    from masked_gatys.errors import MaskedGatysError
+    from masked_gatys.files import recorded_name
+
+    now = config.to_dict()
+    now["weights"] = recorded_name(now.get("weights"))
+    now["nets"] = [recorded_name(n) for n in now.get("nets") or []]
+    then = (earlier.get("metadata") or {}).get("config") or {}
+    differ = sorted(k for k in set(now) | set(then) if k != "sizes" and json.dumps(now.get(k), default=str)
+                    != json.dumps(then.get(k), default=str))
+    if differ:
+        shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
+        raise MaskedGatysError(f"the earlier run was made with other settings ({shown}): resume with the same "
+                               "options, or write another --json")
+    by_size: dict[int, list[dict[str, Any]]] = {}
+    for rec in earlier.get("results") or []:
+        by_size.setdefault(int(rec["size"]), []).append(rec)
+    return by_size
+
+
+def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None = None,
+              resume: dict[str, Any] | None = None,
+              checkpoint: Callable[[BenchResult], Any] | None = None) -> BenchResult:
     """Measure everything :class:`BenchConfig` asks for; return the metadata and the records.
+
+    ``resume`` (an earlier run's :meth:`BenchResult.to_dict`, e.g. its JSON, made with the same
+    settings: :func:`resumable_sizes`) gives the records of sizes measured before, which are
+    kept and not measured again; ``checkpoint(result)`` is called after each size with the
+    records so far (``masked-gatys bench --json`` writes them then, so an interrupted run keeps
+    its finished sizes and ``--resume`` goes on from there).
 
     Records (one dict each, the keys of :data:`RESULT_FIELDS`):
 
@@ -847,7 +891,16 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
 
     encoders: dict[str, Any] = {}
     identity: dict[str, Any] | None = None
+    earlier = resumable_sizes(cfg, resume) if resume is not None else {}
+    if earlier:
+        meta["resumed_sizes"] = sorted(sz for sz in cfg.sizes if sz in earlier)
+        meta["resumed_from"] = {k: (resume.get("metadata") or {}).get(k) for k in ("date", "git_commit")}
+        identity = (resume.get("metadata") or {}).get("weights")
     for size in cfg.sizes:
+        if size in earlier:  # measured by the earlier run
+            result.results.extend(earlier[size])
+            step(f"{size}px: kept from the earlier run", advance=per_size)
+            continue
         hw = (size, size)
         eyes = held_out_eyes(hw, cfg.eyes)
         style, style_mask = _style_eye(hw)
@@ -980,6 +1033,9 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
                 equivalent_iterations=equivalent, equivalent_iterations_by_optimizer=by_opt or None,
                 checkpoint=path, n_iterations=cfg.iterations))
         result.results.extend(size_records)
+        meta["weights"] = identity
+        if checkpoint is not None:
+            checkpoint(result)
     meta["weights"] = identity
     meta["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if progress is not None:

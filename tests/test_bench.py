@@ -303,3 +303,42 @@ def test_a_net_trained_on_another_objective_is_judged_on_its_own(tmp_path, no_we
         (refused,) = [r for r in run_bench(other).results if r["kind"] == "net"]
     assert refused["objective"]["available"] is False
     assert "vgg19-other.pth" in refused["objective"]["reason"]  # the weights it was trained against
+
+
+def test_an_interrupted_bench_keeps_its_finished_sizes_and_resumes(tmp_path, monkeypatch, keep_threads,
+                                                                    no_weights_env):
+    out = tmp_path / "b.json"
+    args = ["bench", "--quick", "--threads", "1", "--no-progress", "--nets", "none", "--json", str(out)]
+    real = bench.held_out_eyes
+    measured = []
+
+    def second_size_interrupted(size, count):
+        measured.append(size[0])
+        if size[0] == 48:
+            raise KeyboardInterrupt
+        return real(size, count)
+
+    monkeypatch.setattr(bench, "held_out_eyes", second_size_interrupted)
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 130, first.output
+    assert "--resume" in first.output
+    kept = json.loads(out.read_text())
+    assert {r["size"] for r in kept["results"]} == {32}  # the finished size, written before the cut
+
+    monkeypatch.setattr(bench, "held_out_eyes", lambda size, count: measured.append(size[0]) or real(size, count))
+    measured.clear()
+    second = CliRunner().invoke(main, args + ["--resume"])
+    assert second.exit_code == 0, second.output
+    assert measured == [48]  # 32 px was not measured again
+    done = json.loads(out.read_text())
+    assert {r["size"] for r in done["results"]} == {32, 48}
+    assert [r for r in done["results"] if r["size"] == 32] == kept["results"]  # kept as recorded
+    assert done["metadata"]["resumed_sizes"] == [32]
+
+    # other settings than the recorded run's: refused in one line, the JSON untouched
+    before = out.read_text()
+    third = CliRunner().invoke(main, args + ["--resume", "--eyes", "3"])
+    assert third.exit_code != 0 and "other settings (eyes)" in third.output
+    assert out.read_text() == before
+    fourth = CliRunner().invoke(main, ["bench", "--quick", "--resume"])
+    assert fourth.exit_code != 0 and "--json" in fourth.output

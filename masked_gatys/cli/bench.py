@@ -83,6 +83,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Write the metadata and result records as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG: objective against iteration, time against size.")
+@click.option("--resume", is_flag=True, default=False,
+              help="Keep the sizes already in --json (an earlier run with the same options, cut short) and "
+                   "measure the rest; --json is written after each size either way.")
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
 @error_boundary
 def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
@@ -91,7 +94,7 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
                   presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
                   nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
                   threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
-                  no_progress: bool) -> None:
+                  resume: bool, no_progress: bool) -> None:
     """Benchmark the optimizer (seconds per evaluation against the VGG floor, per iteration, for N
     iterations) and the feed-forward nets (seconds per image, speed-up, objective worth in
     iterations) at several sizes; print a table, optionally write JSON and a plot."""
@@ -108,6 +111,9 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
     from masked_gatys.files import check_outputs
 
     check_outputs([("--json", json_path), ("--plot", plot_path)])
+    if resume and json_path is None:
+        raise click.ClickException("--resume goes on from the records in --json: give --json FILE")
+    earlier = _earlier_run(json_path) if resume else None
     from masked_gatys.encoder import default_weights
 
     if weights is None and default_weights()[0] == "random":
@@ -160,17 +166,41 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
         bar.set_postfix_str(p.label, refresh=False)
         bar.refresh()
 
+    from masked_gatys.files import write_json_atomic
+
+    def save(partial: Any) -> None:  # after each size, so that an interrupted run keeps them
+        if json_path is not None:
+            write_json_atomic(partial.to_dict(), json_path)
+
     try:
-        result = run_bench(config, progress=on_progress)
+        result = run_bench(config, progress=on_progress, resume=earlier, checkpoint=save)
+    except KeyboardInterrupt:
+        if json_path is not None and json_path.is_file():
+            click.echo(f"interrupted: the sizes finished are in {json_path}; --resume goes on from there", err=True)
+        raise
     finally:
         if bar is not None:
             bar.close()
     click.echo(format_table(result))
     if json_path is not None:
-        from masked_gatys.cli.stylize import write_json_atomic
-
         write_json_atomic(result.to_dict(), json_path)
         click.echo(f"wrote {json_path}", err=True)
     if plot_path is not None:
         write_plot(result, plot_path)
         click.echo(f"wrote {plot_path}", err=True)
+
+
+def _earlier_run(path: Path) -> dict[str, Any] | None:
+    """The earlier run's records for ``--resume`` (None: no file yet, a fresh start)."""
+    import json
+
+    if not path.is_file():
+        click.echo(f"notice: {path} does not exist yet: nothing to resume, starting afresh", err=True)
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"cannot resume from {path}: not a bench JSON ({exc})") from None
+    if not isinstance(data, dict) or "results" not in data or "metadata" not in data:
+        raise click.ClickException(f"cannot resume from {path}: not a bench JSON (no metadata and results)")
+    return data
