@@ -111,7 +111,8 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
             "baseline_iterations": args.baseline_iterations, "iterations": args.iterations,
             "problem": "held_out_eyes((size, size), 1)[0] (real eye, seed 900000) after "
                        "render_eye(yaw=0, pitch=0, domain='synthetic', seed=0), square crops",
-            "max_layer": args.max_layer}
+            "max_layer": args.max_layer, "device": args.device,
+            "device_name": torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor()}
 
 
 def _config(variant: str, preset: str, args: argparse.Namespace) -> StylizeConfig | None:
@@ -126,7 +127,8 @@ def _config(variant: str, preset: str, args: argparse.Namespace) -> StylizeConfi
     changes = {k: v for k, v in changes.items() if k in fields or _NEUTRAL.get(k, object()) != v}
     if not set(changes) <= fields:
         return None
-    base: dict[str, Any] = dict(preset=preset, weights=args.weights, max_layer=args.max_layer, device="cpu")
+    base: dict[str, Any] = dict(preset=preset, weights=args.weights, max_layer=args.max_layer,
+                                device=getattr(args, "device", "cpu"))
     if "subject" in fields:  # the plain presets, as the records were made (no eye-part objective)
         base["subject"] = "general"
     if variant != "default":
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-iterations", type=int, default=400)
     parser.add_argument("--iterations", type=int, default=400, help="budget of the other variants")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (on cuda compare the wall-clock fractions: the summary has both)")
     parser.add_argument("--json", required=True, type=Path)
     parser.add_argument("--images", type=Path, help="folder for the final images (not committed)")
     parser.add_argument("--sheet", type=Path, help="write a sheet of the final images")
@@ -329,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
                             cfg = StylizeConfig(preset=preset, weights=args.weights, max_layer=args.max_layer,
-                                                device="cpu", iterations=0)
+                                                device=args.device, iterations=0)
                             encoder = prepare(**problem(size, preset), config=cfg).encoder
                     base = data["runs"].get(f"{preset}-{size}-lbfgs")
                     target = base["final"] if base else None
