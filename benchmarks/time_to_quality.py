@@ -58,7 +58,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
     "plbfgs": ({"optimizer": "plbfgs", "scales": 1, "stop_tol": 0.0}, True),
     "plbfgs-h20": ({"optimizer": "plbfgs", "scales": 1, "stop_tol": 0.0, "history_size": 20}, True),
     # projected L-BFGS coarse-to-fine: 2 and 3 scales from 128 px, the budget split equally
-    # (stylize's default split until 2026-12-03; "equal_split" is this script's, not a setting)
+    # (stylize's default split until the fourth session of 2026-12-02; "equal_split" is this script's, not a setting)
     "c2f-2": ({"optimizer": "plbfgs", "scales": 2, "min_size": 128, "stop_tol": 0.0, "equal_split": 2}, True),
     "c2f-3": ({"optimizer": "plbfgs", "scales": 3, "min_size": 128, "stop_tol": 0.0, "equal_split": 3}, True),
     # what a user gets: stylize's defaults (iterations, scales, stopping rule) as they are; it

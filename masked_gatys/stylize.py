@@ -478,7 +478,7 @@ def split_iterations(cfg: StylizeConfig, n_scales: int) -> list[int]:
 
     ``scale_iterations`` when given (its last entry repeats for missing
     passes); otherwise the working size's pass runs all ``iterations`` and each
-    coarser pass ``iterations // n_scales`` more. (Until 2026-12-03 the budget
+    coarser pass ``iterations // n_scales`` more. (Until the fourth session of 2026-12-02 the budget
     was shared out equally; at 512 px that left the last pass too short to reach
     the baseline's objective: benchmarks/README.md, "Time to quality".)
 
