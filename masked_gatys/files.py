@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -37,17 +39,34 @@ def _umask() -> int:
     return mask
 
 
+def _hold_signals() -> Any:
+    """Block SIGINT and SIGTERM (main thread, POSIX); the previous mask, or None where not held."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _release_signals(held: Any) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *, suffix: str | None = None) -> Path:
     """Call ``write(fh)`` on a temporary file, then move it onto ``path``.
 
     Raises ``OSError`` (the caller words it for its own kind of file); the
-    target is never left half-written.
+    target is never left half-written, and the temporary file never stays.
     """
     path = Path(path)
     check_replaceable(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+    # Ctrl-C and SIGTERM wait while the temporary file is made and its name taken: delivered
+    # between the two they would leave it behind. Released inside the try, they clean it up.
+    held, tmp = _hold_signals(), None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+        _release_signals(held)
+        held = None
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -56,9 +75,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+    finally:
+        _release_signals(held)  # still held only where mkstemp itself failed
     with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -236,6 +236,44 @@ def _wait_for(path, proc, seconds=120.0):
         time.sleep(0.02)
 
 
+# The CLI with an atomic write whose first temporary file, once made, takes a second to be
+# handed back: a signal in that window arrives before the write's own clean-up is armed.
+SLOW_MKSTEMP = """
+import sys, time, pathlib, tempfile
+import masked_gatys.files as files
+real = tempfile.mkstemp
+def slow(*a, **k):
+    fd, name = real(*a, **k)
+    marker = pathlib.Path(name).parent / "mkstemp"
+    if not marker.exists():
+        marker.touch()
+        time.sleep(1.0)
+    return fd, name
+files.tempfile.mkstemp = slow
+from masked_gatys.cli import main
+main(sys.argv[1:], prog_name="masked-gatys")
+"""
+
+
+def test_a_signal_while_an_intermediate_image_is_written_leaves_no_temporary_file(files, tmp_path):
+    import signal
+
+    from masked_gatys.image import load_image
+
+    out = tmp_path / "o.png"
+    cmd = [sys.executable, "-c", SLOW_MKSTEMP, *_long_run(files, out)[3:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(tmp_path / "mkstemp", proc)  # inside the first --save-every write
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert load_image(out).shape == (1, 3, SIZE, SIZE) and (tmp_path / "o_0001.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
 @pytest.mark.parametrize("signum, code", [("SIGTERM", 143),
                                           pytest.param("SIGINT", 130, marks=pytest.mark.slow)])
 def test_a_signal_during_the_run_writes_the_best_image_even_if_repeated_during_the_write(files, tmp_path,

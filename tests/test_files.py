@@ -45,3 +45,25 @@ def test_json_round_trip_and_replace(tmp_path):
 def test_missing_folder_raises_oserror(tmp_path):
     with pytest.raises(OSError):
         atomic_write(tmp_path / "nope" / "f.txt", lambda fh: fh.write(b"x"))
+
+
+def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_nothing_behind(tmp_path, monkeypatch):
+    """SIGINT arriving between the temporary file's creation and the write's clean-up being armed
+    (here: sent by mkstemp itself, once the file exists) must not leave the file behind."""
+    import os
+    import signal
+    import tempfile
+
+    from masked_gatys import files
+
+    real = tempfile.mkstemp
+
+    def interrupted(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Python's default handler: KeyboardInterrupt
+        return made
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_json_atomic({"a": 1}, tmp_path / "run.json")
+    assert list(tmp_path.iterdir()) == []

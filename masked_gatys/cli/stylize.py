@@ -255,8 +255,11 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
             shown.update({_short(k): f"{v:.3g}" for k, v in p.terms.items()})
             bar.set_postfix(shown, refresh=False)
         if save_every and p.step % save_every == 0:
-            save_image(p.best_image[:1].detach().cpu(), output.with_name(f"{output.stem}_{p.step:04d}.png"),
-                       metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
+            # a signal now waits for the write: raised inside the atomic write's set-up it would
+            # leave the temporary file behind
+            with deferred_interrupts():
+                save_image(p.best_image[:1].detach().cpu(), output.with_name(f"{output.stem}_{p.step:04d}.png"),
+                           metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
         return False
 
     # warnings print as they come, one line each (cli._common.warnings_as_lines, set up by the group)
