@@ -840,7 +840,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
 
     ``resume`` (an earlier run's :meth:`BenchResult.to_dict`, e.g. its JSON, made with the same
     settings: :func:`resumable_sizes`) gives the records of sizes measured before, which are
-    kept and not measured again; ``checkpoint(result)`` is called after each size with the
+    kept (also those of sizes not asked for now) and not measured again; ``checkpoint(result)`` is called after each size with the
     records so far (``masked-gatys bench --json`` writes them then, so an interrupted run keeps
     its finished sizes and ``--resume`` goes on from there).
 
@@ -896,6 +896,10 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
         meta["resumed_sizes"] = sorted(sz for sz in cfg.sizes if sz in earlier)
         meta["resumed_from"] = {k: (resume.get("metadata") or {}).get(k) for k in ("date", "git_commit")}
         identity = (resume.get("metadata") or {}).get("weights")
+        # sizes the earlier run measured and this one does not ask for stay in the record too
+        for sz in sorted(set(earlier) - set(cfg.sizes)):
+            result.results.extend(earlier[sz])
+        config_record["sizes"] = sorted(set(cfg.sizes) | set(earlier))
     for size in cfg.sizes:
         if size in earlier:  # measured by the earlier run
             result.results.extend(earlier[size])

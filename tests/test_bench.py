@@ -334,6 +334,13 @@ def test_an_interrupted_bench_keeps_its_finished_sizes_and_resumes(tmp_path, mon
     assert {r["size"] for r in done["results"]} == {32, 48}
     assert [r for r in done["results"] if r["size"] == 32] == kept["results"]  # kept as recorded
     assert done["metadata"]["resumed_sizes"] == [32]
+    # another size later: measured and added, the earlier sizes kept in the file
+    more = CliRunner().invoke(main, args + ["--resume", "--sizes", "40"])
+    assert more.exit_code == 0, more.output
+    grown = json.loads(out.read_text())
+    assert {r["size"] for r in grown["results"]} == {32, 40, 48}
+    assert grown["metadata"]["config"]["sizes"] == [32, 40, 48]
+    assert [r for r in grown["results"] if r["size"] != 40] == done["results"]
 
     # other settings than the recorded run's: refused in one line, the JSON untouched
     before = out.read_text()
