@@ -128,7 +128,7 @@ def _config(variant: str, preset: str, args: argparse.Namespace) -> StylizeConfi
     if not set(changes) <= fields:
         return None
     base: dict[str, Any] = dict(preset=preset, weights=args.weights, max_layer=args.max_layer,
-                                device=getattr(args, "device", "cpu"))
+                                device=args.device)
     if "subject" in fields:  # the plain presets, as the records were made (no eye-part objective)
         base["subject"] = "general"
     if variant != "default":

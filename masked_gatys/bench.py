@@ -798,6 +798,16 @@ def _worth_on_training_objective(model: Any, eyes: list, weights: Any, cfg: Benc
     return objective_rec, equivalent
 
 
+def _config_record(config: BenchConfig) -> dict[str, Any]:
+    """The settings as a record holds them: files by name only (no paths of this machine)."""
+    from masked_gatys.files import recorded_name
+
+    record = config.to_dict()
+    record["weights"] = recorded_name(record.get("weights"))
+    record["nets"] = [recorded_name(n) for n in record.get("nets") or []]
+    return record
+
+
 def resumable_sizes(config: BenchConfig, earlier: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
     """The records of an earlier run (its JSON, as a dict) by size, for ``run_bench(resume=...)``.
 
@@ -815,11 +825,8 @@ def resumable_sizes(config: BenchConfig, earlier: dict[str, Any]) -> dict[int, l
     masked_gatys.errors.MaskedGatysError: the earlier run was made with other settings (eyes): resume with the same options, or write another --json
     """
     from masked_gatys.errors import MaskedGatysError
-    from masked_gatys.files import recorded_name
 
-    now = config.to_dict()
-    now["weights"] = recorded_name(now.get("weights"))
-    now["nets"] = [recorded_name(n) for n in now.get("nets") or []]
+    now = _config_record(config)
     then = (earlier.get("metadata") or {}).get("config") or {}
     differ = sorted(k for k in set(now) | set(then) if k != "sizes" and json.dumps(now.get(k), default=str)
                     != json.dumps(then.get(k), default=str))
@@ -870,9 +877,7 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
     meta = machine_metadata(device)
     from masked_gatys.files import recorded_name
 
-    config_record = cfg.to_dict()
-    config_record["weights"] = recorded_name(config_record.get("weights"))
-    config_record["nets"] = [recorded_name(n) for n in config_record.get("nets") or []]
+    config_record = _config_record(cfg)
     meta.update(config=config_record, weights_requested=recorded_name(weights), memory_method=probe.method,
                 image_shape="square: size x size pixels", style=("render_eye(yaw=0, pitch=0, domain='synthetic', "
                                                                   "size=(size, size), seed=0)"),

@@ -219,15 +219,10 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     check_writable_output(output)
     if log_path is not None:
         check_writable_output(log_path)
-    from masked_gatys.stylize import StylizeConfig, iteration_bound
-
-    most = iteration_bound(StylizeConfig(iterations=iterations, scales=scales, scale_iterations=scale_iterations))
-    check_outputs([("-o", output), ("--log", log_path), *_save_every_outputs(output, save_every, most, inputs)],
-                  inputs)
     device = resolve_device(device)
 
     from masked_gatys.image import save_image
-    from masked_gatys.stylize import stylize
+    from masked_gatys.stylize import StylizeConfig, iteration_bound, stylize
 
     config = StylizeConfig(
         preset=preset, size=size, iterations=iterations, optimizer=optimizer, content_weight=content_weight,
@@ -239,6 +234,8 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
         style_layer_weights=style_layer_weights, time_limit=time_limit, stop_tol=stop_tol,
         stop_window=stop_window, scales=scales, min_size=min_size, scale_iterations=scale_iterations,
         original_colors=original_colors, subject=subject)
+    check_outputs([("-o", output), ("--log", log_path),
+                   *_save_every_outputs(output, save_every, iteration_bound(config), inputs)], inputs)
     bar = None  # made at the first iteration, so set-up errors print alone
 
     def on_progress(p) -> bool:
