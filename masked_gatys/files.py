@@ -2,7 +2,7 @@
 
 Every file the package writes (images, checkpoints, logs, sheets) goes
 through :func:`atomic_write`: the data goes to a temporary file in the
-target's folder, is flushed to disk, gets the usual permissions and then
+target's folder, is flushed to disk and then
 replaces the target in one ``os.replace``. On any error, Ctrl-C included, the
 temporary file is removed and the target is untouched.
 
@@ -18,37 +18,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import tempfile
-import threading
+import secrets
 from pathlib import Path
 from typing import IO, Any, Callable
 
 __all__ = ["atomic_write", "write_json_atomic", "recorded_name", "check_outputs", "check_replaceable"]
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where the system allows."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere: the classic read-by-setting, briefly
-    os.umask(mask)
-    return mask
-
-
-def _hold_signals() -> Any:
-    """Block SIGINT and SIGTERM (main thread, POSIX); the previous mask, or None where not held."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
-def _release_signals(held: Any) -> None:
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+def _create(path: Path) -> int:
+    """Create ``path`` for writing; it must not exist yet (``O_EXCL``). The umask sets the mode."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *, suffix: str | None = None) -> Path:
@@ -60,27 +39,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
     path = Path(path)
     check_replaceable(path)
     folder = path.parent if str(path.parent) else Path(".")
-    # Ctrl-C and SIGTERM wait while the temporary file is made and its name taken: delivered
-    # between the two they would leave it behind. Released inside the try, they clean it up.
-    held, tmp = _hold_signals(), None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
-        _release_signals(held)
-        held = None
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):  # mkstemp makes 0600; give the usual mode
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None:
+    ext = suffix or path.suffix or ".tmp"
+    # The temporary file's name is chosen before the file exists, so an interrupt at any point
+    # (Ctrl-C, SIGTERM: delivered to whichever thread the OS picks, torch's included, and raised
+    # in the main thread at its next bytecode) finds a name to clean up. No signal mask is
+    # needed; the worst an interrupt between os.open returning and ``fd`` being bound leaks is a
+    # file descriptor, never a file.
+    for _ in range(100):
+        tmp = folder / f".{path.name}.{secrets.token_hex(8)}{ext}"
+        try:
+            try:
+                fd = _create(tmp)
+            except FileExistsError:  # someone else's file by that name: never touch it
+                continue
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        raise
-    finally:
-        _release_signals(held)  # still held only where mkstemp itself failed
+            raise
+        break
+    else:  # pragma: no cover - 100 clashes of 64 random bits
+        raise FileExistsError(f"could not find a free temporary name beside {path}")
     with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -237,19 +237,19 @@ def _wait_for(path, proc, seconds=120.0):
 
 
 # The CLI with an atomic write whose first temporary file, once made, takes a second to be
-# handed back: a signal in that window arrives before the write's own clean-up is armed.
-SLOW_MKSTEMP = """
-import sys, time, pathlib, tempfile
+# handed back: a signal in that window arrives before the write itself has started.
+SLOW_CREATE = """
+import sys, time, pathlib
 import masked_gatys.files as files
-real = tempfile.mkstemp
-def slow(*a, **k):
-    fd, name = real(*a, **k)
-    marker = pathlib.Path(name).parent / "mkstemp"
+real = files._create
+def slow(path):
+    fd = real(path)
+    marker = pathlib.Path(path).parent / "mkstemp"
     if not marker.exists():
         marker.touch()
         time.sleep(1.0)
-    return fd, name
-files.tempfile.mkstemp = slow
+    return fd
+files._create = slow
 from masked_gatys.cli import main
 main(sys.argv[1:], prog_name="masked-gatys")
 """
@@ -261,7 +261,7 @@ def test_a_signal_while_an_intermediate_image_is_written_leaves_no_temporary_fil
     from masked_gatys.image import load_image
 
     out = tmp_path / "o.png"
-    cmd = [sys.executable, "-c", SLOW_MKSTEMP, *_long_run(files, out)[3:]]
+    cmd = [sys.executable, "-c", SLOW_CREATE, *_long_run(files, out)[3:]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(tmp_path / "mkstemp", proc)  # inside the first --save-every write
