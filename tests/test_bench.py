@@ -233,13 +233,13 @@ def test_timed_repeats_warmup_and_time_limit():
 
 
 def test_iteration_stats_extrapolate_and_label():
-    run = bench._Run(curve=[3.0, 2.0, 1.5, 1.2], times=[2.0, 3.0, 5.0], calls=[3, 4, 6], peak=1)
-    stats = bench._iteration_stats([run], 400)
+    run = bench.measures.OptimizerRun(curve=[3.0, 2.0, 1.5, 1.2], times=[2.0, 3.0, 5.0], calls=[3, 4, 6], peak=1)
+    stats = bench.measures.iteration_stats([run], 400)
     # the first iteration is a warm-up: 2 measured iterations, 3 s, 3 evaluations
     assert stats["measured_iterations"] == 2 and stats["seconds_per_iteration"] == pytest.approx(1.5)
     assert stats["evals_per_iteration"] == pytest.approx(1.5)
     assert stats["seconds_for_n_iterations"] == pytest.approx(600.0) and stats["extrapolated"] is True
-    done = bench._iteration_stats([run], 3)  # all N iterations were run: the measured time
+    done = bench.measures.iteration_stats([run], 3)  # all N iterations were run: the measured time
     assert done["seconds_for_n_iterations"] == 5.0 and done["extrapolated"] is False
 
 
@@ -318,14 +318,14 @@ def test_an_interrupted_bench_keeps_its_finished_sizes_and_resumes(tmp_path, mon
             raise KeyboardInterrupt
         return real(size, count)
 
-    monkeypatch.setattr(bench, "held_out_eyes", second_size_interrupted)
+    monkeypatch.setattr(bench.run, "held_out_eyes", second_size_interrupted)
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 130, first.output
     assert "--resume" in first.output
     kept = json.loads(out.read_text())
     assert {r["size"] for r in kept["results"]} == {32}  # the finished size, written before the cut
 
-    monkeypatch.setattr(bench, "held_out_eyes", lambda size, count: measured.append(size[0]) or real(size, count))
+    monkeypatch.setattr(bench.run, "held_out_eyes", lambda size, count: measured.append(size[0]) or real(size, count))
     measured.clear()
     second = CliRunner().invoke(main, args + ["--resume"])
     assert second.exit_code == 0, second.output

@@ -161,7 +161,7 @@ def test_quiet_does_what_its_help_says(files, tmp_path):
 
 
 def test_bench_tables_write_milliseconds_as_ms():
-    from masked_gatys.bench import _s
+    from masked_gatys.bench.report import _s
 
     assert (_s(0.0123), _s(4.5e-5), _s(2.5)) == ("12.3 ms", "45 us", "2.50")
 
