@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -45,7 +44,7 @@ from typing import Any
 import torch
 
 from masked_gatys.bench import held_out_eyes
-from masked_gatys.files import write_json_atomic
+from masked_gatys.files import sha256_file, write_json_atomic
 from masked_gatys.stylize import StylizeConfig, prepare, stylize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,14 +81,6 @@ def problem(size: int, preset: str) -> dict[str, torch.Tensor | None]:
     masked = preset != "gatys"
     return {"content": content, "style": style.image.float(),
             "mask": mask if masked else None, "style_mask": style.mask.float() if masked else None}
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _commit() -> dict[str, Any] | None:
@@ -318,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         meta = metadata(args)
         if args.weights != "random":
-            meta["weights"] = {"name": Path(args.weights).name, "sha256": _sha256(args.weights)}
+            meta["weights"] = {"name": Path(args.weights).name, "sha256": sha256_file(args.weights)}
         else:
             meta["weights"] = {"name": "random(seed=0)"}
         data["metadata"] = {**data.get("metadata", {}), **meta}

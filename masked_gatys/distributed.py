@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping
 
+from masked_gatys.device import resolve_device
+
 __all__ = ["RankEnv", "from_env", "init", "gather_records", "finish", "TIMEOUT"]
 
 #: how long a rank may wait for the others (at the start and at the end)
@@ -35,18 +37,7 @@ class RankEnv:
 
     def device(self, name: str = "auto") -> str:
         """The device of this rank: ``cuda:LOCAL_RANK`` for ``auto``/``cuda`` where CUDA exists."""
-        import torch
-
-        name = name.lower()
-        if name == "cpu":
-            return "cpu"
-        if name == "auto" and not torch.cuda.is_available():
-            return "cpu"
-        if name in ("auto", "cuda"):
-            if not torch.cuda.is_available():
-                raise RuntimeError("--device cuda was asked for, but CUDA is not available on this machine")
-            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return name
+        return str(resolve_device(name, local_rank=self.local_rank))
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> RankEnv | None:

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from masked_gatys.errors import LayerError, WeightsError
+from masked_gatys.files import sha256_file
 
 __all__ = [
     "VGGEncoder",
@@ -249,21 +250,6 @@ class LoadedWeights:
     seed: int = 0
 
 
-_SHA_CACHE: dict[tuple[str, int, float], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
-
-
 def _state_sha256(state: Mapping[str, Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(state):
@@ -349,7 +335,7 @@ def _load_file(path: Path, arch: str, weights_format: str) -> LoadedWeights:
     except Exception as exc:  # corrupt, truncated, not a torch file
         raise WeightsError(f"cannot read weights file {path}: {exc}") from None
     state, named = _to_features_state(raw, arch, str(path))
-    sha = _file_sha256(path)
+    sha = sha256_file(path)
     fmt = _detect_format(path, sha, named, state, weights_format)
     deepest = _deepest_covered(state, arch, str(path))
     return LoadedWeights(state, WeightsIdentity(path.name, sha, fmt), arch, deepest)
@@ -367,7 +353,7 @@ def _load_imagenet(arch: str) -> LoadedWeights:
         ) from None
     state, _ = _to_features_state(raw, arch, enum.url)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-    sha = _file_sha256(cached) if cached.exists() else _state_sha256(state)
+    sha = sha256_file(cached) if cached.exists() else _state_sha256(state)
     identity = WeightsIdentity(f"torchvision:{arch.upper()}_Weights.IMAGENET1K_V1", sha, "torchvision")
     return LoadedWeights(state, identity, arch, _deepest_covered(state, arch, enum.url))
 

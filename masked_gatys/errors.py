@@ -43,3 +43,7 @@ class GazeError(MaskedGatysError, ValueError):
 
 class OutputError(MaskedGatysError, ValueError):
     """An output that would replace an input, another output, or something not a regular file."""
+
+
+class DeviceError(MaskedGatysError, RuntimeError):
+    """A device that is unknown here or absent on this machine (CUDA asked for without CUDA)."""

@@ -16,13 +16,14 @@ temporary file is removed and the target is untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "write_json_atomic", "recorded_name", "check_outputs", "check_replaceable"]
+__all__ = ["atomic_write", "write_json_atomic", "recorded_name", "check_outputs", "check_replaceable", "sha256_file"]
 
 
 def _create(path: Path) -> int:
@@ -71,6 +72,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
         finally:
             os.close(dir_fd)
     return path
+
+
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks and cached by path, size and mtime.
+
+    A file rewritten in place gets a new mtime (or size) and is hashed again.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = f.write_bytes(b"abc")
+    >>> sha256_file(f)[:16]
+    'ba7816bf8f01cfea'
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    digest = _SHA256_CACHE.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = _SHA256_CACHE[key] = h.hexdigest()
+    return digest
 
 
 def write_json_atomic(data: Any, path: str | os.PathLike) -> None:

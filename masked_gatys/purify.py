@@ -34,7 +34,6 @@ checkpoint path), batched.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 import warnings
@@ -47,8 +46,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from masked_gatys.device import resolve_device
 from masked_gatys.errors import MaskedGatysError, MaskError
-from masked_gatys.files import atomic_write, write_json_atomic
+from masked_gatys.files import atomic_write, sha256_file, write_json_atomic
 from masked_gatys.manifests import (Item, check_outputs, existing_records, list_inputs, manifest_name,
                                     merge_manifests, select_shard, write_manifest)
 
@@ -167,23 +167,6 @@ class PurifyReport:
 # ---------------------------------------------------------------- methods
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for, but it is not available on this machine")
-    return device
-
-
 class _Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
 
@@ -200,7 +183,7 @@ class _Network:
         self.path = Path(path)
         self.model = load_model(path, device=device)
         self.needs_mask = isinstance(self.model.net, nets.Purifier)
-        self.identity = {"checkpoint": self.path.name, "sha256": _sha256(self.path)}
+        self.identity = {"checkpoint": self.path.name, "sha256": sha256_file(self.path)}
 
     def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
         return self.model(images, masks).cpu(), [None] * images.shape[0]
@@ -250,14 +233,14 @@ class _Optimizer:
             mask_path = Path(cfg.style_mask) if cfg.style_mask else _find_companion(style_path, "mask")
             if mask_path is not None:
                 self.style_regions = load_mask(mask_path)
-                identity["style_mask_sha256"] = _sha256(mask_path)
+                identity["style_mask_sha256"] = sha256_file(mask_path)
             labels_path = _find_companion(style_path, "labels")
             if labels_path is not None:
                 from masked_gatys.eyes.parts import load_parts
 
                 self.style_parts = load_parts(labels_path)
-                identity["style_labels_sha256"] = _sha256(labels_path)
-            identity["style_sha256"] = _sha256(style_path)
+                identity["style_labels_sha256"] = sha256_file(labels_path)
+            identity["style_sha256"] = sha256_file(style_path)
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
         objective_cfg = objective_config_for(self.scfg, probe, weights)
@@ -586,7 +569,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     """
     cfg = config or PurifyConfig()
     out_dir = Path(out_dir)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")

@@ -23,6 +23,7 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
+from masked_gatys.device import resolve_device
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
                                   resolve_weights)
 from masked_gatys.errors import MaskError, ObjectiveError
@@ -225,15 +226,6 @@ class Problem:
     device: torch.device
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for, but it is not available on this machine")
-    return device
-
-
 def _as_image(value: ImageLike, label: str) -> Tensor:
     from masked_gatys.image import load_image
 
@@ -396,7 +388,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     Every coarse-to-fine pass is built here, so masks and targets follow the
     same path at every size.
     """
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     content_img = _resize(inputs.content, hw)
     styles, style_regions = [], []
     style_side = max(16, round(cfg.style_scale * max(hw)))
@@ -523,7 +515,7 @@ def prepare(content: ImageLike, style, *, mask=None, style_mask=None,
     torch.Size([1])
     """
     cfg = config or StylizeConfig()
-    _device(cfg.device)
+    resolve_device(cfg.device)
     inputs = _load_inputs(content, style, mask, style_mask, cfg)
     hw = _working_size(tuple(inputs.content.shape[-2:]), cfg.size)
     return _build(inputs, hw, cfg, encoder)
@@ -691,7 +683,7 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
     inside [0, 1]), at the working size.
     """
     cfg = config or StylizeConfig()
-    _device(cfg.device)
+    resolve_device(cfg.device)
     inputs = _load_inputs(content, style, mask, style_mask, cfg)
     sizes = scale_sizes(tuple(inputs.content.shape[-2:]), cfg)
     run = _Run(cfg, callback, 0.0, sizes, split_iterations(cfg, len(sizes)))

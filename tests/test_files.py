@@ -100,3 +100,25 @@ def test_a_process_directed_ctrl_c_taken_by_another_thread_leaves_nothing_behind
     finally:
         stop.set()
         helper.join()
+
+
+def test_sha256_file_streams_and_sees_a_rewritten_file(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from masked_gatys.files import sha256_file
+
+    path = tmp_path / "w.bin"
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one block
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a) or real_open(*a, **k))
+    assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest() and reads == []  # cached
+    path.write_bytes(data[:-1])  # same path, new size (and mtime): hashed again
+    assert sha256_file(path) == hashlib.sha256(data[:-1]).hexdigest() and len(reads) == 1
+    stat = path.stat()
+    path.write_bytes(data[:-2] + b"x")  # same size: the mtime tells it apart
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert sha256_file(path) == hashlib.sha256(data[:-2] + b"x").hexdigest()

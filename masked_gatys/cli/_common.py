@@ -23,6 +23,9 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
+from masked_gatys.device import resolve_device as _resolve_device
+from masked_gatys.errors import DeviceError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -149,17 +152,18 @@ def interrupted_exit_code() -> int:
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` if available else ``cpu``; asking for absent CUDA fails now."""
-    import torch
+    """``--device``: ``auto`` -> ``cuda`` if available else ``cpu``; asking for absent CUDA fails now.
 
-    name = name.lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda was asked for, but CUDA is not available on this machine")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise click.ClickException(f"unknown device {name!r}: use auto, cpu or cuda")
-    return name
+    The rule is :func:`masked_gatys.device.resolve_device`'s; the command line takes only
+    ``auto``, ``cpu`` and ``cuda[:N]``.
+    """
+    lowered = name.lower()
+    if lowered not in ("auto", "cpu") and not lowered.startswith("cuda"):
+        raise click.ClickException(f"unknown device {lowered!r}: use auto, cpu or cuda")
+    try:
+        return str(_resolve_device(lowered))
+    except DeviceError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def check_writable_output(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
