@@ -523,3 +523,60 @@ def test_a_concave_objective_goes_to_a_corner():
     result = projected_lbfgs(lambda x: -(x * x).sum(dim=1), torch.tensor([[0.3, 0.7, 0.01]], dtype=torch.float64),
                              max_iter=50)
     assert result.reason[0] == "tol" and torch.equal(result.x, torch.ones(1, 3, dtype=torch.float64))
+
+
+def _pinned_problems():
+    """Problems that walk every branch of the loop: bounds that bind and let go, a history that
+    wraps (history_size 3), problems of a batch finishing at different iterations, failed line
+    searches (a NaN wall), a concave corner, float32 and float64."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(4, 6, generator=g, dtype=torch.float64) * 2 - 0.5
+
+    def rosen(x):
+        z = x * 1.6 - 0.3
+        return (100 * (z[:, 1:] - z[:, :-1] ** 2) ** 2 + (1 - z[:, :-1]) ** 2).sum(1) + ((x - a) ** 2).sum(1)
+
+    def wall(x):
+        f = ((x - 1.5) ** 2).sum(1) + torch.sin(7 * x).sum(1)
+        return torch.where(x.amax(1) > 0.9, torch.full_like(f, float("nan")), f)
+
+    def concave(x):
+        return -((x - 0.3) ** 2).sum(1) + 0.1 * x.sum(1)
+
+    def stuck(x):  # problem 0 can go nowhere (every trial is NaN): its search fails; problem 1 can
+        f = ((x - 0.8) ** 2).sum(1) + x.prod(1)
+        cut = torch.tensor([True, False])[:, None] & x.gt(0)
+        return torch.where(cut.any(1), torch.full_like(f, float("nan")), f)
+
+    yield rosen, torch.rand(4, 6, generator=g, dtype=torch.float64), {"history_size": 3, "max_iter": 40}
+    yield rosen, torch.rand(4, 6, generator=g, dtype=torch.float64).float(), {"max_iter": 25, "tol": 1e-7}
+    yield wall, torch.full((3, 5), 0.2, dtype=torch.float64), {"max_iter": 15, "history_size": 4}
+    yield concave, torch.rand(2, 4, generator=g, dtype=torch.float64), {"max_iter": 10}
+    yield stuck, torch.zeros(2, 3, dtype=torch.float64), {"max_iter": 12}
+    yield rosen, torch.rand(4, 6, generator=g, dtype=torch.float64), {"max_iter": 30, "lower": a * 0.5,
+                                                                     "upper": a * 0.5 + 0.7}
+
+
+def test_projected_lbfgs_iterates_are_those_of_the_one_function_version_bit_for_bit():
+    from _reference_plbfgs import reference_projected_lbfgs
+
+    for fun, x0, options in _pinned_problems():
+        runs = []
+        for solver in (projected_lbfgs, reference_projected_lbfgs):
+            seen = []
+            stop_at = 7 if options.get("max_iter") == 25 else None  # one run stopped by the callback
+
+            def callback(info, seen=seen, stop_at=stop_at):
+                seen.append((info.iteration, info.x.clone(), info.fun.clone(), info.n_eval.clone(), info.n_calls))
+                return stop_at is not None and info.iteration >= stop_at
+
+            res = solver(fun, x0.clone(), callback=callback, **options)
+            runs.append((seen, res))
+        (seen, res), (seen_ref, ref) = runs
+        assert len(seen) == len(seen_ref) > 0
+        for (i, x, f, n, c), (i_r, x_r, f_r, n_r, c_r) in zip(seen, seen_ref):
+            assert i == i_r and c == c_r and torch.equal(n, n_r)
+            assert torch.equal(x, x_r) and torch.equal(f, f_r)
+        assert torch.equal(res.x, ref.x) and res.reason == ref.reason
+        assert torch.equal(res.n_iter, ref.n_iter) and torch.equal(res.n_eval, ref.n_eval)
+        assert res.n_calls == ref.n_calls
