@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from masked_gatys.optim import (Bound, Fun, IterationInfo, OptimizeResult, _Box, _check_float, _check_int,
-                                _check_start, _check_x0, _counts, _Evaluator)
+from masked_gatys.optim.core import (Bound, Fun, IterationInfo, OptimizeResult, _Box, _check_float, _check_int,
+                                     _check_start, _check_x0, _counts, _Evaluator)
 
 
 def reference_projected_lbfgs(
