@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -182,3 +183,72 @@ def check_writable_output(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
     from masked_gatys.files import check_outputs
 
     check_outputs([("output", path)], [("input", inp) for inp in inputs])
+
+
+# ----------------------------------------------------------------------------- option values
+
+
+class Size(click.ParamType):
+    """``HEIGHTxWIDTH`` (e.g. ``64x96``), each side at least ``min`` pixels, as ``(height, width)``.
+
+    >>> Size(min=16).convert("72x120", None, None)
+    (72, 120)
+    >>> Size(min=16).convert("8x8", None, None)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: '8x8': each side at least 16 px (16x16)
+    """
+
+    name = "HxW"
+
+    def __init__(self, min: int = 1) -> None:  # noqa: A002 (click's own word, as IntRange(min=...))
+        self.min = min
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+        if not match:
+            self.fail(f"{value!r}: give HEIGHTxWIDTH (HxW), e.g. 64x96", param, ctx)
+        height, width = int(match[1]), int(match[2])
+        if min(height, width) < self.min:
+            self.fail(f"{value!r}: each side at least {self.min} px ({self.min}x{self.min})", param, ctx)
+        return height, width
+
+
+class CommaList(click.ParamType):
+    """Values separated by commas, each converted by ``item`` (a click type), as a tuple.
+
+    ``min``: the least value of each item (numbers). No entry may be empty.
+
+    >>> CommaList(click.INT, min=16).convert("256, 512", None, None)
+    (256, 512)
+    >>> CommaList(click.FLOAT).convert("1,x", None, None)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: '1,x': give numbers separated by commas, e.g. 0.7,0.3
+    """
+
+    name = "list"
+    _WHAT = {"integer": ("whole numbers", "100,100,300"), "float": ("numbers", "0.7,0.3"),
+             "text": ("names", "a,b"), "HxW": ("sizes HxW", "64x96,128x192")}
+
+    def __init__(self, item: Any = click.STRING, *, min: float | None = None) -> None:  # noqa: A002
+        self.item = click.types.convert_type(item)
+        self.min = min
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        parts = [v.strip() for v in str(value).split(",")]
+        if not all(parts):
+            self.fail(f"empty entry in {value!r}", param, ctx)
+        what, example = self._WHAT.get(self.item.name, (f"{self.item.name} values", "a,b"))
+        try:
+            out = tuple(self.item.convert(v, param, ctx) for v in parts)
+        except click.BadParameter as exc:
+            detail = "" if self.item.name in ("integer", "float") else f" ({exc.message})"
+            self.fail(f"{value!r}: give {what} separated by commas, e.g. {example}{detail}", param, ctx)
+        if self.min is not None and min(out) < self.min:
+            self.fail(f"{value!r}: each at least {self.min}", param, ctx)
+        return out

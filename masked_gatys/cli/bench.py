@@ -16,32 +16,15 @@ from typing import Any
 import click
 
 from masked_gatys.cli._common import (
+    CommaList,
     check_writable_output,
     error_boundary,
     resolve_device,
 )
 
 
-def _ints(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        out = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give comma-separated integers, e.g. 256,512") from None
-    if not out or min(out) < 16:
-        raise click.BadParameter(f"{value!r}: give sizes of at least 16 px")
-    return out
-
-
-def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
 @click.command("bench")
-@click.option("--sizes", callback=_ints, default=None, metavar="N,N,...",
+@click.option("--sizes", type=CommaList(click.INT, min=16), default=None, metavar="N,N,...",
               show_default="256,512,1024", help="Square image sizes in px.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               show_default="400, the paper's baseline", help="N: report the optimizer's time for N iterations.")
@@ -62,11 +45,11 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--full-curves", is_flag=True, default=False,
               help="Run every optimizer run to --run-iterations (without it: stop once every net's level is "
                    "reached).")
-@click.option("--presets", callback=_names, default=None, metavar="P,P",
+@click.option("--presets", type=CommaList(), default=None, metavar="P,P",
               show_default="both", help="Objective presets: gatys, masked.")
-@click.option("--optimizers", callback=_names, default=None, metavar="M,M",
+@click.option("--optimizers", type=CommaList(), default=None, metavar="M,M",
               show_default="all", help="Optimizers: plbfgs, lbfgs, lbfgs-b, adam.")
-@click.option("--nets", callback=_names, default=None, metavar="NET,NET",
+@click.option("--nets", type=CommaList(), default=None, metavar="NET,NET",
               show_default="johnson,purifier", help="Networks: shipped names (johnson, purifier) or checkpoint "
                                                          "paths; 'none' for no networks.")
 @click.option("--weights", default=None,

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
+from masked_gatys.cli._common import MAX_SEED, Size, check_writable_output, error_boundary, resolve_device
 from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
 from masked_gatys.files import atomic_write
 
@@ -37,19 +37,9 @@ DEMO_NETS = ("johnson_eyes.pt", "purifier_eyes.pt")
 TORCHVISION_VGG19 = "vgg19-dcbb9e9d.pth"
 
 
-def _parse_size(value: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give HxW, e.g. 72x120") from None
-    if h < 16 or w < 16:
-        raise click.BadParameter(f"{value!r}: at least 16x16")
-    return h, w
-
-
 def _size_option(default: str) -> Any:
     return click.option("--size", default=default, show_default=True, metavar="HxW",
-                        callback=lambda ctx, param, v: _parse_size(v), help="Image size, height x width.")
+                        type=Size(min=16), help="Image size, height x width.")
 
 
 @click.command("render-eyes")

@@ -11,7 +11,6 @@ dataclass, so they are written once.
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,25 +18,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import error_boundary, resolve_device
-
-
-def _csv(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    if not items:
-        raise click.BadParameter("give at least one name")
-    return items
-
-
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-    if not m or min(int(m.group(1)), int(m.group(2))) < 20:
-        raise click.BadParameter(f"{value!r}: give HEIGHTxWIDTH, each at least 20, e.g. 36x60")
-    return int(m.group(1)), int(m.group(2))
+from masked_gatys.cli._common import CommaList, Size, error_boundary, resolve_device
 
 
 class _Bar:
@@ -72,7 +53,7 @@ class _Bar:
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder: results.json, table.md, plot.png, sheet.png and the caches "
                    "(rendered sets, trained CNN, purified eyes); a rerun reuses them. [default: gaze-out]")
-@click.option("--estimators", callback=_csv, default=None,
+@click.option("--estimators", type=CommaList(), default=None,
               help="Comma-separated: cnn, knn, svr, rf (svr and rf need scikit-learn: "
                    "pip install masked-gatys[gaze]). [default: cnn,knn,svr,rf]")
 @click.option("--train", "train", default=None,
@@ -83,10 +64,10 @@ class _Bar:
               help="Test set: 'render' (rendered real eyes + synthetic renders of the same eyes) or a data "
                    "set path; repeat for several. [default: render]")
 @click.option("--test-n", type=click.IntRange(min=1), default=None, help="Eyes per test set. [default: 500]")
-@click.option("--size", callback=_size, default=None, metavar="HxW", help="Eye size. [default: 36x60]")
+@click.option("--size", type=Size(min=20), default=None, metavar="HxW", help="Eye size. [default: 36x60]")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Training set seed. [default: 0]")
 @click.option("--test-seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Test set seed. [default: 1]")
-@click.option("--purify", callback=_csv, default=None,
+@click.option("--purify", type=CommaList(), default=None,
               help="Comma-separated purification methods: none, an optimizer preset (gatys, masked, "
                    "regional, ...), johnson, purifier, or a checkpoint PATH.pt. Raw test sets are always "
                    "included. [default: none,masked,purifier]")

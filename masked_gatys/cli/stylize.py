@@ -11,6 +11,7 @@ import click
 
 from masked_gatys.cli._common import (
     MAX_SEED,
+    CommaList,
     check_writable_output,
     deferred_interrupts,
     error_boundary,
@@ -32,36 +33,6 @@ def _default(name: str) -> Any:
 
 
 _STOP, _WINDOW, _MIN = "1e-4", "20", "128"  # shown without importing torch; tests check them
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    parts = [v.strip() for v in value.split(",")]
-    if not all(parts):
-        raise click.BadParameter(f"empty entry in {value!r}")
-    return parts
-
-
-def _names(value: str | None) -> tuple[str, ...] | None:
-    parts = _split(value)
-    return None if parts is None else tuple(parts)
-
-
-def _floats(value: str | None, name: str) -> tuple[float, ...] | None:
-    parts = _split(value)
-    try:
-        return None if parts is None else tuple(float(v) for v in parts)
-    except ValueError:
-        raise click.BadParameter(f"--{name.replace('_', '-')} takes numbers separated by commas, got {value!r}")
-
-
-def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
-    parts = _split(value)
-    try:
-        return None if parts is None else tuple(int(v) for v in parts)
-    except ValueError:
-        raise click.BadParameter(f"--{name.replace('_', '-')} takes whole numbers separated by commas, got {value!r}")
 
 
 def _check_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -128,19 +99,19 @@ def _short(name: str) -> str:
 @click.option("--tv-weight", type=float, show_default="the preset's", help="Total-variation weight.")
 @click.option("--init", default=lambda: _default("init"), show_default="content",
               help="content, noise, or an image file.")
-@click.option("--style-weights", callback=lambda c, p, v: _floats(v, p.name),
+@click.option("--style-weights", type=CommaList(click.FLOAT),
               show_default="equal", help="Blend of the --style images, e.g. 0.7,0.3 (normalised to sum 1).")
 @click.option("--style-scale", type=float, default=lambda: _default("style_scale"), show_default="1.0",
               help="The style image's longest side relative to the working image's.")
-@click.option("--content-layers", callback=lambda c, p, v: _names(v),
+@click.option("--content-layers", type=CommaList(),
               help="Content layers instead of the preset's, e.g. relu4_2 or relu3_2,relu4_2@attention "
                    "(LAYER@REGION for one region; without @: the whole image).")
-@click.option("--style-layers", callback=lambda c, p, v: _names(v),
+@click.option("--style-layers", type=CommaList(),
               help="Style layers instead of the preset's, in every region the preset styles, e.g. "
                    "relu1_1,relu2_1,relu3_1.")
-@click.option("--content-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
+@click.option("--content-layer-weights", type=CommaList(click.FLOAT),
               show_default="1 each", help="One weight per --content-layers entry.")
-@click.option("--style-layer-weights", callback=lambda c, p, v: _floats(v, p.name),
+@click.option("--style-layer-weights", type=CommaList(click.FLOAT),
               show_default="equal", help="One weight per --style-layers entry, normalised to sum 1 per region.")
 @click.option("--time-limit", type=float, help="Stop after this many seconds with the best image so far.")
 @click.option("--stop-tol", type=float, default=lambda: _default("stop_tol"), show_default=_STOP,
@@ -151,7 +122,7 @@ def _short(name: str) -> str:
               "from --min-size", help="Coarse-to-fine passes (1: off).")
 @click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
               help="Longest side of the coarsest pass.")
-@click.option("--scale-iterations", callback=lambda c, p, v: _ints(v, p.name),
+@click.option("--scale-iterations", type=CommaList(click.INT),
               show_default="of N passes, each coarser one --iterations/N, the last --iterations",
               help="Iterations of each pass, coarsest first, e.g. 100,100,300.")
 @click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),

@@ -9,22 +9,12 @@ that do not change the computation (``--iterations``, ``-o``, ``--device``,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
-from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
-
-def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise click.BadParameter(f"{value!r}: give HEIGHTxWIDTH, e.g. 64x96")
-    return int(match.group(1)), int(match.group(2))
-
+from masked_gatys.cli._common import MAX_SEED, CommaList, Size, check_writable_output, error_boundary, resolve_device
 
 def _short(name: str) -> str:
     """``style/relu3_1@attention`` -> ``style@attention`` (the bar groups terms by kind and region)."""
@@ -51,8 +41,7 @@ def _short(name: str) -> str:
 @click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
               show_default="masked, the paper's",
               help="Objective preset (masked-eye adds the pupil-geometry term).")
-@click.option("--sizes", callback=lambda ctx, param, value: None if value is None else tuple(
-              _parse_size(ctx, param, v.strip()) for v in value.split(",") if v.strip()), default=None,
+@click.option("--sizes", type=CommaList(Size(min=1)), default=None,
               metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
 @click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
               help="Rendered style eyes to draw from.")
@@ -65,7 +54,7 @@ def _short(name: str) -> str:
                    "labelled (rendered eyes, NAME_labels.png).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
-@click.option("--size", callback=_parse_size, default=None, metavar="HxW",
+@click.option("--size", type=Size(min=1), default=None, metavar="HxW",
               show_default="64x96", help="Training image size.")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
               help="Total training steps (a resumed run continues to this count).")
