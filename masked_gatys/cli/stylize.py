@@ -139,16 +139,8 @@ def _short(name: str) -> str:
               "(warnings and errors still print).")
 @error_boundary
 def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, style_mask: tuple[Path, ...],
-                    mask_mode: str, resize_masks: bool, output: Path | None, preset: str | None,
-                    size: int | None, iterations: int, optimizer: str, weights: str | None,
-                    weights_format: str, max_layer: str | None, arch: str, pooling: str, history_size: int,
-                    lr: float, device: str, seed: int,
-                    content_weight: float | None, style_weight: float | None, tv_weight: float | None,
-                    init: str, style_weights, style_scale: float, content_layers, style_layers,
-                    content_layer_weights, style_layer_weights, time_limit: float | None, stop_tol: float,
-                    stop_window: int, scales: int | None, min_size: int, scale_iterations,
-                    original_colors: str | None, save_every: int, log_path: Path | None, bits: str,
-                    model: Path | None, quiet: bool, subject: str = "auto") -> None:
+                    output: Path | None, device: str, save_every: int, log_path: Path | None, bits: str,
+                    model: Path | None, quiet: bool, **options: Any) -> None:
     """Stylize CONTENT after --style, matching style per mask region.
 
     \b
@@ -162,25 +154,11 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     = attention region, b = background (none: the whole image); tv = total
     variation. E.g. s3_1a = the style term at relu3_1 on the attention region.
     """
-    from masked_gatys.train import SHIPPED
-
-    named = [("content", content), ("mask", mask), ("model", model)]
-    named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
-    for label, path in named:
-        if label == "model" and str(path) in SHIPPED:  # a shipped network by name
-            continue
-        if path is not None and not Path(path).exists():
-            raise click.ClickException(f"{label} not found: {path}")
+    _check_paths(content, mask, model, style, style_mask)
     if model is not None:
         return _run_model(content, mask, output, model, device, bits, quiet)
-    if not style:
-        raise click.ClickException("--style is required (or --model for a trained network)")
-    if style_mask and len(style_mask) != len(style):
-        raise click.ClickException(f"{len(style_mask)} --style-mask for {len(style)} --style: give one per style")
-    if style_weights is not None and len(style_weights) != len(style):
-        raise click.ClickException(f"--style-weights has {len(style_weights)} values for {len(style)} --style")
-    if content.is_dir():
-        raise click.ClickException(f"{content} is a folder: a folder of images needs --model")
+    _check_styles(content, style, style_mask, options["style_weights"])
+    init = options["init"]
     output = output or Path(f"{content.stem}_stylized.png")
     if init not in ("content", "noise") and not Path(init).exists():
         raise click.ClickException(f"--init image not found: {init}")
@@ -192,52 +170,92 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
         check_writable_output(log_path)
     device = resolve_device(device)
 
-    from masked_gatys.image import save_image
     from masked_gatys.stylize import StylizeConfig, iteration_bound, stylize
 
-    config = StylizeConfig(
-        preset=preset, size=size, iterations=iterations, optimizer=optimizer, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, init=init, seed=seed, device=device, weights=weights,
-        weights_format=weights_format, arch=arch, pooling=pooling, mask_mode=mask_mode,
-        resize_masks=resize_masks, max_layer=max_layer, history_size=history_size, lr=lr,
-        style_weights=style_weights, style_scale=style_scale, content_layers=content_layers,
-        style_layers=style_layers, content_layer_weights=content_layer_weights,
-        style_layer_weights=style_layer_weights, time_limit=time_limit, stop_tol=stop_tol,
-        stop_window=stop_window, scales=scales, min_size=min_size, scale_iterations=scale_iterations,
-        original_colors=original_colors, subject=subject)
+    # every option named like a StylizeConfig field is that field (the rest are the command's own)
+    fields = {f.name for f in dataclasses.fields(StylizeConfig)}
+    config = StylizeConfig(device=device, **{k: v for k, v in options.items() if k in fields})
     check_outputs([("-o", output), ("--log", log_path),
                    *_save_every_outputs(output, save_every, iteration_bound(config), inputs)], inputs)
-    bar = None  # made at the first iteration, so set-up errors print alone
-
-    def on_progress(p) -> bool:
-        nonlocal bar
-        if bar is None and not quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=p.total_steps, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
-        if bar is not None:
-            if p.n_scales > 1:
-                bar.set_description(f"stylize {p.scale + 1}/{p.n_scales} {p.size[1]}x{p.size[0]}", refresh=False)
-            bar.update(p.step - bar.n)
-            shown = {"total": f"{p.total:.4g}"}
-            shown.update({_short(k): f"{v:.3g}" for k, v in p.terms.items()})
-            bar.set_postfix(shown, refresh=False)
-        if save_every and p.step % save_every == 0:
-            # a signal now waits for the write: raised inside the atomic write's set-up it would
-            # leave the temporary file behind
-            with deferred_interrupts():
-                save_image(p.best_image[:1].detach().cpu(), output.with_name(f"{output.stem}_{p.step:04d}.png"),
-                           metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
-        return False
-
+    bar = _ProgressBar(output, save_every, quiet)
     # warnings print as they come, one line each (cli._common.warnings_as_lines, set up by the group)
     try:
         result = stylize(content, list(style) if len(style) > 1 else style[0], mask=mask,
                          style_mask=(list(style_mask) if len(style_mask) > 1 else style_mask[0]) if style_mask
-                         else None, config=config, callback=on_progress)
+                         else None, config=config, callback=bar)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
+    _write_result(result, content, style, output, log_path, bits, quiet)
+
+
+def _check_paths(content: Path, mask: Path | None, model: Path | None, style: tuple[Path, ...],
+                 style_mask: tuple[Path, ...]) -> None:
+    """Every file named on the command line exists (a shipped network's name stands for its file)."""
+    from masked_gatys.train import SHIPPED
+
+    named = [("content", content), ("mask", mask), ("model", model)]
+    named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
+    for label, path in named:
+        if label == "model" and str(path) in SHIPPED:  # a shipped network by name
+            continue
+        if path is not None and not Path(path).exists():
+            raise click.ClickException(f"{label} not found: {path}")
+
+
+def _check_styles(content: Path, style: tuple[Path, ...], style_mask: tuple[Path, ...],
+                  style_weights: tuple[float, ...] | None) -> None:
+    """One image to optimise, and --style-mask / --style-weights one per --style."""
+    if not style:
+        raise click.ClickException("--style is required (or --model for a trained network)")
+    if style_mask and len(style_mask) != len(style):
+        raise click.ClickException(f"{len(style_mask)} --style-mask for {len(style)} --style: give one per style")
+    if style_weights is not None and len(style_weights) != len(style):
+        raise click.ClickException(f"--style-weights has {len(style_weights)} values for {len(style)} --style")
+    if content.is_dir():
+        raise click.ClickException(f"{content} is a folder: a folder of images needs --model")
+
+
+class _ProgressBar:
+    """``stylize``'s callback: a tqdm bar (made at the first iteration, so set-up errors print alone)
+    with the objective's terms, and the ``--save-every`` images."""
+
+    def __init__(self, output: Path, save_every: int, quiet: bool) -> None:
+        self.output, self.save_every, self.quiet = output, save_every, quiet
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> bool:
+        if self.bar is None and not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.total_steps, desc="stylize", unit="it", file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            if p.n_scales > 1:
+                self.bar.set_description(f"stylize {p.scale + 1}/{p.n_scales} {p.size[1]}x{p.size[0]}",
+                                         refresh=False)
+            self.bar.update(p.step - self.bar.n)
+            shown = {"total": f"{p.total:.4g}"}
+            shown.update({_short(k): f"{v:.3g}" for k, v in p.terms.items()})
+            self.bar.set_postfix(shown, refresh=False)
+        if self.save_every and p.step % self.save_every == 0:
+            from masked_gatys.image import save_image
+
+            # a signal now waits for the write: raised inside the atomic write's set-up it would
+            # leave the temporary file behind
+            with deferred_interrupts():
+                save_image(p.best_image[:1].detach().cpu(),
+                           self.output.with_name(f"{self.output.stem}_{p.step:04d}.png"),
+                           metadata={"iteration": p.step, "scale": p.scale, "total": p.total})
+        return False
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_result(result: Any, content: Path, style: tuple[Path, ...], output: Path, log_path: Path | None,
+                  bits: str, quiet: bool) -> None:
+    """The image (with its parameters in the PNG) and the log; on an interrupt, the exit code for it."""
+    from masked_gatys.image import save_image
 
     metadata = {"software": "masked-gatys", "parameters": result.config.to_dict(),
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
