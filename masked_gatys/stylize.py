@@ -55,7 +55,7 @@ class StylizeConfig:
     """
 
     preset: str | None = None
-    """``gatys``, ``masked`` or ``regional``; None: ``masked`` when a binary
+    """``gatys``, ``masked``, ``masked-eye`` or ``regional``; None: ``masked`` when a binary
     mask is given, ``regional`` for a label mask, else ``gatys``."""
     size: int | None = None
     """Longest side of the working image; None: the content's size, scaled down to
@@ -71,7 +71,8 @@ class StylizeConfig:
     seed: int = 0
     device: str = "auto"
     weights: str | None = None
-    """None: ``$MASKED_GATYS_WEIGHTS``, else ``imagenet``; or ``random`` or a path."""
+    """None: ``$MASKED_GATYS_WEIGHTS``, else the cached ImageNet file, else random (never a
+    download); or ``imagenet``, ``random`` or a path."""
     weights_format: str = "auto"
     arch: str = "vgg19"
     pooling: str = "max"

@@ -40,7 +40,8 @@ def _short(name: str) -> str:
               show_default="johnson 5, purifier 4", help="Residual blocks.")
 @click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
               show_default="masked, the paper's",
-              help="Objective preset (masked-eye adds the pupil-geometry term).")
+              help="Objective preset (masked-eye: masked with the iris and the pupil styled apart, and with "
+                   "part labels the skin and the sclera).")
 @click.option("--sizes", type=CommaList(Size(min=1)), default=None,
               metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
 @click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
@@ -98,10 +99,34 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     batch and DistributedDataParallel averages the gradients; rank 0 writes.
     """
     from masked_gatys import distributed
-    from masked_gatys.train import _LEGACY_SETTINGS, TrainConfig, _read_checkpoint, train
+    from masked_gatys.train import train
 
     env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
     device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
+    config = _config(options, device)
+    check_writable_output(Path(config.output or ""))
+    bar = _TrainBar(config.iterations, shown=env is None or env.rank == 0)
+    if env is not None:
+        distributed.init(env, device)
+    try:
+        result = train(config, callback=bar)
+    finally:
+        bar.close()
+        if env is not None:
+            distributed.finish()
+    if env is not None and env.rank != 0:
+        return
+    val = result.val_history[-1]["total"] if result.val_history else None
+    message = f"wrote {result.checkpoint} (step {result.step}"
+    if val is not None:
+        message += f", validation objective {val:.4g}"
+    click.echo(message + f", {result.seconds:.1f} s)")
+
+
+def _config(options: dict[str, Any], device: str) -> Any:
+    """The TrainConfig: the options given (and, with --resume, the checkpoint's settings under them)."""
+    from masked_gatys.train import TrainConfig
+
     resume: Path | None = options.pop("resume")
     output: Path | None = options.pop("output")
     given = {k: v for k, v in options.items() if v is not None}
@@ -113,19 +138,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         given["style_mask"] = str(given["style_mask"])
     if given.get("style") not in (None, "rendered") and not Path(given["style"]).is_file():
         raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
-
     if resume is not None:
-        checkpoint = _read_checkpoint(resume)
-        saved = checkpoint.get("train_config")
-        if not saved:
-            raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
-        # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
-        # and what settings added since then did before them (no parts, no style pool)
-        saved = {"max_layer": checkpoint.get("max_layer"), **_LEGACY_SETTINGS, **saved}
-        try:
-            base = TrainConfig.from_dict(saved).to_dict()
-        except (ValueError, TypeError) as exc:
-            raise click.ClickException(f"{resume}: the checkpoint's training settings are unusable: {exc}") from None
+        base = _resumed_settings(resume)
         base.update(given)
         base.update(resume=str(resume), output=str(output or resume))
     else:
@@ -133,45 +147,53 @@ def train_command(ctx: click.Context, **options: Any) -> None:
             raise click.UsageError("give -o/--output for the checkpoint")
         base = dict(given, output=str(output))
     base["device"] = device
-    config = TrainConfig.from_dict(base)
-    check_writable_output(Path(config.output or ""))
+    return TrainConfig.from_dict(base)
 
-    from tqdm import tqdm
 
-    bars: list[Any] = []  # made at the first step, so set-up errors print no empty bar
-    last_val: dict[str, float] = {}
+def _resumed_settings(resume: Path) -> dict[str, Any]:
+    """The settings a checkpoint was trained with, as TrainConfig's dict."""
+    from masked_gatys.train import _LEGACY_SETTINGS, TrainConfig, _read_checkpoint
 
-    def progress(p: Any) -> None:
-        if env is not None and env.rank != 0:
+    checkpoint = _read_checkpoint(resume)
+    saved = checkpoint.get("train_config")
+    if not saved:
+        raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
+    # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
+    # and what settings added since then did before them (no parts, no style pool)
+    saved = {"max_layer": checkpoint.get("max_layer"), **_LEGACY_SETTINGS, **saved}
+    try:
+        return TrainConfig.from_dict(saved).to_dict()
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{resume}: the checkpoint's training settings are unusable: {exc}") from None
+
+
+class _TrainBar:
+    """``train``'s callback: one tqdm bar (made at the first step, so set-up errors print no empty
+    bar) with the loss, the last validation objective and the terms grouped by kind and region."""
+
+    def __init__(self, iterations: int, *, shown: bool) -> None:
+        self.iterations, self.shown = iterations, shown
+        self.bar: Any = None
+        self.last_val: float | None = None
+
+    def __call__(self, p: Any) -> None:
+        if not self.shown:
             return
-        if not bars:
-            bars.append(tqdm(total=config.iterations, initial=p.step - 1, unit="step",
-                             dynamic_ncols=True, leave=True))
-        bar = bars[0]
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.iterations, initial=p.step - 1, unit="step", dynamic_ncols=True, leave=True)
         groups: dict[str, float] = {}
         for name, value in p.terms.items():
             key = _short(name)
             groups[key] = groups.get(key, 0.0) + value
         if p.val is not None:
-            last_val["val"] = p.val
-        postfix = {"loss": f"{p.loss:.4g}", **({"val": f"{last_val['val']:.4g}"} if last_val else {}),
+            self.last_val = p.val
+        postfix = {"loss": f"{p.loss:.4g}", **({"val": f"{self.last_val:.4g}"} if self.last_val is not None else {}),
                    **{k: f"{v:.3g}" for k, v in groups.items()}}
-        bar.set_postfix(postfix, refresh=False)
-        bar.update(p.step - bar.n)
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(p.step - self.bar.n)
 
-    if env is not None:
-        distributed.init(env, device)
-    try:
-        result = train(config, callback=progress)
-    finally:
-        for bar in bars:
-            bar.close()
-        if env is not None:
-            distributed.finish()
-    if env is not None and env.rank != 0:
-        return
-    val = result.val_history[-1]["total"] if result.val_history else None
-    message = f"wrote {result.checkpoint} (step {result.step}"
-    if val is not None:
-        message += f", validation objective {val:.4g}"
-    click.echo(message + f", {result.seconds:.1f} s)")
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
