@@ -71,13 +71,8 @@ from masked_gatys.cli._common import (
                    "measure the rest; --json is written after each size either way.")
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar on stderr.")
 @error_boundary
-def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_iterations: int | None,
-                  time_limit: float | None, repeats: int | None, warmup: int | None, eyes: int | None,
-                  compare_all: bool, full_curves: bool,
-                  presets: tuple[str, ...] | None, optimizers: tuple[str, ...] | None,
-                  nets: tuple[str, ...] | None, weights: str | None, max_layer: str | None, device: str,
-                  threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
-                  resume: bool, no_progress: bool) -> None:
+def bench_command(device: str, threads: int | None, quick: bool, json_path: Path | None, plot_path: Path | None,
+                  resume: bool, no_progress: bool, **options: Any) -> None:
     """Benchmark the optimizer (seconds per evaluation against the VGG floor, per iteration, for N
     iterations) and the feed-forward nets (seconds per image, speed-up, objective worth in
     iterations) at several sizes; print a table, optionally write JSON and a plot."""
@@ -88,15 +83,55 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
             raise click.ClickException("--plot needs matplotlib: pip install 'masked-gatys[bench]' "
                                        "(or pip install matplotlib)") from None
     device = resolve_device(device)
+    earlier = _check_files(json_path, plot_path, resume)
+    _check_weights(options["weights"])
+
+    import torch
+
+    from masked_gatys.bench import format_table, run_bench, write_plot
+    from masked_gatys.files import write_json_atomic
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    config = _config(options, device, quick)
+    bar = _BenchBar(shown=not no_progress)
+
+    def save(partial: Any) -> None:  # after each size, so that an interrupted run keeps them
+        if json_path is not None:
+            write_json_atomic(partial.to_dict(), json_path)
+
+    try:
+        result = run_bench(config, progress=bar, resume=earlier, checkpoint=save)
+    except KeyboardInterrupt:
+        if json_path is not None and json_path.is_file():
+            click.echo(f"interrupted: the sizes finished are in {json_path}; --resume goes on from there", err=True)
+        raise
+    finally:
+        bar.close()
+    click.echo(format_table(result))
+    if json_path is not None:
+        write_json_atomic(result.to_dict(), json_path)
+        click.echo(f"wrote {json_path}", err=True)
+    if plot_path is not None:
+        write_plot(result, plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
+
+
+def _check_files(json_path: Path | None, plot_path: Path | None, resume: bool) -> dict[str, Any] | None:
+    """--json and --plot can be written (and are two files); with --resume, the earlier run's records."""
+    from masked_gatys.files import check_outputs
+
     for path in (json_path, plot_path):
         if path is not None:
             check_writable_output(path)
-    from masked_gatys.files import check_outputs
-
     check_outputs([("--json", json_path), ("--plot", plot_path)])
     if resume and json_path is None:
         raise click.ClickException("--resume goes on from the records in --json: give --json FILE")
-    earlier = _earlier_run(json_path) if resume else None
+    return _earlier_run(json_path) if resume else None
+
+
+def _check_weights(weights: str | None) -> None:
+    """A weights file that exists; a notice where the weights will be random."""
     from masked_gatys.encoder import default_weights
 
     if weights is None and default_weights()[0] == "random":
@@ -106,71 +141,49 @@ def bench_command(sizes: tuple[int, ...] | None, iterations: int | None, run_ite
     if weights is not None and weights not in ("random", "imagenet") and not Path(weights).expanduser().is_file():
         raise click.ClickException(f"weights file not found: {weights}")
 
-    import torch
 
-    from masked_gatys.bench import (
-        BenchConfig,
-        format_table,
-        quick_config,
-        run_bench,
-        write_plot,
-    )
+def _config(options: dict[str, Any], device: str, quick: bool) -> Any:
+    """BenchConfig (quick_config with --quick) with the options given; --nets none: no nets."""
+    from masked_gatys.bench import BenchConfig, quick_config
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     changes: dict[str, Any] = {"device": device}
-    given = {"sizes": sizes, "iterations": iterations, "run_iterations": run_iterations,
-             "time_limit": time_limit, "repeats": repeats, "warmup": warmup, "eyes": eyes, "presets": presets,
-             "optimizers": optimizers, "weights": weights, "max_layer": max_layer}
-    changes.update({k: v for k, v in given.items() if v is not None})
-    if nets is not None:
-        changes["nets"] = () if nets in ((), ("none",)) else nets
-    if full_curves:
-        changes["full_curves"] = True
-    if compare_all:
-        changes["compare_all"] = True
-    if run_iterations is None and iterations is not None and quick:
+    changes.update({k: v for k, v in options.items()
+                    if v is not None and k not in ("nets", "full_curves", "compare_all")})
+    if options["nets"] is not None:
+        changes["nets"] = () if options["nets"] in ((), ("none",)) else options["nets"]
+    for flag in ("full_curves", "compare_all"):
+        if options[flag]:
+            changes[flag] = True
+    iterations = options["iterations"]
+    if options["run_iterations"] is None and iterations is not None and quick:
         changes["run_iterations"] = min(iterations, quick_config().run_iterations or iterations)
     config = quick_config(**changes) if quick else BenchConfig(**changes)
     if config.run_iterations is not None and config.run_iterations > config.iterations:
         config = dataclasses.replace(config, run_iterations=config.iterations)
+    return config
 
-    bar = None
-    if not no_progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=1, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+class _BenchBar:
+    """``run_bench``'s progress callback: one tqdm bar of steps, labelled with the step under way."""
 
-    def on_progress(p: Any) -> None:
-        if bar is None:
+    def __init__(self, *, shown: bool) -> None:
+        self.bar: Any = None
+        if shown:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def __call__(self, p: Any) -> None:
+        if self.bar is None:
             return
-        bar.total = p.total
-        bar.n = p.done
-        bar.set_postfix_str(p.label, refresh=False)
-        bar.refresh()
+        self.bar.total = p.total
+        self.bar.n = p.done
+        self.bar.set_postfix_str(p.label, refresh=False)
+        self.bar.refresh()
 
-    from masked_gatys.files import write_json_atomic
-
-    def save(partial: Any) -> None:  # after each size, so that an interrupted run keeps them
-        if json_path is not None:
-            write_json_atomic(partial.to_dict(), json_path)
-
-    try:
-        result = run_bench(config, progress=on_progress, resume=earlier, checkpoint=save)
-    except KeyboardInterrupt:
-        if json_path is not None and json_path.is_file():
-            click.echo(f"interrupted: the sizes finished are in {json_path}; --resume goes on from there", err=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    click.echo(format_table(result))
-    if json_path is not None:
-        write_json_atomic(result.to_dict(), json_path)
-        click.echo(f"wrote {json_path}", err=True)
-    if plot_path is not None:
-        write_plot(result, plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _earlier_run(path: Path) -> dict[str, Any] | None:
