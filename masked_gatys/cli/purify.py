@@ -149,12 +149,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     from masked_gatys import distributed
 
     if merge:
-        from masked_gatys.manifests import merge_manifests
-
-        records = merge_manifests(out_dir)
-        done = sum(r.get("status") == "done" for r in records)
-        click.echo(f"merged {len(records)} records ({done} done) into {out_dir / 'manifest.jsonl'}", err=True)
-        return
+        return _merge(out_dir)
     if source is None:
         raise click.ClickException("give SOURCE (a folder or a manifest), or --merge")
     if not source.exists():
@@ -192,13 +187,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     _echo_warnings(caught)
     counts = (report.done, report.skipped, report.failed)
     if group is not None:
-        parts = distributed.gather_records([{"output": "", "counts": counts}, *report.records], env)
-        if env.rank == 0:
-            from masked_gatys.manifests import merge_manifests
-
-            merge_manifests(out_dir, extra=[r for r in parts if "counts" not in r])
-            counts = tuple(sum(r["counts"][k] for r in parts if "counts" in r) for k in range(3))
-        distributed.finish()
+        counts = _gather(report, counts, env, out_dir)
     if not quiet and (env is None or env.rank == 0):
         where = out_dir / ("manifest.jsonl" if shard is None or env is not None else report.manifest.name)
         ranks = f" on {env.world_size} ranks" if env is not None else ""
@@ -206,6 +195,28 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
                    f"({report.seconds:.1f} s); manifest: {where}", err=True)
     if report.failed and fail_fast:
         sys.exit(1)
+
+
+def _merge(out_dir: Path) -> None:
+    """``--merge``: join the shard manifests of OUTPUT into manifest.jsonl."""
+    from masked_gatys.manifests import merge_manifests
+
+    records = merge_manifests(out_dir)
+    done = sum(r.get("status") == "done" for r in records)
+    click.echo(f"merged {len(records)} records ({done} done) into {out_dir / 'manifest.jsonl'}", err=True)
+
+
+def _gather(report: Any, counts: tuple[int, int, int], env: Any, out_dir: Path) -> tuple[int, ...]:
+    """Under torchrun: rank 0 merges every rank's records into the manifest; the counts of all ranks."""
+    from masked_gatys import distributed
+    from masked_gatys.manifests import merge_manifests
+
+    parts = distributed.gather_records([{"output": "", "counts": counts}, *report.records], env)
+    if env.rank == 0:
+        merge_manifests(out_dir, extra=[r for r in parts if "counts" not in r])
+        counts = tuple(sum(r["counts"][k] for r in parts if "counts" in r) for k in range(3))
+    distributed.finish()
+    return counts
 
 
 def _echo_warnings(caught: list) -> None:
