@@ -21,7 +21,9 @@ from typing import Callable, Iterable
 import pytest
 import torch
 
+from masked_gatys import nets
 from masked_gatys.encoder import VGGEncoder, layer_names, load_encoder
+from masked_gatys.train import CHECKPOINT_FORMAT, save_checkpoint
 
 CUDA = torch.cuda.is_available()
 
@@ -87,3 +89,14 @@ def make_encoder() -> Callable[..., VGGEncoder]:
 def tiny_encoder() -> VGGEncoder:
     """Random-weight VGG-19 (seed 0) with every ReLU up to relu3_4, float32, on the CPU."""
     return _build(TINY_LAYERS)
+
+
+@pytest.fixture(scope="session")
+def tiny_net(tmp_path_factory) -> str:
+    """A tiny random johnson network checkpoint (fast, and never the shipped weights): its path."""
+    torch.manual_seed(0)
+    net = nets.build("johnson", width=2, blocks=1)
+    path = tmp_path_factory.mktemp("net") / "tiny.pt"
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "net": net.config, "state_dict": net.state_dict(),
+                           "objective": {}, "weights": {}})
+    return str(path)

@@ -10,15 +10,12 @@ import sys
 import time
 
 import pytest
-import torch
 from click.testing import CliRunner
 
-from masked_gatys import nets
 from masked_gatys.cli import main
 from masked_gatys.eyes import render_eye
 from masked_gatys.image import save_image
 from masked_gatys.manifests import read_manifest
-from masked_gatys.train import CHECKPOINT_FORMAT, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,16 +28,6 @@ def eyes(tmp_path_factory):
         save_image(eye.image, folder / f"{i:04d}.png")
         save_image(eye.binary_mask, folder / f"{i:04d}_mask.png")
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_net(tmp_path_factory):
-    torch.manual_seed(0)
-    net = nets.build("johnson", width=2, blocks=1)
-    path = tmp_path_factory.mktemp("net") / "tiny.pt"
-    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "net": net.config, "state_dict": net.state_dict(),
-                           "objective": {}, "weights": {}})
-    return str(path)
 
 
 def _invoke(args):

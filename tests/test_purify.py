@@ -9,13 +9,11 @@ import warnings
 import pytest
 import torch
 
-from masked_gatys import nets
 from masked_gatys.errors import ImageError, MaskedGatysError
 from masked_gatys.eyes import render_eye
 from masked_gatys.image import load_image, save_image
 from masked_gatys.manifests import Item, list_inputs, merge_manifests, read_manifest, select_shard, shard_of
 from masked_gatys.purify import PurifyConfig, purify
-from masked_gatys.train import CHECKPOINT_FORMAT, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,17 +29,6 @@ def _eyes(folder, n, *, start=0, size=SIZE, labels=False):
         if labels:
             save_image(eye.binary_mask, folder / f"{i:04d}_labels.png")
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_net(tmp_path_factory):
-    """A tiny random johnson network checkpoint (fast, and never the shipped weights)."""
-    torch.manual_seed(0)
-    net = nets.build("johnson", width=2, blocks=1)
-    path = tmp_path_factory.mktemp("net") / "tiny.pt"
-    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "net": net.config, "state_dict": net.state_dict(),
-                           "objective": {}, "weights": {}})
-    return str(path)
 
 
 def _net(tiny_net, **kw):
