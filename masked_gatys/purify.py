@@ -194,7 +194,7 @@ class _Optimizer:
 
     def __init__(self, cfg: PurifyConfig, device: torch.device,
                  stop: Callable[[], bool] | None = None) -> None:
-        from masked_gatys.encoder import VGGEncoder, resolve_weights
+        from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
         from masked_gatys.image import load_image
         from masked_gatys.manifests import _find_companion
         from masked_gatys.masks import Regions, load_mask
@@ -244,9 +244,7 @@ class _Optimizer:
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
         objective_cfg = objective_config_for(self.scfg, probe, weights)
-        if weights.state is None:
-            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
-                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        warn_if_random(weights, stacklevel=4)
         self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()

@@ -16,7 +16,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from masked_gatys.device import resolve_device
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
-                                  resolve_weights)
+                                  resolve_weights, warn_if_random)
 from masked_gatys.errors import MaskError, ObjectiveError
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 
@@ -422,9 +421,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     for image in styles:
         check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")
     if encoder is None:
-        if weights.state is None:
-            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
-                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        warn_if_random(weights, stacklevel=4)
         encoder = VGGEncoder(objective_cfg.layers, weights, pooling=cfg.pooling)
     encoder = encoder.to(device)
     content_img = content_img.to(device)

@@ -242,3 +242,22 @@ def test_the_purifier_network_needs_masks(tmp_path):
     report = purify(src, tmp_path / "out", config=PurifyConfig(method="purifier", pupil_shift=False))
     assert [r["status"][:6] for r in report.records] == ["done", "failed"]
     assert "no mask" in report.records[1]["status"]
+
+
+def test_stylize_and_purify_warn_of_random_weights_in_the_encoders_words(tmp_path):
+    """One random-weights warning (encoder.warn_if_random): stylize and purify had their own copy."""
+    from masked_gatys.encoder import resolve_weights, warn_if_random
+    from masked_gatys.stylize import StylizeConfig, prepare
+
+    with pytest.warns(UserWarning) as expected:
+        warn_if_random(resolve_weights("random"))
+    text = str(expected[0].message)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare(torch.rand(1, 3, 24, 40), torch.rand(1, 3, 24, 40),
+                config=StylizeConfig(weights="random", max_layer="relu1_1", subject="general"))
+    assert text in {str(w.message) for w in caught}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        purify(_eyes(tmp_path / "in", 1), tmp_path / "out", config=_optimizer(iterations=1))
+    assert text in {str(w.message) for w in caught}
