@@ -1,7 +1,7 @@
 """The ``masked-gatys`` command line: one click group, one module per command.
 
 Each command lives in its own module (``cli/stylize.py``, ``cli/eyes.py``,
-``cli/train.py``, ``cli/bench.py``, ``cli/purify.py``) and is imported only when it is run, so
+``cli/train.py``, ``cli/bench.py``, ``cli/purify.py``, ``cli/gaze.py``) and is imported only when it is run, so
 ``masked-gatys --help`` does not import torch.
 
 >>> from click.testing import CliRunner

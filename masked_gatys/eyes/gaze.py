@@ -258,7 +258,7 @@ class KNNEstimator:
 
     The gaze of a test eye is the normalised mean of its ``k`` nearest training eyes' gaze
     vectors (Euclidean distance of :func:`appearance_features`). ``k=None`` picks k from
-    (1, 3, 5, 9, 15) by leave-one-out error on a held-out tenth of the training set.
+    (1, 3, 5, 9, 15) by the error on a held-out tenth of the training set (a fixed split; not leave-one-out).
 
     The paper's cascaded kNN also uses head pose and the pupil centre; rendered eyes have no
     head pose, and the pupil centre would hand the estimator the quantity under test.
