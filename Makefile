@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo test test-all lint bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check masked_gatys tests benchmarks examples
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from masked_gatys import nets
-from masked_gatys.errors import ImageError, OutputError
+from masked_gatys.errors import OutputError
 from masked_gatys.image import save_image
 from masked_gatys.train import LoadedModel, _list_images, stylize_folder
 

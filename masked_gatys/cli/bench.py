@@ -8,7 +8,6 @@ written once. The method is in ``benchmarks/README.md``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
