@@ -140,3 +140,27 @@ def test_paired_change_and_its_interval_against_scipy(n):
     assert d["ci95"] == pytest.approx((high - low) / 2, rel=1e-9)
     assert d["mean"] == pytest.approx((high + low) / 2)
     assert d["n"] == n and d["raw_mean"] == pytest.approx(float(raw.mean()))
+
+
+def test_the_run_record_is_the_benchmarks_and_names_the_weights_used(tmp_path, monkeypatch):
+    """The gaze record is bench's machine_metadata, and its weights are those the run used: with
+    nothing named and nothing cached, random (it said imagenet); a file by name and sha256."""
+    import hashlib
+
+    import torch
+
+    from masked_gatys.bench import machine_metadata
+    from masked_gatys.eyes.experiment import _metadata, quick_config
+
+    monkeypatch.delenv("MASKED_GATYS_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    meta = _metadata(quick_config(str(tmp_path / "out")))
+    assert meta["weights"] == {"name": "random"}
+    assert set(machine_metadata()) <= set(meta) and "scikit-learn" in meta
+    assert meta["config"]["out"] == "out"  # no path of this machine
+    weights = tmp_path / "w" / "vgg.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(b"not really weights")
+    monkeypatch.setenv("MASKED_GATYS_WEIGHTS", str(weights))
+    meta = _metadata(quick_config(str(tmp_path / "out")))
+    assert meta["weights"] == {"name": "vgg.pth", "sha256": hashlib.sha256(b"not really weights").hexdigest()}

@@ -40,6 +40,7 @@ from scipy.special import stdtrit
 
 from masked_gatys.bench.metadata import machine_metadata
 from masked_gatys.device import resolve_device
+from masked_gatys.encoder import default_weights
 from masked_gatys.errors import GazeError
 from masked_gatys.eyes.datasets import GazeSet, load_labelled_folder, load_mpiigaze, load_unityeyes, render_set
 from masked_gatys.eyes.gaze import (
@@ -51,7 +52,7 @@ from masked_gatys.eyes.gaze import (
     save_estimator,
     score,
 )
-from masked_gatys.files import sha256_file
+from masked_gatys.files import recorded_name, sha256_file
 
 __all__ = ["ExperimentConfig", "GazeReport", "evaluate", "quick_config", "load_gaze_set", "format_table"]
 
@@ -469,11 +470,10 @@ def _metadata(cfg: ExperimentConfig) -> dict[str, Any]:
     settings and the weights' name and sha256."""
     meta = machine_metadata(resolve_device(cfg.device), packages=("scikit-learn",))
     meta["config"] = cfg.to_dict()
-    if cfg.weights and Path(cfg.weights).is_file():
-        meta["weights"] = {"name": Path(cfg.weights).name, "sha256": sha256_file(cfg.weights)}
-    else:
-        meta["weights"] = {"name": cfg.weights or os.path.basename(os.environ.get("MASKED_GATYS_WEIGHTS", "")) or
-                           "imagenet"}
+    weights = cfg.weights or default_weights()[0]  # the one rule: $MASKED_GATYS_WEIGHTS, cached ImageNet, random
+    meta["weights"] = {"name": recorded_name(weights)}
+    if Path(weights).is_file():
+        meta["weights"]["sha256"] = sha256_file(weights)
     # record no absolute paths of this machine: the output folder by name only
     meta["config"]["out"] = Path(cfg.out).name
     if cfg.weights:
