@@ -89,6 +89,12 @@ def test_quick_cli_writes_json_and_plot(tmp_path, keep_threads, no_weights_env):
         assert rec["seconds_per_image"] > 0 and rec["seconds_per_image_best_batch"] > 0
         assert rec["best_batch"] >= 1 and "1" in rec["batches"]
         assert rec["speedup_vs_optimizer"] > 0
+        # the speed-up is the reference optimizer's time for N iterations over the net's seconds per image
+        ref = rec["speedup_reference"]
+        (opt,) = [r for r in optimizers if (r["method"], r["preset"], r["size"]) == (ref["method"], ref["preset"],
+                                                                                     rec["size"])]
+        assert ref["seconds_for_n_iterations"] == opt["seconds_for_n_iterations"]
+        assert rec["speedup_vs_optimizer"] == pytest.approx(opt["seconds_for_n_iterations"] / rec["seconds_per_image"])
         # the shipped nets were trained against the ImageNet layers, not random weights
         assert rec["objective"]["available"] is False
         assert "loss network" in rec["objective"]["reason"]
