@@ -120,3 +120,23 @@ def test_cli_train_takes_sizes_styles_and_init(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     bad = CliRunner().invoke(main, args[:4] + ["--sizes", "16x", "-o", str(tmp_path / "z.pt")])
     assert bad.exit_code != 0 and "HEIGHTxWIDTH" in bad.output
+
+
+def test_a_folder_outside_the_trained_sizes_gets_the_resize_notice_once_before_the_summary(tmp_path: Path) -> None:
+    """stylize --model prints warnings through the group's warnings_as_lines alone: once each, as they
+    come (it collected them and printed them again itself)."""
+    from masked_gatys.cli import main
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.image import save_image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        eye = render_eye(size=(24, 40), seed=i, domain="real")
+        save_image(eye.image, folder / f"{i}.png")
+        save_image(eye.mask, folder / f"{i}_mask.png")
+    result = CliRunner().invoke(main, ["stylize", str(folder), "--model", "johnson", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.output.splitlines() if "is resized to" in line]
+    assert len(notices) == 1 and notices[0].startswith("warning: johnson was trained on")
+    assert result.output.index(notices[0]) < result.output.index("wrote 3 images")

@@ -292,22 +292,8 @@ def _save_every_outputs(output: Path, every: int, most: int, inputs: list) -> li
 
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                quiet: bool) -> None:
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _apply_model(content, mask, output, model, device, bits, quiet)
-        finally:
-            seen = set()
-            for w in caught:  # e.g. the resize notice outside the trained sizes, once each
-                if str(w.message) not in seen and not issubclass(w.category, DeprecationWarning):
-                    seen.add(str(w.message))
-                    click.echo(f"warning: {w.message}", err=True)
-
-
-def _apply_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
-                 quiet: bool) -> None:
+    """``--model``: a trained network over CONTENT (an image or a folder). Its warnings (the resize
+    notice outside the trained sizes) print once each, as they come (cli._common.warnings_as_lines)."""
     device = resolve_device(device)
     from masked_gatys.train import load_model, stylize_folder
 
