@@ -225,11 +225,13 @@ def as_unit_float(value: Tensor, label: str = "image") -> Tensor:
     return image
 
 
-def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:
+def resize_to(image: Tensor, size: tuple[int, int], *, mode: str = "bicubic") -> Tensor:
     """Resize ``(B, C, H, W)`` or ``(C, H, W)`` to ``size = (h, w)``, clamped to [0, 1].
 
-    Antialiased bicubic (a box-like prefilter when shrinking); returns the
-    input unchanged when it already has that size.
+    Antialiased ``mode`` (``bicubic``, or ``bilinear`` as the networks' inputs
+    are resized; a box-like prefilter when shrinking); returns the input
+    unchanged when it already has that size. Masks are resized by
+    :func:`masked_gatys.masks.resize_mask` instead.
 
     >>> import torch
     >>> resize_to(torch.rand(1, 3, 8, 8), (4, 2)).shape
@@ -244,7 +246,7 @@ def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:
     batched = image if image.dim() == 4 else image.unsqueeze(0)
     dtype = batched.dtype if batched.is_floating_point() else torch.float32
     out = F.interpolate(
-        batched.to(dtype), size=(h, w), mode="bicubic", align_corners=False, antialias=True
+        batched.to(dtype), size=(h, w), mode=mode, align_corners=False, antialias=True
     ).clamp_(0.0, 1.0)
     return out if image.dim() == 4 else out.squeeze(0)
 

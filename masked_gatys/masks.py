@@ -16,7 +16,7 @@ Masks are brought to a layer's grid by the chain of floor 2x2 poolings the
 VGG encoder applies (:func:`pool_mask`: average pooling of the mask, the
 trailing row or column a pooling never sees dropped), so that mask position
 ``j`` of a layer averages exactly the pixels its feature position pools over,
-at every image size. :func:`resize_mask` (area averaging) is for fitting a
+at every image size. :func:`resize_mask` (area averaging down, bilinear up) is for fitting a
 mask to its image, not to a layer.
 
 >>> import torch
@@ -55,15 +55,23 @@ _EMPTY = 1e-6  # a region with less mass than this (in pixels) is empty
 
 
 def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize a mask to ``size = (h, w)`` by area averaging.
+    """Resize a mask to ``size = (h, w)``: the package's one rule for resizing masks.
+
+    Area averaging when both sides shrink, so each output value is the mean
+    of its block and the mask's coverage is kept (soft edges stay soft, a
+    one-pixel region is not lost or thickened); bilinear otherwise, because
+    growing by area is nearest-neighbour (blocky edges). Training, the
+    networks, the style pools and coarse-to-fine ``stylize`` all resize masks
+    here; images use :func:`masked_gatys.image.resize_to`.
 
     Accepts ``(H, W)``, ``(R, H, W)`` or ``(B, R, H, W)`` and returns the same
-    number of dimensions. When the sizes divide, each output value is the mean
-    of its block, so the mean over the mask is unchanged.
+    number of dimensions.
 
     >>> import torch
     >>> resize_mask(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), (1, 1))
     tensor([[0.7500]])
+    >>> resize_mask(torch.tensor([[0.0, 1.0]]), (1, 4))
+    tensor([[0.0000, 0.2500, 0.7500, 1.0000]])
     """
     h, w = (int(s) for s in size)
     if h < 1 or w < 1:
@@ -75,7 +83,10 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     x = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
     if not x.is_floating_point():
         x = x.float()
-    out = F.interpolate(x, size=(h, w), mode="area")
+    if x.shape[-2] >= h and x.shape[-1] >= w:
+        out = F.interpolate(x, size=(h, w), mode="area")
+    else:
+        out = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     return out.reshape(tuple(mask.shape[:-2]) + (h, w))
 
 

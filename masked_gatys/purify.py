@@ -189,7 +189,7 @@ class _Network:
 
     def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
         from masked_gatys import nets
-        from masked_gatys.train import load_model, shipped_checkpoint
+        from masked_gatys.checkpoints import load_model, shipped_checkpoint
 
         from masked_gatys.objective import PRESETS
 

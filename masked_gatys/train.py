@@ -1,4 +1,7 @@
-"""Training the feed-forward networks on the optimizer's objective; checkpoints; inference.
+"""Training the feed-forward networks on the optimizer's objective.
+
+Checkpoints (saving, loading, the shipped nets, :func:`apply_model`) live in
+:mod:`masked_gatys.checkpoints`; their names are re-exported here.
 
 The network is trained on exactly the objective ``stylize`` minimises: the
 same :class:`~masked_gatys.objective.Objective` object built from the same
@@ -35,16 +38,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from masked_gatys import __version__, nets
+from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_model etc. keep working
+    CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, attention_of, check_compatible, load_model,
+    read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
 from masked_gatys.files import atomic_write
 from masked_gatys.errors import CheckpointError, ImageError, MaskError
+from masked_gatys.image import resize_to
+from masked_gatys.masks import resize_mask
+
+_read_checkpoint = read_checkpoint  # its name before masked_gatys.checkpoints (cli/train.py, older scripts)
 
 __all__ = [
     "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
     "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
     "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint", "training_objective",
 ]
-
-CHECKPOINT_FORMAT = "masked-gatys-net/1"
 
 # Gaze range of the rendered training eyes, degrees (yaw, pitch): a little
 # wider than MPIIGaze's bulk (about +-25 and +-20 degrees).
@@ -56,7 +64,7 @@ RENDER_PITCH = 20.0
 _RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sample_dir",
               "val_every", "checkpoint_every"}
 # What a checkpoint that predates a setting trained with (it records no value for it).
-_LEGACY_SETTINGS = {"parts": False, "style_pool": 0}
+LEGACY_SETTINGS = {"parts": False, "style_pool": 0}
 
 
 def _check_setting(name: str, value: Any, annotation: str) -> None:
@@ -251,29 +259,11 @@ class _Data:
     val_styles: Tensor | None = None
 
 
-def _resize(x: Tensor, size: tuple[int, int], *, mask: bool = False) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    if mask:
-        return F.interpolate(x, size=size, mode="area") if all(
-            a >= b for a, b in zip(x.shape[-2:], size)) else F.interpolate(x, size=size, mode="bilinear",
-                                                                          align_corners=False)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-
-
-def _attention(regions: Any) -> Tensor:
-    """The attention channel of a :class:`~masked_gatys.masks.Regions`, (B, 1, H, W)."""
-    if "attention" in regions.names:
-        return regions.region("attention")
-    if len(regions.names) == 1:
-        return regions.masks[:, :1]
-    raise MaskError(f"expected a binary (attention) mask, got regions {', '.join(regions.names)}")
-
 
 def _load_mask_file(path: Path) -> Tensor:
     from masked_gatys.masks import load_mask
 
-    return _attention(load_mask(path, mode="binary"))
+    return attention_of(load_mask(path, mode="binary"))
 
 
 def _find_mask(name: str, folders: Sequence[Path]) -> Path | None:
@@ -313,8 +303,8 @@ def _folder_data(folder: Path, size: tuple[int, int], n_val: int) -> _Data:
         mask_path = _find_mask(path.stem, [folder])
         if mask_path is None or mask_path == path:
             raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
-        images.append(_resize(load_image(path), size))
-        masks.append(_resize(_load_mask_file(mask_path), size, mask=True))
+        images.append(resize_to(load_image(path), size, mode="bilinear"))
+        masks.append(resize_mask(_load_mask_file(mask_path), size))
         labels.append(_load_labels(path.with_name(f"{path.stem}_labels.png"), size))
     split = len(files) - n_val
     img, msk = torch.cat(images), torch.cat(masks)
@@ -433,7 +423,7 @@ def _style(config: TrainConfig, size: tuple[int, int] | None = None,
     scale = max(h, w) / max(style.shape[-2:])
     target = (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale)))
     labels = _load_labels(path.with_name(f"{path.stem}_labels.png"), target)
-    return _resize(style, target), _resize(mask, target, mask=True), labels
+    return resize_to(style, target, mode="bilinear"), resize_mask(mask, target), labels
 
 
 def _mix(*values: int) -> int:
@@ -532,7 +522,7 @@ def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, p
     meta = model.checkpoint
     if not meta.get("train_config") or not meta.get("objective"):
         raise CheckpointError(f"{model.path or 'checkpoint'}: it records no training settings or objective")
-    config = TrainConfig.from_dict({**_LEGACY_SETTINGS, **meta["train_config"], "resume": None, "init": None})
+    config = TrainConfig.from_dict({**LEGACY_SETTINGS, **meta["train_config"], "resume": None, "init": None})
     cfg = ObjectiveConfig.from_dict(meta["objective"])
     if encoder is None:
         encoder = load_encoder(weights=weights if weights is not None else config.weights, layers=cfg.layers,
@@ -582,7 +572,7 @@ def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequen
 def _warm_start(net: nn.Module, source: str) -> None:
     """Load the network weights of a checkpoint (a path or a shipped name) into ``net``."""
     path = shipped_checkpoint(source) if source in SHIPPED and not Path(source).is_file() else Path(source)
-    data = _read_checkpoint(path)
+    data = read_checkpoint(path)
     if data["net"] != net.config:
         raise CheckpointError(f"{path}: its network {data['net']} is not the one being trained ({net.config})")
     net.load_state_dict(data["state_dict"])
@@ -623,73 +613,6 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
     return float(torch.cat(totals).mean()), {k: float(torch.cat(v).mean()) for k, v in terms.items()}
 
 
-# ---------------------------------------------------------------- checkpoints
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
-
-
-def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
-    """Write a checkpoint dict atomically (temporary file in the same folder, then ``os.replace``)."""
-    _atomic_save(dict(checkpoint), Path(path))
-    return Path(path)
-
-
-def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a masked-gatys network checkpoint")
-    for key in ("net", "state_dict", "objective", "weights"):
-        if key not in data:
-            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
-    return data
-
-
-_SHIPPED_HISTORY = 500  # per-step records kept by strip_checkpoint
-_PATH_SETTINGS = ("weights", "output", "resume", "content_dir", "style", "style_mask", "sample_dir", "init")
-
-
-def strip_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Copy a checkpoint without the optimizer and RNG state (for shipping; cannot be resumed).
-
-    The per-step ``history`` is thinned to at most about 500 evenly spaced records (and the
-    last); ``val_history`` is kept whole.
-
-    >>> import tempfile, torch
-    >>> from masked_gatys import nets
-    >>> d = tempfile.mkdtemp()
-    >>> net = nets.build("johnson", width=2, blocks=1)
-    >>> _ = save_checkpoint(f"{d}/a.pt", {"format": CHECKPOINT_FORMAT, "net": net.config,
-    ...     "state_dict": net.state_dict(), "objective": {}, "weights": {}, "optimizer": {}})
-    >>> "optimizer" in torch.load(strip_checkpoint(f"{d}/a.pt", f"{d}/b.pt"))
-    False
-    """
-    data = _read_checkpoint(src)
-    for key in ("optimizer", "rng"):
-        data.pop(key, None)
-    history = data.get("history")
-    if isinstance(history, list) and len(history) > _SHIPPED_HISTORY:
-        # a long run's per-step records dwarf the network; keep an even sample (and the last)
-        stride = -(-len(history) // _SHIPPED_HISTORY)
-        data["history"] = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
-    data["resumable"] = False
-    settings = data.get("train_config")
-    if isinstance(settings, dict):  # a shipped file names files by name only, not where they lay
-        from masked_gatys.files import recorded_name
-
-        data["train_config"] = {k: recorded_name(v) if k in _PATH_SETTINGS and isinstance(v, str) else v
-                                for k, v in settings.items()}
-    return save_checkpoint(dst, data)
-
-
 # ---------------------------------------------------------------- training
 
 def _sample_sheet(path: Path, rows: list[tuple[Tensor, Tensor]], title: str) -> None:
@@ -728,7 +651,7 @@ def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig)
         if not isinstance(checkpoint.get(key, []), list):
             raise CheckpointError(f"{path}: the checkpoint's {key!r} is not a list; cannot resume")
     # settings added later did, before them, what these values do
-    saved = {**_LEGACY_SETTINGS, **(checkpoint.get("train_config") or {})}
+    saved = {**LEGACY_SETTINGS, **(checkpoint.get("train_config") or {})}
     mine = config.to_dict()
     # max_layer is checked through the objective it resolves to (train: the layers must match)
     differ = sorted(k for k in mine if k not in _RESUMABLE | {"max_layer"} and k in saved and saved[k] != mine[k])
@@ -804,7 +727,7 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     start = time.perf_counter()
     checkpoint: dict[str, Any] | None = None
     if config.resume is not None:  # fail before the slow set-up
-        checkpoint = _read_checkpoint(config.resume)
+        checkpoint = read_checkpoint(config.resume)
         _check_resume(config.resume, checkpoint, config)
     if config.content_dir is not None:
         if config.sizes:
@@ -1019,236 +942,6 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
-# ---------------------------------------------------------------- inference
-
-_HEAVY = ("state_dict", "optimizer", "rng")
-
-
-class LoadedModel:
-    """A trained network ready for inference: ``model(image, mask=None) -> image``.
-
-    ``checkpoint`` is the checkpoint's metadata (network and objective config,
-    loss-network identity, training record) without the tensors.
-    """
-
-    def __init__(self, net: nn.Module, checkpoint: Mapping[str, Any], *, path: str | None = None) -> None:
-        self.net = net.eval()
-        self.checkpoint = dict(checkpoint)
-        self.path = path
-
-    @property
-    def name(self) -> str:
-        return str(getattr(self.net, "name", type(self.net).__name__))
-
-    @property
-    def objective_config(self) -> dict[str, Any] | None:
-        return self.checkpoint.get("objective")
-
-    @property
-    def weights_identity(self) -> dict[str, Any] | None:
-        return self.checkpoint.get("weights")
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
-
-    def to(self, device: str | torch.device) -> "LoadedModel":
-        self.net.to(device)
-        return self
-
-    @property
-    def trained_sizes(self) -> list[tuple[int, int]]:
-        """The ``(h, w)`` sizes the network was trained on (older checkpoints: their one ``size``)."""
-        sizes = self.checkpoint.get("trained_sizes") or ([self.checkpoint["size"]] if self.checkpoint.get("size")
-                                                        else [])
-        return [(int(h), int(w)) for h, w in sizes]
-
-    def working_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
-        """The trained size to resize an ``(h, w)`` image to, or None when it is inside the trained range.
-
-        Inside means between the smallest and largest trained height and width.
-        Outside, the nearest trained size (in log scale) is returned.
-
-        >>> LoadedModel(torch.nn.Identity(), {"trained_sizes": [[36, 60], [144, 240]]}).working_size((72, 120))
-        >>> LoadedModel(torch.nn.Identity(), {"size": [48, 72]}).working_size((36, 60))
-        (48, 72)
-        """
-        sizes = self.trained_sizes
-        if not sizes:
-            return None
-        h, w = size
-        if (min(s[0] for s in sizes) <= h <= max(s[0] for s in sizes)
-                and min(s[1] for s in sizes) <= w <= max(s[1] for s in sizes)):
-            return None
-        return min(sizes, key=lambda s: abs(math.log(s[0] / h)) + abs(math.log(s[1] / w)))
-
-    def __call__(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
-        return apply_model(self, image, mask)
-
-    def __repr__(self) -> str:
-        return f"LoadedModel({self.name}, path={self.path!r})"
-
-
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a trained network from a checkpoint written by :func:`train`.
-
-    Raises :class:`~masked_gatys.errors.CheckpointError` naming the file when
-    it is missing, corrupt or not a network checkpoint.
-
-    ``path`` may also be the name of a shipped checkpoint (``johnson``,
-    ``purifier``) when no file of that name exists.
-
-    >>> len(load_model("purifier").trained_sizes) >= 1
-    True
-    >>> load_model("/nonexistent/net.pt")
-    Traceback (most recent call last):
-    ...
-    masked_gatys.errors.CheckpointError: /nonexistent/net.pt: checkpoint not found
-    """
-    if str(path) in SHIPPED and not Path(path).is_file():
-        path = shipped_checkpoint(str(path))
-    data = _read_checkpoint(path)
-    try:
-        net = nets.build(**data["net"])
-        net.load_state_dict(data["state_dict"])
-    except (ValueError, RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: the network does not load: {first}") from None
-    meta = {k: v for k, v in data.items() if k not in _HEAVY}
-    return LoadedModel(net.to(device).eval(), meta, path=str(path))
-
-
-#: the eye checkpoints installed with the package (masked_gatys/data/README.md)
-SHIPPED = {"johnson": "johnson_eyes.pt", "purifier": "purifier_eyes.pt"}
-
-
-def shipped_checkpoint(name: str) -> Path:
-    """Path of a checkpoint installed with the package: ``johnson`` or ``purifier`` (eyes).
-
-    >>> shipped_checkpoint("purifier").name
-    'purifier_eyes.pt'
-    """
-    if name not in SHIPPED:
-        raise CheckpointError(f"no shipped checkpoint {name!r}: choose one of {', '.join(sorted(SHIPPED))}")
-    path = Path(__file__).resolve().parent / "data" / SHIPPED[name]
-    if not path.is_file():
-        raise CheckpointError(f"{path}: shipped checkpoint missing (reinstall the package)")
-    return path
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return dict(value)
-
-
-def check_compatible(model: LoadedModel | Mapping[str, Any], objective_config: Any, weights_identity: Any) -> None:
-    """Refuse to report an objective the checkpoint was not trained against.
-
-    ``objective_config`` is an :class:`~masked_gatys.objective.ObjectiveConfig`
-    (or its dict), ``weights_identity`` a ``WeightsIdentity`` (or its dict).
-    Raises :class:`~masked_gatys.errors.CheckpointError` saying what differs.
-
-    >>> meta = {"objective": {"tv_weight": 0.0}, "weights": {"name": "a", "sha256": "1", "format": "caffe"}}
-    >>> check_compatible(meta, {"tv_weight": 0.0}, {"name": "a", "sha256": "1", "format": "caffe"})
-    >>> check_compatible(meta, {"tv_weight": 0.0}, {"name": "b", "sha256": "2", "format": "caffe"})
-    Traceback (most recent call last):
-    ...
-    masked_gatys.errors.CheckpointError: checkpoint was trained against loss network a (sha256 1), not b (sha256 2): its objective values do not compare
-    """
-    if isinstance(model, LoadedModel):
-        meta, label = model.checkpoint, f"checkpoint {model.path}" if model.path else "checkpoint"
-    else:
-        meta, label = dict(model), "checkpoint"
-    trained_w = _as_dict(meta.get("weights"))
-    wanted_w = _as_dict(weights_identity)
-    if trained_w.get("sha256") != wanted_w.get("sha256"):
-        raise CheckpointError(
-            f"{label} was trained against loss network {trained_w.get('name')} "
-            f"(sha256 {str(trained_w.get('sha256'))[:12]}), not {wanted_w.get('name')} "
-            f"(sha256 {str(wanted_w.get('sha256'))[:12]}): its objective values do not compare")
-    trained_o = _as_dict(meta.get("objective"))
-    wanted_o = _as_dict(objective_config)
-    if trained_o != wanted_o:
-        keys = sorted(k for k in set(trained_o) | set(wanted_o) if trained_o.get(k) != wanted_o.get(k))
-        raise CheckpointError(
-            f"{label} was trained on another objective (preset {trained_o.get('preset')}; differs in "
-            f"{', '.join(keys)}): its objective values do not compare; use the checkpoint's objective "
-            "(--preset, weights and --max-layer it was trained with)")
-
-
-def _as_net(model: LoadedModel | nn.Module) -> nn.Module:
-    return model.net if isinstance(model, LoadedModel) else model
-
-
-def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Run a trained network: ``(B, 3, H, W)`` or ``(3, H, W)`` image, attention mask -> image.
-
-    The mask may be ``(B, 1, H, W)``, ``(1, H, W)``, ``(H, W)``, a
-    :class:`~masked_gatys.masks.Regions` (its attention region) or None. The
-    result has the input's shape, on the input's device, in [0, 1].
-
-    >>> import torch
-    >>> from masked_gatys import nets
-    >>> apply_model(nets.build("purifier", width=2), torch.rand(3, 10, 14), torch.ones(10, 14)).shape
-    torch.Size([3, 10, 14])
-    """
-    from masked_gatys.image import as_unit_float
-
-    net = _as_net(model)
-    squeeze = image.dim() == 3
-    x = image.unsqueeze(0) if squeeze else image
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ImageError(f"expected an image (B, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
-    out_dtype = image.dtype if image.is_floating_point() else torch.float32
-    x = as_unit_float(x, "image")  # uint8 scaled, NaN refused, outside [0, 1] clamped with a warning
-    m = mask
-    if m is not None and not isinstance(m, Tensor):
-        m = _attention(m)
-    if m is not None:
-        m = m.detach().float() / 255.0 if m.dtype == torch.uint8 else m.detach().float()
-        if not torch.isfinite(m).all():
-            raise MaskError("the mask holds NaN or infinite values")
-        m = m.clamp(0, 1)  # as stylize's masks
-        while m.dim() < 4:
-            m = m.unsqueeze(0)
-        if m.shape[1] != 1:
-            raise MaskError(f"expected a one-channel attention mask, got {tuple(mask.shape)}")  # type: ignore[union-attr]
-        if m.shape[-2:] != x.shape[-2:]:
-            raise MaskError(f"mask is {tuple(m.shape[-2:])} but the image is {tuple(x.shape[-2:])}")
-    device = next(net.parameters()).device
-    size = tuple(x.shape[-2:])
-    work = model.working_size(size) if isinstance(model, LoadedModel) else None
-    if work is not None:
-        # outside the trained range the nets break down (blown pupils at 72x120 for a 48x72 net)
-        sizes = model.trained_sizes
-        trained = (f"{sizes[0][0]}x{sizes[0][1]}" if len(sizes) == 1 else
-                   f"{min(s[0] for s in sizes)}x{min(s[1] for s in sizes)} to "
-                   f"{max(s[0] for s in sizes)}x{max(s[1] for s in sizes)}")
-        warnings.warn(f"{model.name} was trained on {trained} images; this {size[0]}x{size[1]} image is "
-                      f"resized to {work[0]}x{work[1]} and back", UserWarning, stacklevel=2)
-        x = _resize(x, work)
-        m = None if m is None else _resize(m, work, mask=True)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            y = net(x.to(device, torch.float32), None if m is None else m.to(device, torch.float32))
-    finally:
-        net.train(was_training)
-    if not torch.isfinite(y).all():
-        bad = [n for n, p in net.named_parameters() if not torch.isfinite(p).all()]
-        why = f"its weights hold NaN or infinite values ({bad[0]}{', ...' if len(bad) > 1 else ''})" if bad else \
-            "its weights are finite, so the input or the network's arithmetic overflowed"
-        name = getattr(model, "name", type(net).__name__)
-        raise CheckpointError(f"the network {name} output NaN or infinite values: {why}")
-    if work is not None:
-        y = _resize(y, size)
-    y = y.to(image.device, out_dtype)
-    return y[0] if squeeze else y
-
 
 def _check_folder_outputs(files: list[Path], in_dir: Path, out_dir: Path, mask_dirs: list[Path]) -> None:
     """Before any work: the output folder is no input folder, and no two inputs share an output."""
@@ -1283,7 +976,7 @@ def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, ou
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     files = _list_images(in_dir)
-    net = _as_net(model)
+    net = model.net if isinstance(model, LoadedModel) else model
     needs_mask = isinstance(net, nets.Purifier)
     folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
     _check_folder_outputs(files, in_dir, out_dir, folders)

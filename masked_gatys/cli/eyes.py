@@ -222,7 +222,7 @@ def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str,
         if not path.is_file():
             continue
         try:
-            from masked_gatys.train import load_model
+            from masked_gatys.checkpoints import load_model
 
             model = load_model(path, device=device)
             start = time.perf_counter()

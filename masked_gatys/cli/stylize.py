@@ -191,7 +191,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     = attention region, b = background (none: the whole image); tv = total
     variation. E.g. s3_1a = the style term at relu3_1 on the attention region.
     """
-    from masked_gatys.train import SHIPPED
+    from masked_gatys.checkpoints import SHIPPED
 
     named = [("content", content), ("mask", mask), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
@@ -320,7 +320,8 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
 def _apply_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                  quiet: bool) -> None:
     device = resolve_device(device)
-    from masked_gatys.train import load_model, stylize_folder
+    from masked_gatys.checkpoints import load_model
+    from masked_gatys.train import stylize_folder
 
     net = load_model(model, device=device)
     if content.is_dir():

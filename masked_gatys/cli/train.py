@@ -109,7 +109,8 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     batch and DistributedDataParallel averages the gradients; rank 0 writes.
     """
     from masked_gatys import distributed
-    from masked_gatys.train import _LEGACY_SETTINGS, TrainConfig, _read_checkpoint, train
+    from masked_gatys.checkpoints import read_checkpoint
+    from masked_gatys.train import LEGACY_SETTINGS, TrainConfig, train
 
     env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
     device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
@@ -126,13 +127,13 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
 
     if resume is not None:
-        checkpoint = _read_checkpoint(resume)
+        checkpoint = read_checkpoint(resume)
         saved = checkpoint.get("train_config")
         if not saved:
             raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
         # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
         # and what settings added since then did before them (no parts, no style pool)
-        saved = {"max_layer": checkpoint.get("max_layer"), **_LEGACY_SETTINGS, **saved}
+        saved = {"max_layer": checkpoint.get("max_layer"), **LEGACY_SETTINGS, **saved}
         try:
             base = TrainConfig.from_dict(saved).to_dict()
         except (ValueError, TypeError) as exc:

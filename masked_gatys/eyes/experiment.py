@@ -306,7 +306,7 @@ def _method_identity(method: str) -> Any:
     """What makes a method's output: a preset's terms and weights, a network file's bytes. Part
     of the purified folder's name, so a changed preset or a retrained net is purified afresh."""
     if method in NETS or method.endswith(".pt"):
-        from masked_gatys.train import shipped_checkpoint
+        from masked_gatys.checkpoints import shipped_checkpoint
 
         path = shipped_checkpoint(method) if method in NETS else Path(method)
         if path.is_file():
