@@ -193,7 +193,7 @@ class Regions:
         return Regions(self.masks.to(*args, **kwargs), self.names)
 
     def resized(self, size: tuple[int, int]) -> "Regions":
-        """The regions resized to ``size = (h, w)`` by area averaging.
+        """The regions resized to ``size = (h, w)`` by :func:`resize_mask` (area down, bilinear up).
 
         >>> import torch
         >>> Regions.from_binary(torch.ones(4, 6)).resized((2, 3)).size
@@ -412,18 +412,6 @@ def _check_nonempty(regions: Regions, what: str, mode: str) -> None:
             raise MaskError(f"region '{name}' is empty in {what}{hint}")
 
 
-def _parts(mask: "MaskLike") -> "MaskLike":
-    """A part-label file (skin black, sclera white, iris blue, pupil red, as ``render-eyes``
-    writes NAME_labels.png) as the eye's named regions (``masked_gatys.eyes.parts``)."""
-    if isinstance(mask, Regions):
-        return mask
-    from masked_gatys.eyes.parts import load_parts, parts_from_labels
-
-    if isinstance(mask, torch.Tensor):
-        return parts_from_labels(mask.long() if mask.dim() == 3 else mask.long()[None])
-    return parts_from_labels(load_parts(mask))
-
-
 def load_mask_pair(
     content_mask: MaskLike,
     style_mask: MaskLike | None,
@@ -437,13 +425,13 @@ def load_mask_pair(
     """Content and style regions that match each other and their images.
 
     Each mask is a path, a binary mask tensor or :class:`Regions`.
-    ``mode="parts"``: eye part labels in the renderer's colours (black skin, white sclera, blue
-    iris, red pupil), read as the regions of ``masked_gatys.eyes.parts.EYE_PARTS``.
+    Eye part labels (``stylize``'s ``mask_mode="parts"``) are read by
+    ``masked_gatys.eyes.labels.parts_regions`` and passed here as regions with ``mode="labels"``.
     ``content_size`` / ``style_size`` are the images' ``(h, w)`` (``None``:
     not checked). Checks, each a :class:`MaskError` naming the file:
 
     - a mask's size differs from its image's (with ``resize=True`` the mask
-      is resized instead: area averaging, nearest for labels);
+      is resized instead: :func:`resize_mask`, nearest for labels);
     - the masks have different regions (a colour in one label mask only);
     - a region is empty in either mask.
 
@@ -456,11 +444,11 @@ def load_mask_pair(
     >>> c.names == s.names
     True
     """
-    if mode == "parts":  # eye part labels in the renderer's colours: named eye regions
-        content_mask, style_mask = _parts(content_mask), None if style_mask is None else _parts(style_mask)
-        mode = "labels"
+    if mode == "parts":  # the core knows no eye: stylize resolves parts through masked_gatys.eyes.labels
+        raise MaskError("mask mode 'parts' is an eye's: pass masked_gatys.eyes.labels.parts_regions(mask) "
+                        "with mode='labels' (stylize's mask_mode='parts' does this)")
     if mode not in ("binary", "labels"):
-        raise MaskError(f"mask mode must be 'binary', 'labels' or 'parts', got {mode!r}")
+        raise MaskError(f"mask mode must be 'binary' or 'labels', got {mode!r}")
     content_what = _describe(content_mask, "content mask")
     content = _fit(_as_regions(content_mask, mode, palette), content_size, content_what, "content image",
                    resize, mode)

@@ -47,10 +47,20 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from masked_gatys import nets
+from masked_gatys.checkpoints import load_model, shipped_checkpoint
+from masked_gatys.encoder import VGGEncoder, resolve_weights
 from masked_gatys.errors import MaskedGatysError, MaskError
+from masked_gatys.eyes.labels import load_parts, parts_from_labels
+from masked_gatys.eyes.render import render_eye
+from masked_gatys.eyes.styles import StylePool
 from masked_gatys.files import atomic_write, write_json_atomic
-from masked_gatys.manifests import (Item, check_outputs, existing_records, list_inputs, manifest_name,
-                                    merge_manifests, select_shard, write_manifest)
+from masked_gatys.image import load_image, save_image
+from masked_gatys.manifests import (Item, _find_companion, check_outputs, existing_records, list_inputs,
+                                    manifest_name, merge_manifests, select_shard, write_manifest)
+from masked_gatys.masks import Regions, load_mask
+from masked_gatys.objective import PRESETS
+from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
 
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
@@ -118,8 +128,6 @@ class PurifyConfig:
 
     @property
     def is_network(self) -> bool:
-        from masked_gatys.objective import PRESETS
-
         return self.method not in PRESETS
 
     @property
@@ -188,11 +196,6 @@ class _Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
 
     def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
-        from masked_gatys import nets
-        from masked_gatys.checkpoints import load_model, shipped_checkpoint
-
-        from masked_gatys.objective import PRESETS
-
         if cfg.method not in NETWORKS and not Path(cfg.method).is_file():
             raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
                                    f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
@@ -211,12 +214,6 @@ class _Optimizer:
 
     def __init__(self, cfg: PurifyConfig, device: torch.device,
                  stop: Callable[[], bool] | None = None) -> None:
-        from masked_gatys.encoder import VGGEncoder, resolve_weights
-        from masked_gatys.image import load_image
-        from masked_gatys.manifests import _find_companion
-        from masked_gatys.masks import Regions, load_mask
-        from masked_gatys.stylize import StylizeConfig, objective_config_for
-
         if cfg.style is None and cfg.style_pool is None:
             raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
                                    "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
@@ -237,8 +234,6 @@ class _Optimizer:
         self.style_parts: Tensor | None = None
         self._warned_parts = False
         if cfg.style_pool is not None:
-            from masked_gatys.eyes.styles import StylePool
-
             self.pool = StylePool.from_folder(cfg.style_pool)
             identity: dict[str, Any] = {"style_pool": Path(cfg.style_pool).name, "style_pool_sha256":
                                         self.pool.fingerprint, "style_pool_n": len(self.pool)}
@@ -253,8 +248,6 @@ class _Optimizer:
                 identity["style_mask_sha256"] = _sha256(mask_path)
             labels_path = _find_companion(style_path, "labels")
             if labels_path is not None:
-                from masked_gatys.eyes.parts import load_parts
-
                 self.style_parts = load_parts(labels_path)
                 identity["style_labels_sha256"] = _sha256(labels_path)
             identity["style_sha256"] = _sha256(style_path)
@@ -275,9 +268,6 @@ class _Optimizer:
         if not self.rendered:
             return self.style, self.style_regions  # type: ignore[return-value]
         if hw not in self._rendered:
-            from masked_gatys.eyes import render_eye
-            from masked_gatys.masks import Regions
-
             eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed)
             self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
         return self._rendered[hw][:2]
@@ -293,19 +283,13 @@ class _Optimizer:
 
     def run(self, images: Tensor, masks: Tensor | None,
             parts: Tensor | None = None) -> tuple[Tensor, list[float | None]]:
-        from masked_gatys.stylize import stylize
-
         if self.pool is not None:
-            from masked_gatys.masks import Regions
-
             style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
             style_regions = Regions.from_binary(pool_masks)
         else:
             style, style_regions = self._style_for(tuple(images.shape[-2:]))
             style_parts = self._style_parts_for(tuple(images.shape[-2:]))
         if parts is not None and style_parts is not None and self.cfg.method == "masked":
-            from masked_gatys.eyes.parts import parts_from_labels
-
             # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
             masks = parts_from_labels(parts)
             style_regions = parts_from_labels(style_parts)
@@ -347,9 +331,6 @@ def _failed(item: Item, exc: BaseException) -> dict[str, Any]:
 
 
 def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
-    from masked_gatys.image import load_image
-    from masked_gatys.masks import load_mask
-
     image = load_image(item.image)
     mask = None
     if item.mask is not None:
@@ -361,8 +342,6 @@ def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
         raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
     parts = None
     if use_parts and mask is not None and item.labels is not None:
-        from masked_gatys.eyes.parts import load_parts
-
         parts = load_parts(item.labels)
         if tuple(parts.shape[-2:]) != tuple(image.shape[-2:]):
             raise MaskError(f"{item.labels}: labels are {tuple(parts.shape[-2:])} but the image is "
@@ -468,11 +447,9 @@ class _Run:
 
     def _finish(self, loaded: _Loaded, output: Tensor, metadata: dict[str, Any]) -> tuple[int, float | None]:
         """In a writer thread: the pupil shift, then the files. Returns (output bytes, shift)."""
-        from masked_gatys.image import save_image
-
         item, shift = loaded.item, None
         if self.cfg.pupil_shift:
-            from masked_gatys.eyes.pupil import pupil_shift
+            from masked_gatys.eyes.pupil import pupil_shift  # deferred: scipy.ndimage costs 0.8 s to import
 
             try:
                 shift = round(pupil_shift(loaded.image, output, loaded.mask), 4)

@@ -23,10 +23,15 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
+from masked_gatys.colour import prepare_colours, with_chroma
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
                                   resolve_weights)
 from masked_gatys.errors import MaskError, ObjectiveError
+from masked_gatys.eyes.labels import parts_regions
+from masked_gatys.image import as_unit_float, load_image, resize_to
+from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
+from masked_gatys.optim import minimize
 
 __all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS"]
 
@@ -218,8 +223,8 @@ class Problem:
     encoder: VGGEncoder
     content: Tensor
     style: Tensor
-    regions: Any
-    style_regions: Any
+    regions: Regions | None
+    style_regions: Regions | None
     config: StylizeConfig
     objective_config: ObjectiveConfig
     device: torch.device
@@ -235,11 +240,7 @@ def _device(name: str) -> torch.device:
 
 
 def _as_image(value: ImageLike, label: str) -> Tensor:
-    from masked_gatys.image import load_image
-
     if isinstance(value, Tensor):
-        from masked_gatys.image import as_unit_float
-
         image = value.unsqueeze(0) if value.dim() == 3 else value
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the {label} image must be (B, 3, H, W), got {tuple(value.shape)}")
@@ -264,7 +265,6 @@ def _working_size(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
 def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == hw:
         return image
-    from masked_gatys.image import resize_to
 
     return resize_to(image, hw)
 
@@ -275,8 +275,8 @@ class _Inputs:
 
     content: Tensor
     styles: list[Tensor]
-    regions: Any
-    style_regions: list[Any]
+    regions: Regions | None
+    style_regions: list[Regions | None]
     chroma: Tensor | None = None
     """The content's (Cb, Cr) for ``original_colors="luminance"``."""
 
@@ -308,20 +308,19 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
         if style_masks:
             raise ValueError("a style mask was given without a content mask (--mask)")
     else:
-        from masked_gatys.masks import load_mask_pair
-
         if len(style_masks) not in (0, len(styles)):
             raise ValueError(f"{len(style_masks)} style masks for {len(styles)} style images: give one per style")
+        mode = cfg.mask_mode
+        if mode == "parts":  # eye part labels in the renderer's colours: the named eye regions
+            mask, style_masks, mode = parts_regions(mask), [parts_regions(m) for m in style_masks], "labels"
         style_regions = []
         for k, image in enumerate(styles):
-            regions, sr = load_mask_pair(mask, style_masks[k] if style_masks else None, mode=cfg.mask_mode,
+            regions, sr = load_mask_pair(mask, style_masks[k] if style_masks else None, mode=mode,
                                          content_size=tuple(content_img.shape[-2:]),
                                          style_size=tuple(image.shape[-2:]), resize=cfg.resize_masks)
             style_regions.append(sr)
     chroma = None
     if cfg.original_colors is not None:
-        from masked_gatys.colour import prepare_colours
-
         content_img, styles, chroma = prepare_colours(content_img, styles, regions, style_regions,
                                                       mode=cfg.original_colors)
     return _Inputs(content_img, styles, regions, style_regions, chroma)
@@ -332,7 +331,7 @@ def _is_eye(cfg: StylizeConfig, content: Tensor | None, regions) -> bool:
         return cfg.subject == "eye"
     if content is None or regions is None or "attention" not in regions.names:
         return False
-    from masked_gatys.eyes.pupil import looks_like_eye
+    from masked_gatys.eyes.pupil import looks_like_eye  # deferred: scipy.ndimage costs 0.8 s to import
 
     attention = regions.region("attention").expand(content.shape[0], -1, -1, -1)
     votes = [looks_like_eye(content[b:b + 1].cpu(), attention[b:b + 1].cpu()) for b in range(content.shape[0])]
@@ -383,7 +382,6 @@ def _initial_image(cfg: StylizeConfig, content: Tensor) -> Tensor:
     if cfg.init == "noise":
         generator = torch.Generator().manual_seed(cfg.seed)
         return torch.rand(content.shape, generator=generator).to(content.device)
-    from masked_gatys.image import load_image
 
     init = load_image(cfg.init)
     return _resize(init, tuple(content.shape[-2:])).expand_as(content.cpu()).clone().to(content.device)
@@ -419,7 +417,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     # the subject is told from the inputs at their own size, so every pass agrees
     objective_cfg = objective_config_for(cfg, regions, weights, inputs.content, inputs.regions)
     if objective_cfg.preset == "masked-eye" and "pupil" not in regions.names:
-        from masked_gatys.eyes.parts import eye_regions
+        from masked_gatys.eyes.parts import eye_regions  # deferred: scipy.ndimage (through eyes.pupil)
 
         # the pupil found in each image splits the attention region into iris and pupil
         regions = eye_regions(content_img, regions.region("attention"))
@@ -585,8 +583,6 @@ def _nonfinite_start(value, config: ObjectiveConfig) -> str:
 
 def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
     """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
-    from masked_gatys.optim import minimize
-
     cfg, objective, device = run.cfg, problem.objective, problem.device
     batch, max_iter = x0.shape[0], run.budgets[k]
     best_x = x0.detach().clamp(0, 1).clone()
@@ -716,8 +712,6 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
                 torch.cuda.reset_peak_memory_stats(problem.device)
         x0 = problem.x0 if best is None else _resize(best, hw).to(problem.device)
         if inputs.chroma is not None:
-            from masked_gatys.colour import with_chroma
-
             chroma = _resize_any(inputs.chroma, hw).to(problem.device)
             colour = lambda x, c=chroma: with_chroma(x, c)  # noqa: E731
         best = _run_pass(problem, x0, k, run, colour)
@@ -729,8 +723,6 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
         final = problem.objective(image)
     total, terms = _record(final, image.shape[0])
     if inputs.chroma is not None:
-        from masked_gatys.colour import with_chroma
-
         image = with_chroma(image, _resize_any(inputs.chroma, sizes[-1]).to(image.device))
     return StylizeResult(
         image=image.cpu(), total=total, terms=terms, history=run.history, weights=problem.encoder.identity,
