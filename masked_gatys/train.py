@@ -28,23 +28,28 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from masked_gatys import __version__, nets
 from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_model etc. keep working
-    CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, attention_of, check_compatible, load_model,
+    CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, load_model,
     read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
-from masked_gatys.files import atomic_write
-from masked_gatys.errors import CheckpointError, ImageError, MaskError
-from masked_gatys.image import resize_to
-from masked_gatys.masks import resize_mask
+from masked_gatys.encoder import auto_max_layer, layer_names, load_encoder, resolve_weights, warn_if_random
+from masked_gatys.errors import CheckpointError, MaskError, ObjectiveError, OutputError
+from masked_gatys.eyes.labels import EYE_PARTS
+from masked_gatys.eyes.styles import StylePool
+from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, find_mask, folder_data, list_images,
+                                             load_attention, mix_seed, sized_data, style_eye, style_gazes,
+                                             style_pool)
+from masked_gatys.files import check_outputs
+from masked_gatys.image import load_image, save_image
+from masked_gatys.objective import Objective, ObjectiveConfig, preset
+from masked_gatys.sheet import Column, compose_sheet, save_sheet
 
 _read_checkpoint = read_checkpoint  # its name before masked_gatys.checkpoints (cli/train.py, older scripts)
 
@@ -53,11 +58,6 @@ __all__ = [
     "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
     "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint", "training_objective",
 ]
-
-# Gaze range of the rendered training eyes, degrees (yaw, pitch): a little
-# wider than MPIIGaze's bulk (about +-25 and +-20 degrees).
-RENDER_YAW = 30.0
-RENDER_PITCH = 20.0
 
 # Options that may differ between a checkpoint and the run that resumes it:
 # none of them changes what the next step computes.
@@ -244,195 +244,18 @@ class TrainResult:
     samples: list[str] = field(default_factory=list)
 
 
-# ---------------------------------------------------------------- data
+# ---------------------------------------------------------------- data (masked_gatys.eyes.training_data)
 
-@dataclass
-class _Data:
-    train_images: Tensor  # (N, 3, H, W)
-    train_masks: Tensor   # (N, 1, H, W) attention
-    val_images: Tensor
-    val_masks: Tensor
-    val_names: list[str]
-    train_parts: Tensor | None = None  # (N, H, W) uint8 part labels, where known
-    val_parts: Tensor | None = None
-    train_styles: Tensor | None = None  # (N,) index of each eye's style-pool eye
-    val_styles: Tensor | None = None
-
-
-
-def _load_mask_file(path: Path) -> Tensor:
-    from masked_gatys.masks import load_mask
-
-    return attention_of(load_mask(path, mode="binary"))
-
-
-def _find_mask(name: str, folders: Sequence[Path]) -> Path | None:
-    for folder in folders:
-        for pattern in (f"{name}_mask", name):
-            for ext in (".png", ".PNG", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-                candidate = folder / f"{pattern}{ext}"
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: not a folder")
-    # hidden files (a killed atomic write's temporary) and the renderer's companions are not images
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in _IMAGE_EXTS and not p.name.startswith(".")
-                   and not p.stem.endswith(("_mask", "_labels")))
-    if not files:
-        raise ImageError(f"{folder}: no images (png, jpg, ...) found")
-    return files
-
-
-def _folder_data(folder: Path, size: tuple[int, int], n_val: int) -> _Data:
-    from masked_gatys.image import load_image
-
-    files = _list_images(folder)
-    if len(files) <= n_val:
-        raise ImageError(f"{folder}: {len(files)} images, but {n_val} are held out for validation; "
-                         "add images or lower --val")
-    images, masks, labels = [], [], []
-    for path in files:
-        mask_path = _find_mask(path.stem, [folder])
-        if mask_path is None or mask_path == path:
-            raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
-        images.append(resize_to(load_image(path), size, mode="bilinear"))
-        masks.append(resize_mask(_load_mask_file(mask_path), size))
-        labels.append(_load_labels(path.with_name(f"{path.stem}_labels.png"), size))
-    split = len(files) - n_val
-    img, msk = torch.cat(images), torch.cat(masks)
-    lab = torch.cat(labels) if all(x is not None for x in labels) else None
-    return _Data(img[:split], msk[:split], img[split:], msk[split:], [p.stem for p in files[split:]],
-                 None if lab is None else lab[:split], None if lab is None else lab[split:])
-
-
-def _load_labels(path: Path, size: tuple[int, int]) -> Tensor | None:
-    """``NAME_labels.png`` (the renderer's part colours) as ``(1, H, W)`` uint8 at ``size``, or None."""
-    if not path.is_file():
-        return None
-    from masked_gatys.eyes.parts import load_parts, resize_parts
-
-    return resize_parts(load_parts(path), size).to(torch.uint8)
-
-
-def _render_set(n: int, size: tuple[int, int], seed: int, stream: int,
-                domain: str = "real") -> tuple[Tensor, Tensor, Tensor]:
-    """``n`` rendered eyes: images, attention masks and part labels ``(n, H, W)`` uint8."""
-    from masked_gatys.eyes import render_eye
-
-    gen = torch.Generator().manual_seed(_mix(seed, stream))
-    gaze = (torch.rand(n, 2, generator=gen) * 2 - 1) * torch.tensor([RENDER_YAW, RENDER_PITCH])
-    seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen)
-    images, masks, labels = [], [], []
-    for (yaw, pitch), s in zip(gaze.tolist(), seeds.tolist()):
-        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=int(s))
-        images.append(eye.image.float())
-        masks.append(eye.mask.float())
-        labels.append(eye.labels.to(torch.uint8))
-    if not images:
-        h, w = size
-        return torch.zeros(0, 3, h, w), torch.zeros(0, 1, h, w), torch.zeros(0, h, w, dtype=torch.uint8)
-    return torch.cat(images), torch.cat(masks), torch.stack(labels)
-
-
-def _rendered_data(n_train: int, n_val: int, size: tuple[int, int], seed: int, train_stream: int = 1,
-                   val_stream: int = 2, prefix: str = "val") -> _Data:
-    if n_train < 1:
-        raise ValueError("render at least one training eye (--render N) or give --content DIR")
-    images, masks, labels = _render_set(n_train, size, seed, train_stream)
-    vi, vm, vl = _render_set(n_val, size, seed, val_stream)
-    return _Data(images, masks, vi, vm, [f"{prefix}{i:03d}" for i in range(n_val)], labels, vl)
-
-
-def _sized_data(config: TrainConfig) -> list[_Data]:
-    """One data set per training size (a single one for ``size`` alone, as before ``sizes``)."""
-    if not config.sizes:
-        return [_rendered_data(config.render, config.val, config.size, config.seed)]
-    n = max(1, -(-config.render // len(config.sizes)))
-    return [_rendered_data(n, config.val, size, config.seed, 10 + b, 100 + b, f"val{size[0]}x{size[1]}_")
-            for b, size in enumerate(config.sizes)]
-
-
-def _style_pool(config: TrainConfig, size: tuple[int, int]) -> Any:
-    """The style pool at ``size``: the same ``config.style_pool`` synthetic eyes at every size,
-    each of its own shape, gaze and pupil but all in the skin and iris colours of the style eye
-    (the synthetic eye of seed ``config.seed``).
-
-    Unlike the optimizer's pool (``purify --style-pool``: each eye its own colours), a network
-    cannot see which pool eye judges an output, so pool eyes of many colours would ask it for
-    colours it cannot know: the look is held to one eye's, and the pool varies the geometry.
-    """
-    from masked_gatys.eyes import render_eye
-    from masked_gatys.eyes.datasets import render_set
-    from masked_gatys.eyes.styles import StylePool
-
-    look = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=size, seed=config.seed).truth["appearance"]
-    return StylePool.from_gaze_set(render_set(
-        config.style_pool, domain="synthetic", size=size, seed=_mix(config.seed, 9) % (2**31 - 1),
-        yaw_range=RENDER_YAW, pitch_range=RENDER_PITCH,
-        skin_color=look["skin_color"], iris_color=look["iris_color"]))
-
-
-def _style_gazes(config: TrainConfig) -> list[tuple[float, float, float | None]]:
-    """(yaw, pitch, pupil ratio or None for the seed's own) of each style eye."""
-    gen = torch.Generator().manual_seed(_mix(config.seed, 7))
-    rest = torch.rand(config.styles - 1, 3, generator=gen).tolist()
-    return [(0.0, 0.0, None)] + [((2 * a - 1) * 20.0, (2 * b - 1) * 10.0, 0.3 + 0.25 * c) for a, b, c in rest]
+def _style_pool(config: TrainConfig, size: tuple[int, int]) -> StylePool:
+    """The run's style pool at ``size`` (:func:`~masked_gatys.eyes.training_data.style_pool`)."""
+    return style_pool(config.style_pool, size, config.seed)
 
 
 def _style(config: TrainConfig, size: tuple[int, int] | None = None,
            index: int = 0) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The style image (1, 3, H, W), its attention mask (1, 1, H, W) and its part labels
-    (1, H, W) or None, at the training size.
-
-    ``index`` picks one of ``config.styles`` rendered style eyes; ``size`` the
-    training size (default ``config.size``).
-    """
-    h, w = size or config.size
-    if config.style == "rendered":
-        from masked_gatys.eyes import render_eye
-
-        yaw, pitch, ratio = _style_gazes(config)[index]
-        extra = {} if ratio is None else {"pupil_ratio": ratio}
-        eye = render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=(h, w), seed=config.seed, **extra)
-        return eye.image.float(), eye.mask.float(), eye.labels[None].to(torch.uint8)
-    from masked_gatys.image import load_image
-
-    path = Path(config.style)
-    style = load_image(path)
-    if config.style_mask is not None:
-        mask_path: Path | None = Path(config.style_mask)
-    else:
-        mask_path = _find_mask(path.stem, [path.parent])
-        if mask_path == path:
-            mask_path = None
-    if mask_path is None:
-        raise MaskError(f"{path}: the style image needs a mask (--style-mask, or {path.stem}_mask.png beside it)")
-    mask = _load_mask_file(mask_path)
-    if mask.shape[-2:] != style.shape[-2:]:
-        raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but the style image {path} is "
-                        f"{tuple(style.shape[-2:])}")
-    # the style at the training scale: longest side to the longest training side
-    scale = max(h, w) / max(style.shape[-2:])
-    target = (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale)))
-    labels = _load_labels(path.with_name(f"{path.stem}_labels.png"), target)
-    return resize_to(style, target, mode="bilinear"), resize_mask(mask, target), labels
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style), for per-step generators."""
-    x = 0x9E3779B97F4A7C15
-    for v in values:
-        x = (x ^ (int(v) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        x ^= x >> 31
-    return x & 0x7FFFFFFFFFFFFFFF
+    """Style eye ``index`` of ``config.styles`` at a training size (default ``config.size``)."""
+    return style_eye(config.style, size or config.size, seed=config.seed, style_mask=config.style_mask,
+                     gaze=style_gazes(config.styles, config.seed)[index])
 
 
 def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
@@ -440,39 +263,18 @@ def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
     out = []
     for k in range(step * batch, (step + 1) * batch):
         epoch, pos = divmod(k, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, 3, epoch)))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(mix_seed(seed, 3, epoch)))
         out.append(int(perm[pos]))
     return torch.tensor(out)
 
 
 # ---------------------------------------------------------------- objective
 
-def _regions(mask: Tensor, image: Tensor | None = None, cfg: Any = None, parts: Tensor | None = None) -> Any:
-    """The regions an objective config needs of eyes (content or style): background/attention,
-    or their parts for masked-eye (from the part labels when it matches skin and sclera apart,
-    else the pupil found in the image)."""
-    from masked_gatys.masks import Regions
-
-    if cfg is not None and "skin" in cfg.regions:
-        from masked_gatys.eyes.parts import parts_from_labels
-
-        if parts is None:
-            raise MaskError("this objective matches skin and sclera apart: the eyes need part labels")
-        return parts_from_labels(parts.long()).to(mask.device)
-    if image is not None and cfg is not None and "pupil" in cfg.regions:
-        from masked_gatys.eyes.parts import eye_regions
-
-        return eye_regions(image, mask)
-    return Regions.from_binary(mask)
-
-
 def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, Any]:
     """``config.max_layer`` with ``auto`` resolved against the weights (stylize's rule), and
     the weights loaded for it (None when nothing was loaded)."""
     if config.max_layer != "auto":
         return config.max_layer, None
-    from masked_gatys.encoder import auto_max_layer, resolve_weights, warn_if_random
-    from masked_gatys.objective import preset
 
     weights = resolve_weights(config.weights, seed=config.seed)
     warn_if_random(weights, stacklevel=4)
@@ -485,22 +287,17 @@ def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, dev
     """The objective of one style (or of a pool: a batch of paired styles); ``style_parts``
     given: ``masked`` becomes ``masked-eye`` with skin and sclera apart (what ``stylize``
     and ``purify`` run on labelled eyes, so the objective values compare)."""
-    from masked_gatys.encoder import load_encoder
-    from masked_gatys.objective import Objective, preset
-
     if max_layer is None and weights is None:
         max_layer, weights = _resolve_max_layer(config)
     name, regions = config.preset, None
     if style_parts is not None and config.preset == "masked":
-        from masked_gatys.eyes.parts import EYE_PARTS
-
         name, regions = "masked-eye", EYE_PARTS
     cfg = preset(name, content_weight=config.content_weight, style_weight=config.style_weight,
                  tv_weight=config.tv_weight, max_layer=max_layer, regions=regions)
     if encoder is None:
         encoder = load_encoder(weights=config.weights if weights is None else weights, layers=cfg.layers,
                                device=device, seed=config.seed)
-    style_regions = _regions(style_mask, style, cfg, style_parts)
+    style_regions = eye_regions_for(style_mask, style, cfg, style_parts)
     return Objective(encoder, cfg, style=style.to(device), style_regions=style_regions.to(device))
 
 
@@ -516,9 +313,6 @@ def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, p
     recorded file name, as ``--weights``) gives the loss network; its identity must be the
     checkpoint's (:func:`check_compatible`).
     """
-    from masked_gatys.encoder import load_encoder
-    from masked_gatys.objective import Objective, ObjectiveConfig
-
     meta = model.checkpoint
     if not meta.get("train_config") or not meta.get("objective"):
         raise CheckpointError(f"{model.path or 'checkpoint'}: it records no training settings or objective")
@@ -533,16 +327,16 @@ def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, p
         pool = _style_pool(config, size)
         style_parts = pool.parts if "skin" in cfg.regions else None
         bank = Objective(encoder, cfg, style=pool.images,
-                         style_regions=_regions(pool.masks, pool.images, cfg, style_parts))
+                         style_regions=eye_regions_for(pool.masks, pool.images, cfg, style_parts))
         objective = bank.select_styles(pool.nearest(images))
     else:
         style, style_mask, style_parts = _style(config, size)
-        objective = Objective(encoder, cfg, style=style, style_regions=_regions(style_mask, style, cfg, style_parts))
-    objective.set_content(images, regions=_regions(masks, images, cfg, parts))
+        objective = Objective(encoder, cfg, style=style, style_regions=eye_regions_for(style_mask, style, cfg, style_parts))
+    objective.set_content(images, regions=eye_regions_for(masks, images, cfg, parts))
     return objective
 
 
-def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequence[_Data],
+def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequence[TrainingData],
                       ) -> dict[tuple[int, int], Any]:
     """One objective per (training size, style eye), sharing one loss network; with a style
     pool, one per size holding the whole pool (``select_styles`` picks each batch's), and each
@@ -580,8 +374,8 @@ def _warm_start(net: nn.Module, source: str) -> None:
 
 def _step_choice(config: TrainConfig, step: int) -> tuple[int, int]:
     """(size bucket, style index) of a step: a function of (seed, step), so resumes are exact."""
-    b = _mix(config.seed, 5, step) % len(config.train_sizes)
-    j = _mix(config.seed, 6, step) % config.styles
+    b = mix_seed(config.seed, 5, step) % len(config.train_sizes)
+    j = mix_seed(config.seed, 6, step) % config.styles
     return b, j
 
 
@@ -603,7 +397,7 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
                 x, m = images[i:i + batch], masks[i:i + batch]
                 p = None if parts is None else parts[i:i + batch]
                 judge = _for_batch(objective, styles, slice(i, i + batch))
-                judge.set_content(x, regions=_regions(m, x, judge.config, p))
+                judge.set_content(x, regions=eye_regions_for(m, x, judge.config, p))
                 value = judge(net(x, m))
                 totals.append(value.total)
                 for name, t in value.terms.items():
@@ -616,26 +410,10 @@ def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, bat
 # ---------------------------------------------------------------- training
 
 def _sample_sheet(path: Path, rows: list[tuple[Tensor, Tensor]], title: str) -> None:
-    """Content | output pairs, one row each, as a PNG (masked_gatys.sheet when there is one)."""
-    from PIL import Image
-
-    try:  # the package's sheet maker, if it is there
-        from masked_gatys import sheet as _sheet  # type: ignore[attr-defined]
-
-        make = getattr(_sheet, "make_sheet", None)
-    except ImportError:
-        make = None
-    if make is not None:
-        try:
-            make([[c, o] for c, o in rows], path, columns=["content", "output"], title=title)
-            return
-        except TypeError:
-            pass  # another signature: fall back to our own
-    tiles = [torch.cat([c, o], dim=-1) for c, o in rows]
-    grid = torch.cat(tiles, dim=-2)[0] if len(tiles) > 1 else tiles[0][0]
-    array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """Content | output pairs, one row each, as a labelled PNG sheet (:mod:`masked_gatys.sheet`)."""
+    columns = [Column("content", [c for c, _ in rows]), Column("output", [o for _, o in rows])]
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: Image.fromarray(array).save(fh, format="PNG"), suffix=".png")
+    save_sheet(compose_sheet(columns, title=title), path)
 
 
 def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig) -> None:
@@ -663,8 +441,6 @@ def _check_resume(path: str, checkpoint: Mapping[str, Any], config: TrainConfig)
 def _objective_mismatch(checkpoint: Mapping[str, Any], objective: Mapping[str, Any], identity: Mapping[str, Any],
                         config: TrainConfig) -> str:
     """What differs between a checkpoint's objective and loss network and this run's, in a line."""
-    from masked_gatys.encoder import layer_names
-
     saved_w = checkpoint.get("weights") or {}
     if saved_w != identity:
         return (f"trained with the weights {saved_w.get('name')!r} (sha256 {str(saved_w.get('sha256'))[:12]}), "
@@ -694,9 +470,7 @@ def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer,
     :class:`~masked_gatys.objective.ObjectiveValue` (before the step). Raises
     ``ObjectiveError`` if the loss is not finite.
     """
-    from masked_gatys.errors import ObjectiveError
-
-    objective.set_content(images, regions=_regions(masks, images, objective.config, parts))
+    objective.set_content(images, regions=eye_regions_for(masks, images, objective.config, parts))
     value = objective(net(images, masks))
     loss = value.total.mean()
     if not torch.isfinite(loss):
@@ -732,16 +506,16 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     if config.content_dir is not None:
         if config.sizes:
             raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")
-        buckets = [_folder_data(Path(config.content_dir), config.size, config.val)]
+        buckets = [folder_data(Path(config.content_dir), config.size, config.val)]
     else:
-        buckets = _sized_data(config)
+        buckets = sized_data(config.render, config.val, config.size, config.sizes, config.seed)
     objectives = _build_objectives(config, device, buckets)
     objective = objectives[(0, 0)]
     objective_dict = objective.config.to_dict()
     identity = objective.encoder.identity.to_dict()
 
     with torch.random.fork_rng(devices=[]):  # the initialisation is a function of the seed
-        torch.manual_seed(_mix(config.seed, 0))
+        torch.manual_seed(mix_seed(config.seed, 0))
         net = nets.build(**config.net_config())
     if config.init is not None and checkpoint is None:
         _warm_start(net, config.init)
@@ -846,11 +620,11 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
             while step < config.iterations:
                 b, j = _step_choice(config, step)
                 train_images, train_masks, train_parts, train_styles = train_sets[b]
-                batch_seed = config.seed if not config.sizes else _mix(config.seed, 8, b)
+                batch_seed = config.seed if not config.sizes else mix_seed(config.seed, 8, b)
                 idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, step))
                 x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
                 p = None if train_parts is None else train_parts[idx.to(device)]
-                torch.manual_seed(_mix(config.seed, 4, step))  # dropout noise of this step
+                torch.manual_seed(mix_seed(config.seed, 4, step))  # dropout noise of this step
                 value = train_step(ranks.model, _for_batch(objectives[(b, j)], train_styles, idx), optimizer,
                                    x, m, p)
                 step += 1
@@ -945,9 +719,6 @@ def _to_cpu(obj: Any) -> Any:
 
 def _check_folder_outputs(files: list[Path], in_dir: Path, out_dir: Path, mask_dirs: list[Path]) -> None:
     """Before any work: the output folder is no input folder, and no two inputs share an output."""
-    from masked_gatys.errors import OutputError
-    from masked_gatys.files import check_outputs
-
     for label, folder in (("the input folder", in_dir), *(("the mask folder", m) for m in mask_dirs)):
         if out_dir.resolve() == folder.resolve():
             raise OutputError(f"{out_dir}: the output folder is {label}; choose another")
@@ -972,10 +743,8 @@ def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, ou
     purifier needs a mask for each image; johnson runs without. Returns the
     written paths; ``callback(path)`` after each.
     """
-    from masked_gatys.image import load_image, save_image
-
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = _list_images(in_dir)
+    files = list_images(in_dir)
     net = model.net if isinstance(model, LoadedModel) else model
     needs_mask = isinstance(net, nets.Purifier)
     folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
@@ -987,13 +756,13 @@ def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, ou
                 "weights": model.weights_identity}
     written = []
     for path in files:
-        mask_path = _find_mask(path.stem, folders)
+        mask_path = find_mask(path.stem, folders)
         if mask_path == path:
             mask_path = None
         if mask_path is None and needs_mask:
             raise MaskError(f"{path}: no mask {path.stem}_mask.png in {folders[0]} (the purifier needs one)")
         image = load_image(path)
-        mask = _load_mask_file(mask_path) if mask_path is not None else None
+        mask = load_attention(mask_path) if mask_path is not None else None
         if mask is not None and mask.shape[-2:] != image.shape[-2:]:
             raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but {path} is "
                             f"{tuple(image.shape[-2:])}")
