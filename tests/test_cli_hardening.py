@@ -661,7 +661,7 @@ def test_a_partial_weights_file_works_without_a_max_layer_flag(files, tmp_path):
 
 
 def test_default_weights_follow_one_rule(tmp_path, monkeypatch):
-    from masked_gatys.cli.eyes import find_demo_weights
+    from masked_gatys.eyes.demo import find_demo_weights
     from masked_gatys.encoder import default_weights, resolve_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
