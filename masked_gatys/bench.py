@@ -49,6 +49,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from masked_gatys import __version__
+from masked_gatys.checkpoints import SHIPPED, apply_model, check_compatible, load_model, shipped_checkpoint
+from masked_gatys.encoder import default_weights
+from masked_gatys.errors import CheckpointError, MaskedGatysError
+from masked_gatys.eyes.render import render_eye
+from masked_gatys.files import recorded_name
+from masked_gatys.masks import Regions
+from masked_gatys.optim import METHODS, minimize
+from masked_gatys.stylize import StylizeConfig, prepare
+from masked_gatys.train import training_objective
+
 __all__ = [
     "HELDOUT_SEEDS",
     "RESULT_FIELDS",
@@ -412,8 +423,6 @@ def held_out_eyes(size: tuple[int, int], count: int) -> list[tuple[Tensor, Tenso
     >>> tuple(image.shape), tuple(mask.shape), info["seed"]
     ((1, 3, 24, 40), (1, 1, 24, 40), 900000)
     """
-    from masked_gatys.eyes import render_eye
-
     gen = torch.Generator().manual_seed(_GAZE_SEED)
     gaze = ((torch.rand(max(count, 0), 2, generator=gen) * 2 - 1) * torch.tensor([_YAW, _PITCH])).tolist()
     out = []
@@ -426,8 +435,6 @@ def held_out_eyes(size: tuple[int, int], count: int) -> list[tuple[Tensor, Tenso
 
 def _style_eye(size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """The shipped checkpoints' style recipe, at ``size``: the synthetic eye of seed 0 looking ahead."""
-    from masked_gatys.eyes import render_eye
-
     eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=size, seed=0)
     return eye.image.float(), eye.mask.float()
 
@@ -476,8 +483,6 @@ class BenchConfig:
     lr: float = 0.02
 
     def __post_init__(self) -> None:
-        from masked_gatys.optim import METHODS
-
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
         for name in ("presets", "optimizers", "nets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -586,7 +591,6 @@ def machine_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
 
     import numpy
 
-    from masked_gatys import __version__
 
     try:  # importing torchvision takes seconds (it loads torch._dynamo); its metadata does not
         tv_version: str | None = metadata.version("torchvision")
@@ -625,8 +629,6 @@ class _Run:
 def _run_optimizer(objective: Any, x0: Tensor, method: str, cfg: BenchConfig, probe: MemoryProbe,
                    stop_below: float | None) -> _Run:
     """One optimizer run from ``x0``, timed after every iteration."""
-    from masked_gatys.optim import minimize
-
     device = x0.device
     with torch.no_grad():
         f0 = float(objective(x0).total.sum())
@@ -692,8 +694,6 @@ def _iteration_stats(runs: list[_Run], n: int) -> dict[str, Any]:
 
 
 def _load_nets(cfg: BenchConfig, device: torch.device) -> list[tuple[str, Any, str]]:
-    from masked_gatys.train import SHIPPED, load_model, shipped_checkpoint
-
     out = []
     for item in cfg.nets:
         path = shipped_checkpoint(item) if item in SHIPPED else Path(item)
@@ -709,8 +709,6 @@ def _is_oom(exc: BaseException) -> bool:
 def _time_net(model: Any, image: Tensor, mask: Tensor, cfg: BenchConfig, probe: MemoryProbe,
               ) -> dict[str, Any]:
     """Seconds per image at batch 1 and at the best batch (doubling while memory and time allow)."""
-    from masked_gatys.train import apply_model
-
     device = image.device
     max_batch = cfg.max_batch or (256 if device.type == "cuda" else 8)
     batches: dict[int, dict[str, Any]] = {}
@@ -753,9 +751,6 @@ def _worth_on_training_objective(model: Any, eyes: list, weights: Any, cfg: Benc
     nets sharing an objective (same terms, pool and seed) share the run through ``cache``.
     Raises :class:`~masked_gatys.errors.CheckpointError` when the weights are not the net's.
     """
-    from masked_gatys.optim import minimize
-    from masked_gatys.train import training_objective
-
     images = torch.cat([e[0] for e in eyes]).to(device)
     masks = torch.cat([e[1] for e in eyes]).to(device)
     parts = torch.stack([e[2]["labels"] for e in eyes]).to(device)
@@ -800,8 +795,6 @@ def _worth_on_training_objective(model: Any, eyes: list, weights: Any, cfg: Benc
 
 def _config_record(config: BenchConfig) -> dict[str, Any]:
     """The settings as a record holds them: files by name only (no paths of this machine)."""
-    from masked_gatys.files import recorded_name
-
     record = config.to_dict()
     record["weights"] = recorded_name(record.get("weights"))
     record["nets"] = [recorded_name(n) for n in record.get("nets") or []]
@@ -824,8 +817,6 @@ def resumable_sizes(config: BenchConfig, earlier: dict[str, Any]) -> dict[int, l
     ...
     masked_gatys.errors.MaskedGatysError: the earlier run was made with other settings (eyes): resume with the same options, or write another --json
     """
-    from masked_gatys.errors import MaskedGatysError
-
     now = _config_record(config)
     then = (earlier.get("metadata") or {}).get("config") or {}
     differ = sorted(k for k in set(now) | set(then) if k != "sizes" and json.dumps(now.get(k), default=str)
@@ -863,19 +854,13 @@ def run_bench(config: BenchConfig | None = None, *, progress: ProgressFn | None 
       optimizer iterations it is worth (or why it is unavailable).
     """
     cfg = config or BenchConfig()
-    from masked_gatys.errors import CheckpointError
-    from masked_gatys.masks import Regions
-    from masked_gatys.stylize import StylizeConfig, prepare
-    from masked_gatys.train import check_compatible
 
-    from masked_gatys.encoder import default_weights
 
     weights = cfg.weights or default_weights()[0]  # the one rule (README: "Loss-network weights")
     device = torch.device(cfg.device)
     probe = MemoryProbe(device)
     nets = _load_nets(cfg, device)
     meta = machine_metadata(device)
-    from masked_gatys.files import recorded_name
 
     config_record = _config_record(cfg)
     meta.update(config=config_record, weights_requested=recorded_name(weights), memory_method=probe.method,
