@@ -581,34 +581,36 @@ def _nonfinite_start(value, config: ObjectiveConfig) -> str:
             "likely cause: a weight too large (--content-weight, --style-weight, --tv-weight)")
 
 
-def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
-    """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
-    cfg, objective, device = run.cfg, problem.objective, problem.device
-    batch, max_iter = x0.shape[0], run.budgets[k]
-    best_x = x0.detach().clamp(0, 1).clone()
-    best_total = torch.full((batch,), math.inf, device=device)
-    last: dict[str, Any] = {"value": None}
-    totals_seen: list[float] = []
+class _PassMonitor:
+    """One pass's watcher: the objective for the optimizer (keeping the best image inside
+    [0, 1] it saw) and the per-iteration callback (history, progress, the stop rules)."""
 
-    def fun(x: Tensor) -> Tensor:
-        nonlocal best_x, best_total
-        value = objective(x)
-        if not last["value"] and not torch.isfinite(value.total).all():  # the start: say why
-            raise ObjectiveError(_nonfinite_start(value, problem.objective_config))
-        run.n_eval += 1
+    def __init__(self, problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> None:
+        self.problem, self.x0, self.k, self.run, self.colour = problem, x0, k, run, colour
+        self.batch, self.max_iter = x0.shape[0], run.budgets[k]
+        self.best_x = x0.detach().clamp(0, 1).clone()
+        self.best_total = torch.full((self.batch,), math.inf, device=problem.device)
+        self.last = None
+        self.totals_seen: list[float] = []
+
+    def fun(self, x: Tensor) -> Tensor:
+        value = self.problem.objective(x)
+        if self.last is None and not torch.isfinite(value.total).all():  # the start: say why
+            raise ObjectiveError(_nonfinite_start(value, self.problem.objective_config))
+        self.run.n_eval += 1
         total = value.total.detach()
         # Only images inside the box count as "best": torch's L-BFGS line
         # search may evaluate points outside it before clamping.
         inside = ((x >= 0) & (x <= 1)).flatten(1).all(dim=1)
-        better = inside & (total < best_total)
-        best_total = torch.where(better, total, best_total)
-        best_x = torch.where(better.view(-1, 1, 1, 1), x.detach(), best_x)
-        last["value"] = value
+        better = inside & (total < self.best_total)
+        self.best_total = torch.where(better, total, self.best_total)
+        self.best_x = torch.where(better.view(-1, 1, 1, 1), x.detach(), self.best_x)
+        self.last = value
         return value.total
 
-    def on_iteration(info) -> bool:
-        value = last["value"]
-        total, terms = _record(value, batch)
+    def on_iteration(self, info) -> bool:
+        run, batch = self.run, self.batch
+        total, terms = _record(self.last, batch)
         totals = total if isinstance(total, list) else [total]
         if not all(math.isfinite(t) for t in totals):
             bad = [n for n, v in terms.items() if not all(math.isfinite(t) for t in (v if isinstance(v, list) else [v]))]
@@ -618,49 +620,58 @@ def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor
         run.n_iter += 1
         record = {"iteration": info.iteration, "n_eval": run.n_eval, "total": total, "terms": terms}
         if len(run.sizes) > 1:
-            record.update(scale=k, size=list(x0.shape[-2:]))
+            record.update(scale=self.k, size=list(self.x0.shape[-2:]))
         run.history.append(record)
         elapsed = time.perf_counter() - run.start
-        stop = False
-        if run.callback is not None:
-            memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-            shown = best_x if colour is None else colour(best_x)
-            progress = Progress(info.iteration, max_iter, totals[0] if batch == 1 else sum(totals) / batch,
-                                terms if batch == 1 else {k_: sum(v) / batch for k_, v in terms.items()},
-                                run.n_eval, elapsed, shown, memory, k, len(run.sizes),
-                                tuple(x0.shape[-2:]), run.n_iter, sum(run.budgets))
-            if run.callback(progress):
-                run.reason, run.finished = "callback", True
-                return True
-        totals_seen.append(sum(totals))
-        if cfg.time_limit is not None and elapsed >= cfg.time_limit:
+        if run.callback is not None and run.callback(self._progress(info.iteration, totals, terms, elapsed)):
+            run.reason, run.finished = "callback", True
+            return True
+        self.totals_seen.append(sum(totals))
+        if run.cfg.time_limit is not None and elapsed >= run.cfg.time_limit:
             run.reason, run.finished = "time_limit", True
-            stop = True
-        elif _stalled(totals_seen, cfg.stop_tol, cfg.stop_window):
+            return True
+        if _stalled(self.totals_seen, run.cfg.stop_tol, run.cfg.stop_window):
             run.reason = "stalled"
-            stop = True
-        return stop
+            return True
+        return False
 
+    def _progress(self, iteration: int, totals: list[float], terms: dict[str, Any], elapsed: float) -> Progress:
+        run, batch, device = self.run, self.batch, self.problem.device
+        memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+        shown = self.best_x if self.colour is None else self.colour(self.best_x)
+        return Progress(iteration, self.max_iter, totals[0] if batch == 1 else sum(totals) / batch,
+                        terms if batch == 1 else {k_: sum(v) / batch for k_, v in terms.items()},
+                        run.n_eval, elapsed, shown, memory, self.k, len(run.sizes),
+                        tuple(self.x0.shape[-2:]), run.n_iter, sum(run.budgets))
+
+    def best(self) -> Tensor:
+        if not torch.isfinite(self.best_total).all():  # nothing evaluated inside the box yet
+            return self.x0.detach().clamp(0, 1)
+        return self.best_x.detach().clamp(0, 1)
+
+
+def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
+    """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
+    cfg, device = run.cfg, problem.device
+    monitor = _PassMonitor(problem, x0, k, run, colour)
     options: dict[str, Any] = {}
     if cfg.optimizer in ("plbfgs", "lbfgs", "lbfgs-b"):
         options["history_size"] = cfg.history_size
     elif cfg.optimizer == "adam":
         options["lr"] = cfg.lr
     try:
-        if max_iter > 0:
+        if monitor.max_iter > 0:
             run.reason = "max_iter"
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(cfg.seed)
-                result = minimize(fun, x0, method=cfg.optimizer, max_iter=max_iter, lower=0.0,
-                                  upper=1.0, callback=on_iteration, **options)
+                result = minimize(monitor.fun, x0, method=cfg.optimizer, max_iter=monitor.max_iter, lower=0.0,
+                                  upper=1.0, callback=monitor.on_iteration, **options)
             if run.reason not in ("callback", "time_limit", "stalled"):
                 run.reason = result.reason[0] if result.reason else "max_iter"
-            fun(result.x.detach().clamp(0, 1))  # the final iterate counts too
+            monitor.fun(result.x.detach().clamp(0, 1))  # the final iterate counts too
     except KeyboardInterrupt:
         run.interrupted, run.reason, run.finished = True, "interrupted", True
-    if not torch.isfinite(best_total).all():  # nothing evaluated inside the box yet
-        best_x = x0.detach().clamp(0, 1)
-    return best_x.detach().clamp(0, 1)
+    return monitor.best()
 
 
 def stylize(content: ImageLike, style, *, mask=None, style_mask=None,

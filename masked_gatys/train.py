@@ -497,163 +497,189 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     >>> result.step, len(result.val_history)
     (1, 2)
     """
-    device = torch.device(config.device)
     start = time.perf_counter()
     checkpoint: dict[str, Any] | None = None
     if config.resume is not None:  # fail before the slow set-up
         checkpoint = read_checkpoint(config.resume)
         _check_resume(config.resume, checkpoint, config)
-    if config.content_dir is not None:
-        if config.sizes:
-            raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")
-        buckets = [folder_data(Path(config.content_dir), config.size, config.val)]
-    else:
-        buckets = sized_data(config.render, config.val, config.size, config.sizes, config.seed)
-    objectives = _build_objectives(config, device, buckets)
-    objective = objectives[(0, 0)]
-    objective_dict = objective.config.to_dict()
-    identity = objective.encoder.identity.to_dict()
+    session = _Session(config, _load_buckets(config), checkpoint)
+    interrupted = False
+    if session.step == 0 and config.val_every:
+        session.validate()
+    try:
+        with torch.random.fork_rng(devices=[session.device] if session.device.type == "cuda" else []):
+            while session.step < config.iterations:
+                progress = session.advance()
+                if callback is not None and callback(progress) is True:
+                    interrupted = True
+                    if config.val_every:
+                        session.validate()  # the record ends with the weights it keeps
+                    break
+    except KeyboardInterrupt:
+        session.write()
+        raise
+    path = session.write()
+    session.net.eval()
+    return TrainResult(net=session.net, step=session.step, history=session.history,
+                       val_history=session.val_history, seconds=time.perf_counter() - start, checkpoint=path,
+                       objective_config=session.objective_dict, weights=session.identity,
+                       interrupted=interrupted, samples=session.samples)
 
-    with torch.random.fork_rng(devices=[]):  # the initialisation is a function of the seed
-        torch.manual_seed(mix_seed(config.seed, 0))
-        net = nets.build(**config.net_config())
-    if config.init is not None and checkpoint is None:
-        _warm_start(net, config.init)
-    net.to(device).train()
-    ranks = _Ranks(net, config.batch_size)  # one process, or a torchrun rank with DDP
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
 
-    step = 0
-    history: list[dict[str, Any]] = []
-    val_history: list[dict[str, Any]] = []
-    seconds_before = 0.0
-    if checkpoint is not None:
-        if checkpoint["objective"] != objective_dict or checkpoint["weights"] != identity:
-            raise CheckpointError(f"{config.resume}: cannot resume: "
-                                  f"{_objective_mismatch(checkpoint, objective_dict, identity, config)}")
-        net.load_state_dict(checkpoint["state_dict"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        step = int(checkpoint["step"])
-        history = list(checkpoint.get("history", []))
-        val_history = list(checkpoint.get("val_history", []))
-        seconds_before = float(checkpoint.get("seconds", 0.0))
+def _load_buckets(config: TrainConfig) -> list[TrainingData]:
+    """The training data: a content folder at ``size``, or rendered eyes at each training size."""
+    if config.content_dir is None:
+        return sized_data(config.render, config.val, config.size, config.sizes, config.seed)
+    if config.sizes:
+        raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")
+    return [folder_data(Path(config.content_dir), config.size, config.val)]
 
-    def on(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.to(device)
 
-    train_sets = [(d.train_images.to(device), d.train_masks.to(device), on(d.train_parts), d.train_styles)
-                  for d in buckets]
-    val_sets = [(d.val_images.to(device), d.val_masks.to(device), on(d.val_parts), d.val_styles)
-                for d in buckets]
-    val_images, val_masks = val_sets[0][:2]
-    samples: list[str] = []
-    sample_dir = Path(config.sample_dir) if config.sample_dir else (
-        Path(config.output).with_suffix("").with_name(Path(config.output).stem + "_samples")
-        if config.output else None)
-    run_start = time.perf_counter()
+def _on(t: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if t is None else t.to(device)
 
-    def elapsed() -> float:
-        return seconds_before + time.perf_counter() - run_start
 
-    def checkpoint_dict() -> dict[str, Any]:
+class _Session:
+    """One training run's state: network, optimizer, objectives, data on the device, records.
+
+    Built from the config (and the checkpoint it resumes); :meth:`advance` takes one step
+    with its validation, sample and periodic checkpoint; :meth:`write` saves the checkpoint.
+    """
+
+    def __init__(self, config: TrainConfig, buckets: list[TrainingData],
+                 checkpoint: dict[str, Any] | None) -> None:
+        self.config = config
+        self.device = device = torch.device(config.device)
+        self.objectives = _build_objectives(config, device, buckets)
+        objective = self.objectives[(0, 0)]
+        self.objective_dict = objective.config.to_dict()
+        self.identity = objective.encoder.identity.to_dict()
+        with torch.random.fork_rng(devices=[]):  # the initialisation is a function of the seed
+            torch.manual_seed(mix_seed(config.seed, 0))
+            self.net = nets.build(**config.net_config())
+        if config.init is not None and checkpoint is None:
+            _warm_start(self.net, config.init)
+        self.net.to(device).train()
+        self.ranks = _Ranks(self.net, config.batch_size)  # one process, or a torchrun rank with DDP
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.val_history: list[dict[str, Any]] = []
+        self.seconds_before = 0.0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.train_sets = [(d.train_images.to(device), d.train_masks.to(device), _on(d.train_parts, device),
+                            d.train_styles) for d in buckets]
+        self.val_sets = [(d.val_images.to(device), d.val_masks.to(device), _on(d.val_parts, device),
+                          d.val_styles) for d in buckets]
+        self.samples: list[str] = []
+        output = Path(config.output) if config.output else None
+        self.sample_dir = Path(config.sample_dir) if config.sample_dir else (
+            output.with_suffix("").with_name(output.stem + "_samples") if output else None)
+        self.run_start = time.perf_counter()
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint: its objective and loss network must be this run's."""
+        if checkpoint["objective"] != self.objective_dict or checkpoint["weights"] != self.identity:
+            raise CheckpointError(f"{self.config.resume}: cannot resume: "
+                                  f"{_objective_mismatch(checkpoint, self.objective_dict, self.identity, self.config)}")
+        self.net.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step = int(checkpoint["step"])
+        self.history = list(checkpoint.get("history", []))
+        self.val_history = list(checkpoint.get("val_history", []))
+        self.seconds_before = float(checkpoint.get("seconds", 0.0))
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.run_start
+
+    def checkpoint_dict(self) -> dict[str, Any]:
+        config = self.config
         return {
             "format": CHECKPOINT_FORMAT,
             "version": __version__,
-            "net": net.config,
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "objective": objective_dict,
-            "weights": identity,
+            "net": self.net.config,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "objective": self.objective_dict,
+            "weights": self.identity,
             "max_layer": config.max_layer,
             "size": list(config.size),
             "trained_sizes": [list(s) for s in config.train_sizes],
             "style": config.style,
             "train_config": config.to_dict(),
-            "optimizer": _to_cpu(optimizer.state_dict()),
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
             "rng": {"torch": torch.get_rng_state()},
-            "step": step,
-            "history": history,
-            "val_history": val_history,
-            "seconds": elapsed(),
+            "step": self.step,
+            "history": self.history,
+            "val_history": self.val_history,
+            "seconds": self.elapsed(),
             "resumable": True,
         }
 
-    def write() -> str | None:
-        if config.output is None or not ranks.main:
+    def write(self) -> str | None:
+        if self.config.output is None or not self.ranks.main:
             return None
-        save_checkpoint(config.output, checkpoint_dict())
-        return str(config.output)
+        save_checkpoint(self.config.output, self.checkpoint_dict())
+        return str(self.config.output)
 
-    def validate() -> float | None:
-        if val_images.shape[0] == 0 or not ranks.main or any(v["step"] == step for v in val_history):
+    def validate(self) -> float | None:
+        val_images = self.val_sets[0][0]
+        if val_images.shape[0] == 0 or not self.ranks.main or any(v["step"] == self.step for v in self.val_history):
             return None
         by_size = {}
-        for b, (vi, vm, vp, vs) in enumerate(val_sets):  # style 0 (or each eye's pool eye) at every size
-            by_size[b] = _evaluate(net, objectives[(b, 0)], vi, vm, config.batch_size, vp, vs)
+        for b, (vi, vm, vp, vs) in enumerate(self.val_sets):  # style 0 (or each eye's pool eye) at every size
+            by_size[b] = _evaluate(self.net, self.objectives[(b, 0)], vi, vm, self.config.batch_size, vp, vs)
         total = sum(t for t, _ in by_size.values()) / len(by_size)
         terms = {k: sum(tr[k] for _, tr in by_size.values()) / len(by_size) for k in by_size[0][1]}
-        record = {"step": step, "total": total, "terms": terms, "seconds": elapsed()}
-        if config.sizes:
-            h_w = config.train_sizes
+        record = {"step": self.step, "total": total, "terms": terms, "seconds": self.elapsed()}
+        if self.config.sizes:
+            h_w = self.config.train_sizes
             record["by_size"] = {f"{h_w[b][0]}x{h_w[b][1]}": t for b, (t, _) in by_size.items()}
-        val_history.append(record)
+        self.val_history.append(record)
         return total
 
-    def sample() -> str | None:
-        if sample_dir is None or val_images.shape[0] == 0 or not ranks.main:
+    def sample(self) -> str | None:
+        val_images, val_masks = self.val_sets[0][:2]
+        if self.sample_dir is None or val_images.shape[0] == 0 or not self.ranks.main:
             return None
-        net.eval()
+        self.net.eval()
         with torch.no_grad():
             n = min(4, val_images.shape[0])
-            out = net(val_images[:n], val_masks[:n])
-        net.train()
-        path = sample_dir / f"step{step:06d}.png"
+            out = self.net(val_images[:n], val_masks[:n])
+        self.net.train()
+        path = self.sample_dir / f"step{self.step:06d}.png"
         _sample_sheet(path, [(val_images[i:i + 1].cpu(), out[i:i + 1].cpu()) for i in range(n)],
-                      f"step {step}")
-        samples.append(str(path))
+                      f"step {self.step}")
+        self.samples.append(str(path))
         return str(path)
 
-    interrupted = False
-    if step == 0 and config.val_every:
-        validate()
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            while step < config.iterations:
-                b, j = _step_choice(config, step)
-                train_images, train_masks, train_parts, train_styles = train_sets[b]
-                batch_seed = config.seed if not config.sizes else mix_seed(config.seed, 8, b)
-                idx = ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, step))
-                x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
-                p = None if train_parts is None else train_parts[idx.to(device)]
-                torch.manual_seed(mix_seed(config.seed, 4, step))  # dropout noise of this step
-                value = train_step(ranks.model, _for_batch(objectives[(b, j)], train_styles, idx), optimizer,
-                                   x, m, p)
-                step += 1
-                loss_value, terms = ranks.mean(float(value.total.detach().mean()),
-                                               {k: float(v.detach().mean()) for k, v in value.terms.items()})
-                history.append({"step": step, "loss": loss_value, "terms": terms})
-                val = validate() if (config.val_every and step % config.val_every == 0) or \
-                    step == config.iterations else None
-                sheet = sample() if config.sample_every and (
-                    step % config.sample_every == 0 or step == config.iterations) else None
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.iterations:
-                    write()
-                if callback is not None:
-                    stop = callback(TrainProgress(step, config.iterations, loss_value, terms,
-                                                  elapsed(), val, sheet))
-                    if stop is True:
-                        interrupted = True
-                        if config.val_every:
-                            validate()  # the record ends with the weights it keeps
-                        break
-    except KeyboardInterrupt:
-        write()
-        raise
-    path = write()
-    net.eval()
-    return TrainResult(net=net, step=step, history=history, val_history=val_history,
-                       seconds=time.perf_counter() - start, checkpoint=path,
-                       objective_config=objective_dict, weights=identity, interrupted=interrupted,
-                       samples=samples)
+    def _train_one(self) -> tuple[float, dict[str, float]]:
+        """The step's batch (a function of seed and step), one optimizer step; the global means."""
+        config, device = self.config, self.device
+        b, j = _step_choice(config, self.step)
+        train_images, train_masks, train_parts, train_styles = self.train_sets[b]
+        batch_seed = config.seed if not config.sizes else mix_seed(config.seed, 8, b)
+        idx = self.ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, self.step))
+        x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
+        p = None if train_parts is None else train_parts[idx.to(device)]
+        torch.manual_seed(mix_seed(config.seed, 4, self.step))  # dropout noise of this step
+        value = train_step(self.ranks.model, _for_batch(self.objectives[(b, j)], train_styles, idx),
+                           self.optimizer, x, m, p)
+        self.step += 1
+        return self.ranks.mean(float(value.total.detach().mean()),
+                               {k: float(v.detach().mean()) for k, v in value.terms.items()})
+
+    def advance(self) -> TrainProgress:
+        """One step, then what falls due at it: validation, a sample sheet, a checkpoint."""
+        config = self.config
+        loss_value, terms = self._train_one()
+        step, last = self.step, self.step == config.iterations
+        self.history.append({"step": step, "loss": loss_value, "terms": terms})
+        val = self.validate() if (config.val_every and step % config.val_every == 0) or last else None
+        sheet = self.sample() if config.sample_every and (step % config.sample_every == 0 or last) else None
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and not last:
+            self.write()
+        return TrainProgress(step, config.iterations, loss_value, terms, self.elapsed(), val, sheet)
 
 
 class _Ranks:
