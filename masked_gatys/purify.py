@@ -49,6 +49,7 @@ from torch import Tensor
 
 from masked_gatys import nets
 from masked_gatys.checkpoints import load_model, shipped_checkpoint
+from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
 from masked_gatys.encoder import VGGEncoder, resolve_weights
 from masked_gatys.errors import MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, parts_from_labels
@@ -72,8 +73,11 @@ _RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "writ
 
 
 @dataclass(frozen=True)
-class PurifyConfig:
+class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     """Every setting of a purification run; the CLI's defaults come from here.
+
+    The loss and optimizer settings are ``StylizeConfig``'s (:class:`ObjectiveSettings`,
+    :class:`OptimizerSettings` in ``masked_gatys.config``), passed on to ``stylize`` as they are.
 
     >>> PurifyConfig(method="purifier").is_network, PurifyConfig().is_network
     (True, False)
@@ -94,16 +98,7 @@ class PurifyConfig:
     iterations: int = 100
     batch_size: int | None = None
     """Images per batch; None: 8 for the optimizer, 64 for a network."""
-    weights: str | None = None
-    max_layer: str | None = "auto"
     device: str = "cpu"
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    optimizer: str = "plbfgs"
-    history_size: int = 10
-    init: str = "content"
-    seed: int = 0
     shard: tuple[int, int] | None = None
     """``(i, n)``: take shard ``i`` of ``n`` (a stable hash of each input's relative path)."""
     fail_fast: bool = False
@@ -114,6 +109,7 @@ class PurifyConfig:
     """Threads measuring pupil shifts and writing outputs, beside the next batch's work."""
 
     def __post_init__(self) -> None:
+        OptimizerSettings.__post_init__(self)
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -221,11 +217,8 @@ class _Optimizer:
             raise MaskedGatysError("give --style or --style-pool, not both")
         self.needs_mask = cfg.method in ("masked", "regional")
         self.uses_parts = _uses_parts(cfg)
-        self.scfg = StylizeConfig(
-            preset=cfg.method, iterations=cfg.iterations, optimizer=cfg.optimizer,
-            content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
-            init=cfg.init, seed=cfg.seed, device=str(device), weights=cfg.weights, max_layer=cfg.max_layer,
-            history_size=cfg.history_size)
+        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device),
+                                  **shared_settings(cfg, ObjectiveSettings), **shared_settings(cfg, OptimizerSettings))
         self.cfg = cfg
         self.rendered = cfg.style == "rendered"
         self.style: Tensor | None = None

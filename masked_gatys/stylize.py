@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -24,6 +23,8 @@ import torch
 from torch import Tensor
 
 from masked_gatys.colour import prepare_colours, with_chroma
+from masked_gatys.config import (  # re-exported: the settings and their defaults live in the torch-free config
+    MIN_SIZE, OPTIMIZERS, STOP_TOL, STOP_WINDOW, StylizeConfig)
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
                                   resolve_weights)
 from masked_gatys.errors import MaskError, ObjectiveError
@@ -33,131 +34,15 @@ from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 from masked_gatys.optim import minimize
 
-__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS"]
+__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS", "STOP_TOL",
+           "STOP_WINDOW", "MIN_SIZE"]
 
 PathLike = Union[str, os.PathLike]
 ImageLike = Union[PathLike, Tensor]
 
-OPTIMIZERS = ("plbfgs", "lbfgs", "lbfgs-b", "adam")
-
-#: The relative-decrease stop: a pass ends once its objective fell by less than STOP_TOL
-#: (relative) over the last STOP_WINDOW iterations (docs/tuning.md, "Stopping").
-STOP_TOL = 1e-4
-STOP_WINDOW = 20
-#: Coarse-to-fine: the coarsest pass's longest side, and the longest side from which the
-#: default (``scales=None``) turns it on (benchmarks/README.md, "Time to quality").
-MIN_SIZE = 128
+#: Coarse-to-fine: the longest side from which the default (``scales=None``) turns it on
+#: (benchmarks/README.md, "Time to quality"); the coarsest pass's side is config.MIN_SIZE.
 AUTO_SCALES_FROM = 256
-
-
-@dataclass(frozen=True)
-class StylizeConfig:
-    """Every setting of a stylization run; the CLI's defaults are read from here.
-
-    >>> StylizeConfig().optimizer in OPTIMIZERS
-    True
-    """
-
-    preset: str | None = None
-    """``gatys``, ``masked`` or ``regional``; None: ``masked`` when a binary
-    mask is given, ``regional`` for a label mask, else ``gatys``."""
-    size: int | None = None
-    """Longest side of the working image; None: the content's size, scaled down to
-    ``DEFAULT_SIZE_CAP`` (512) if larger; 0: the content's own size whatever it is."""
-    iterations: int = 300
-    optimizer: str = "plbfgs"
-    content_weight: float | None = None
-    """None: the preset's (see ``masked_gatys.objective.PRESETS``)."""
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    init: str = "content"
-    """``content``, ``noise`` or the path of an image."""
-    seed: int = 0
-    device: str = "auto"
-    weights: str | None = None
-    """None: ``$MASKED_GATYS_WEIGHTS``, else ``imagenet``; or ``random`` or a path."""
-    weights_format: str = "auto"
-    arch: str = "vgg19"
-    pooling: str = "max"
-    mask_mode: str = "binary"
-    resize_masks: bool = False
-    max_layer: str | None = "auto"
-    """Restrict the preset to layers no deeper than this; ``auto`` (the default): as deep as the
-    weights go, so a partial weights file works as it is; None: no restriction."""
-    history_size: int = 10
-    lr: float = 0.02
-    """Adam's learning rate."""
-    normalize: bool = True
-    style_weights: tuple[float, ...] | None = None
-    """Blend of several style images (one weight each, normalised to sum 1); None: equal."""
-    style_scale: float = 1.0
-    """The style image's longest side relative to the working content image's."""
-    content_layers: tuple[str, ...] | None = None
-    """Content terms on these layers (``relu4_2`` or ``relu4_2@region``) instead of the preset's."""
-    style_layers: tuple[str, ...] | None = None
-    """Style terms on these layers, in every region the preset styles, instead of the preset's."""
-    content_layer_weights: tuple[float, ...] | None = None
-    style_layer_weights: tuple[float, ...] | None = None
-    """Relative, normalised to sum 1 within each region (default equal)."""
-    time_limit: float | None = None
-    """Seconds; once spent, the run stops with the best image so far (checked after each iteration)."""
-    stop_tol: float = STOP_TOL
-    """Stop a scale once its objective fell by less than this fraction over the last
-    ``stop_window`` iterations; 0 switches the rule off."""
-    stop_window: int = STOP_WINDOW
-    scales: int | None = None
-    """Coarse-to-fine passes; None: chosen by size (see :func:`scale_sizes`), 1: off."""
-    min_size: int = MIN_SIZE
-    """Longest side of the coarsest pass."""
-    scale_iterations: tuple[int, ...] | None = None
-    """Iterations of each pass, coarsest first; None: ``iterations`` at the working size and
-    ``iterations // passes`` at each coarser one (:func:`split_iterations`)."""
-    original_colors: str | None = None
-    """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
-    (match the style's colours to the content's first); per region with masks."""
-    subject: str = "auto"
-    """``eye``, ``general`` or ``auto``: ``masked`` on eye images runs ``masked-eye`` (style
-    per part: iris and pupil apart); ``auto`` decides per batch with
-    ``masked_gatys.eyes.pupil.looks_like_eye`` (a pupil-like dark blob in an iris-sized
-    attention region, for at least half the batch)."""
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-        if self.size is not None and self.size != 0 and self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels (0: the content's own size), got {self.size}")
-        if self.mask_mode not in ("binary", "labels", "parts"):
-            raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary, labels or parts")
-        for name in ("style_weights", "content_layers", "style_layers", "content_layer_weights",
-                     "style_layer_weights", "scale_iterations"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
-        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
-            raise ValueError(f"style_scale must be a number > 0, got {self.style_scale}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
-        if not (0 <= self.stop_tol < 1) or self.stop_window < 1:
-            raise ValueError(f"stop_tol must be in [0, 1) and stop_window >= 1, got {self.stop_tol}, "
-                             f"{self.stop_window}")
-        if self.scales is not None and self.scales < 1:
-            raise ValueError(f"scales must be >= 1, got {self.scales}")
-        if self.min_size < 16:
-            raise ValueError(f"min_size must be at least 16 pixels, got {self.min_size}")
-        if self.scale_iterations is not None and (any(n < 0 for n in self.scale_iterations)
-                                                  or not self.scale_iterations):
-            raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
-        if self.original_colors not in (None, "luminance", "histogram"):
-            raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
-        if self.subject not in ("auto", "eye", "general"):
-            raise ValueError(f"unknown subject {self.subject!r}: use auto, eye or general")
-        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**64):
-            raise ValueError(f"seed must be an integer in the range 0..2**64-1, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from masked_gatys import __version__, nets
 from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_model etc. keep working
     CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, load_model,
     read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
+from masked_gatys.config import ObjectiveSettings
 from masked_gatys.encoder import auto_max_layer, layer_names, load_encoder, resolve_weights, warn_if_random
 from masked_gatys.errors import CheckpointError, MaskError, ObjectiveError, OutputError
 from masked_gatys.eyes.labels import EYE_PARTS
@@ -85,8 +86,12 @@ def _check_setting(name: str, value: Any, annotation: str) -> None:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ObjectiveSettings):
     """Everything a training run depends on; the CLI's defaults come from here.
+
+    The loss settings (term weights, VGG weights, ``max_layer``) are ``StylizeConfig``'s
+    (:class:`masked_gatys.config.ObjectiveSettings`): ``max_layer="auto"``, as for ``stylize``,
+    is as deep as the weights go, so a partial weights file works as it is.
 
     ``content_dir`` holds ``NAME.png`` with ``NAME_mask.png``; when it is None,
     ``render`` real-domain eyes are rendered (deterministically from ``seed``).
@@ -108,13 +113,6 @@ class TrainConfig:
     style: str = "rendered"
     style_mask: str | None = None
     preset: str = "masked"
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    weights: str | None = None
-    max_layer: str | None = "auto"
-    """Deepest layer the preset may use: ``auto`` (the default, as for ``stylize``): as deep as
-    the weights go, so a partial weights file works as it is; None: the preset's own layers."""
     size: tuple[int, int] = (64, 96)
     iterations: int = 2000
     batch_size: int = 4

@@ -108,3 +108,33 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         result = train(cfg)
     assert result.step == 3 and len(result.history) == 3
+
+
+def test_the_shared_settings_are_written_once() -> None:
+    """PurifyConfig and TrainConfig take the loss settings from ObjectiveSettings (and purify the
+    optimizer's from OptimizerSettings), with the same defaults as StylizeConfig."""
+    import dataclasses
+
+    from masked_gatys.config import ObjectiveSettings, OptimizerSettings, StylizeConfig
+    from masked_gatys.purify import PurifyConfig
+    from masked_gatys.train import TrainConfig
+
+    assert issubclass(StylizeConfig, ObjectiveSettings) and issubclass(StylizeConfig, OptimizerSettings)
+    assert issubclass(PurifyConfig, ObjectiveSettings) and issubclass(PurifyConfig, OptimizerSettings)
+    assert issubclass(TrainConfig, ObjectiveSettings)
+    for cls in (StylizeConfig, PurifyConfig, TrainConfig):
+        for f in dataclasses.fields(ObjectiveSettings):
+            assert getattr(cls(), f.name) == f.default, (cls.__name__, f.name)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        PurifyConfig(optimizer="sgd")
+
+
+def test_the_stylize_defaults_are_read_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from masked_gatys.config import StylizeConfig, field_defaults; "
+            "from masked_gatys.cli import stylize; print(field_defaults(StylizeConfig)['iterations'], "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["300", "False"]

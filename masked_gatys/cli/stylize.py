@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,18 @@ from masked_gatys.cli._common import (
     interrupted_exit_code,
     resolve_device,
 )
+from masked_gatys.config import MIN_SIZE, STOP_TOL, STOP_WINDOW, StylizeConfig, field_defaults
 from masked_gatys.files import check_outputs, write_json_atomic  # write_json_atomic: re-exported
 
-# Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
-_DEFAULTS: dict[str, Any] = {}
+# Defaults are defined once, in StylizeConfig (masked_gatys.config: no torch import).
+_DEFAULTS = field_defaults(StylizeConfig)
 
 
 def _default(name: str) -> Any:
-    if not _DEFAULTS:
-        from masked_gatys.stylize import StylizeConfig
-
-        _DEFAULTS.update({f.name: f.default for f in dataclasses.fields(StylizeConfig)})
     return _DEFAULTS[name]
 
 
-_STOP, _WINDOW, _MIN = "1e-4", "20", "128"  # shown without importing torch; tests check them
+_STOP, _WINDOW, _MIN = f"{STOP_TOL:g}", str(STOP_WINDOW), str(MIN_SIZE)  # shown in --help
 
 
 def _split(value: str | None) -> list[str] | None:
