@@ -24,8 +24,6 @@ torch.Size([1, 3, 9, 11])
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -39,7 +37,7 @@ from masked_gatys import __version__, nets
 from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_model etc. keep working
     CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, load_model,
     read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
-from masked_gatys.config import ObjectiveSettings
+from masked_gatys.config import LEGACY_SETTINGS, TrainConfig  # re-exported: the settings live in config
 from masked_gatys.encoder import auto_max_layer, layer_names, load_encoder, resolve_weights, warn_if_random
 from masked_gatys.errors import CheckpointError, MaskError, ObjectiveError, OutputError
 from masked_gatys.eyes.labels import EYE_PARTS
@@ -64,154 +62,6 @@ __all__ = [
 # none of them changes what the next step computes.
 _RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sample_dir",
               "val_every", "checkpoint_every"}
-# What a checkpoint that predates a setting trained with (it records no value for it).
-LEGACY_SETTINGS = {"parts": False, "style_pool": 0}
-
-
-def _check_setting(name: str, value: Any, annotation: str) -> None:
-    """Refuse a setting whose type is not its field's (``int``, ``float | None``, ``tuple[int, int]``, ...)."""
-    allowed = {part.strip() for part in annotation.split("|")}
-    if value is None and "None" in allowed:
-        return
-    ok = (("int" in allowed and isinstance(value, int) and not isinstance(value, bool))
-          or ("float" in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
-          or ("str" in allowed and isinstance(value, str))
-          or ("bool" in allowed and isinstance(value, bool))
-          or (any(a.startswith("tuple[int") for a in allowed) and isinstance(value, tuple)
-              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
-          or (any(a.startswith("tuple[tuple") for a in allowed) and isinstance(value, tuple)
-              and all(isinstance(v, tuple) for v in value)))
-    if not ok:
-        raise ValueError(f"setting {name!r} must be {annotation}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class TrainConfig(ObjectiveSettings):
-    """Everything a training run depends on; the CLI's defaults come from here.
-
-    The loss settings (term weights, VGG weights, ``max_layer``) are ``StylizeConfig``'s
-    (:class:`masked_gatys.config.ObjectiveSettings`): ``max_layer="auto"``, as for ``stylize``,
-    is as deep as the weights go, so a partial weights file works as it is.
-
-    ``content_dir`` holds ``NAME.png`` with ``NAME_mask.png``; when it is None,
-    ``render`` real-domain eyes are rendered (deterministically from ``seed``).
-    ``style="rendered"`` renders a synthetic-domain eye as the style image.
-    The last ``val`` content images (sorted by name) are held out for
-    validation; rendered validation eyes use their own seeds. ``iterations``
-    is the total step count, counted from the start of training (so a resumed
-    run continues to it). ``checkpoint_every=0`` writes only at the end.
-
-    >>> TrainConfig(net="johnson", iterations=10).size
-    (64, 96)
-    """
-
-    net: str = "purifier"
-    width: int = 16
-    blocks: int | None = None
-    content_dir: str | None = None
-    render: int = 256
-    style: str = "rendered"
-    style_mask: str | None = None
-    preset: str = "masked"
-    size: tuple[int, int] = (64, 96)
-    iterations: int = 2000
-    batch_size: int = 4
-    lr: float = 1e-4
-    seed: int = 0
-    device: str = "cpu"
-    val: int = 8
-    val_every: int = 50
-    sample_every: int = 0
-    sample_dir: str | None = None
-    checkpoint_every: int = 0
-    output: str | None = None
-    resume: str | None = None
-    sizes: tuple[tuple[int, int], ...] = ()
-    """Several training sizes (HxW buckets; each step draws one): ``render`` eyes are split
-    among them and each gets ``val`` held-out eyes. Empty: ``size`` alone."""
-    styles: int = 1
-    """Rendered style eyes (the synthetic eye of seed ``seed``; the first at gaze (0, 0), the
-    others at gazes drawn within +-20 / +-10 degrees and pupil/iris ratios in 0.3-0.55, so
-    the look stays and the geometry varies); each step draws one."""
-    style_pool: int = 0
-    """Render this many synthetic style eyes at each training size (``render_set``'s synthetic
-    eyes of their own seed) and judge each content eye against the one that looks most like
-    it (:class:`masked_gatys.eyes.styles.StylePool`, as ``purify --style-pool``); 0: the
-    ``styles`` rendered eyes, one drawn per step. One style eye for every content eye pulls
-    every output towards its gaze and opening (docs/gaze.md)."""
-    parts: bool = True
-    """With the ``masked`` preset, match skin, sclera, iris and pupil apart (``masked-eye``
-    with the part labels) where both the content and the style eyes are labelled: rendered
-    eyes, or ``NAME_labels.png`` beside the images; else the binary mask."""
-    init: str | None = None
-    """Start from this checkpoint's network weights (a path, or ``johnson`` / ``purifier``
-    for a shipped one) with a fresh optimizer."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
-        if any(len(s) != 2 or min(s) < 1 for s in self.sizes):
-            raise ValueError(f"sizes must be (height, width) pairs with positive sides, got {self.sizes}")
-        if self.styles < 1:
-            raise ValueError(f"styles must be >= 1, got {self.styles}")
-        if self.style_pool < 0:
-            raise ValueError(f"style_pool must be >= 0, got {self.style_pool}")
-        if self.style_pool and (self.style != "rendered" or self.styles != 1):
-            raise ValueError("a style pool (style_pool) is rendered: it takes neither a style image nor styles > 1")
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"size must be (height, width) with positive sides, got {self.size}")
-        if self.net not in nets.NETS:
-            raise ValueError(f"unknown network {self.net!r}: choose one of {', '.join(sorted(nets.NETS))}")
-        for name in ("iterations", "val", "val_every", "sample_every", "checkpoint_every", "render"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-
-    def net_config(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`masked_gatys.nets.build`."""
-        config: dict[str, Any] = {"name": self.net, "width": self.width}
-        if self.blocks is not None:
-            config["blocks"] = self.blocks
-        return config
-
-    @property
-    def train_sizes(self) -> tuple[tuple[int, int], ...]:
-        """The sizes trained on: ``sizes``, else ``(size,)``."""
-        return self.sizes or (self.size,)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["size"] = list(self.size)
-        d["sizes"] = [list(s) for s in self.sizes]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        """Settings from a dict (a checkpoint's ``train_config``), each checked against its type.
-
-        >>> TrainConfig.from_dict({"iterations": "many"})
-        Traceback (most recent call last):
-        ...
-        ValueError: setting 'iterations' must be int, got 'many'
-        """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"training settings must be a mapping, got {type(data).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        convert = {"size": tuple, "sizes": lambda v: tuple(tuple(s) for s in v)}
-        values = {}
-        for k, v in data.items():
-            if k in fields:
-                try:
-                    values[k] = convert[k](v) if k in convert and isinstance(v, (list, tuple)) else v
-                except TypeError:
-                    raise ValueError(f"setting {k!r} must be {fields[k].type}, got {v!r}") from None
-        for name, value in values.items():
-            _check_setting(name, value, str(fields[name].type))
-        return cls(**values)
-
 
 @dataclass(frozen=True)
 class TrainProgress:

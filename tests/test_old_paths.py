@@ -138,3 +138,12 @@ def test_the_stylize_defaults_are_read_without_torch() -> None:
             "'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["300", "False"]
+
+
+def test_the_network_names_of_the_config_are_the_nets() -> None:
+    from masked_gatys import nets
+    from masked_gatys.config import NET_NAMES
+
+    assert sorted(NET_NAMES) == sorted(nets.NETS)
+    assert importlib.import_module("masked_gatys.train").TrainConfig is importlib.import_module(
+        "masked_gatys.config").TrainConfig
