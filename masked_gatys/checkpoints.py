@@ -32,8 +32,8 @@ from masked_gatys.image import as_unit_float, resize_to
 from masked_gatys.masks import Regions, resize_mask
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "save_checkpoint", "attention_of", "read_checkpoint", "strip_checkpoint", "LoadedModel", "load_model",
-    "SHIPPED", "shipped_checkpoint", "check_compatible", "apply_model",
+    "CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "strip_checkpoint", "LoadedModel", "load_model",
+    "SHIPPED", "shipped_checkpoint", "check_compatible", "apply_model", "attention_of",
 ]
 
 CHECKPOINT_FORMAT = "masked-gatys-net/1"

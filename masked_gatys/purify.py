@@ -254,10 +254,10 @@ class _Optimizer:
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()
         self.identity = identity
-        self._rendered: dict[tuple[int, int], tuple[Tensor, Any, Tensor]] = {}
+        self._rendered: dict[tuple[int, int], tuple[Tensor, Regions, Tensor]] = {}
         self._stop = stop
 
-    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Any]:
+    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Regions | None]:
         if not self.rendered:
             return self.style, self.style_regions  # type: ignore[return-value]
         if hw not in self._rendered:

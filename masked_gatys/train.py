@@ -38,7 +38,8 @@ from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_m
     CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, load_model,
     read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
 from masked_gatys.config import LEGACY_SETTINGS, TrainConfig  # re-exported: the settings live in config
-from masked_gatys.encoder import auto_max_layer, layer_names, load_encoder, resolve_weights, warn_if_random
+from masked_gatys.encoder import (LoadedWeights, VGGEncoder, auto_max_layer, layer_names, load_encoder, resolve_weights,
+                                  warn_if_random)
 from masked_gatys.errors import CheckpointError, MaskError, ObjectiveError, OutputError
 from masked_gatys.eyes.labels import EYE_PARTS
 from masked_gatys.eyes.styles import StylePool
@@ -47,7 +48,7 @@ from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, find
                                              style_pool)
 from masked_gatys.files import check_outputs
 from masked_gatys.image import load_image, save_image
-from masked_gatys.objective import Objective, ObjectiveConfig, preset
+from masked_gatys.objective import Objective, ObjectiveConfig, ObjectiveValue, preset
 from masked_gatys.sheet import Column, compose_sheet, save_sheet
 
 _read_checkpoint = read_checkpoint  # its name before masked_gatys.checkpoints (cli/train.py, older scripts)
@@ -118,7 +119,7 @@ def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
 
 # ---------------------------------------------------------------- objective
 
-def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, Any]:
+def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, LoadedWeights | None]:
     """``config.max_layer`` with ``auto`` resolved against the weights (stylize's rule), and
     the weights loaded for it (None when nothing was loaded)."""
     if config.max_layer != "auto":
@@ -130,8 +131,8 @@ def _resolve_max_layer(config: TrainConfig) -> tuple[str | None, Any]:
 
 
 def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, device: torch.device,
-                     encoder: Any = None, max_layer: str | None = None, weights: Any = None,
-                     style_parts: Tensor | None = None) -> Any:
+                     encoder: VGGEncoder | None = None, max_layer: str | None = None,
+                     weights: LoadedWeights | None = None, style_parts: Tensor | None = None) -> Objective:
     """The objective of one style (or of a pool: a batch of paired styles); ``style_parts``
     given: ``masked`` becomes ``masked-eye`` with skin and sclera apart (what ``stylize``
     and ``purify`` run on labelled eyes, so the objective values compare)."""
@@ -150,7 +151,7 @@ def _build_objective(config: TrainConfig, style: Tensor, style_mask: Tensor, dev
 
 
 def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, parts: Tensor | None = None,
-                       encoder: Any = None, weights: Any = None) -> Any:
+                       encoder: VGGEncoder | None = None, weights: Any = None) -> Objective:
     """The objective a network was trained on, with ``images`` as the content: its recorded
     preset and terms, its style eye (the rendered one, or each image's nearest eye of its style
     pool, rendered at the images' size), and the part labels ``parts`` ``(B, H, W)`` where it
@@ -185,11 +186,11 @@ def training_objective(model: "LoadedModel", images: Tensor, masks: Tensor, *, p
 
 
 def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequence[TrainingData],
-                      ) -> dict[tuple[int, int], Any]:
+                      ) -> dict[tuple[int, int], Objective]:
     """One objective per (training size, style eye), sharing one loss network; with a style
     pool, one per size holding the whole pool (``select_styles`` picks each batch's), and each
     bucket's ``train_styles`` / ``val_styles`` set to its eyes' nearest pool eyes."""
-    objectives: dict[tuple[int, int], Any] = {}
+    objectives: dict[tuple[int, int], Objective] = {}
     encoder = None
     max_layer, weights = _resolve_max_layer(config)
     labelled = config.parts and config.preset == "masked" and all(
@@ -227,12 +228,12 @@ def _step_choice(config: TrainConfig, step: int) -> tuple[int, int]:
     return b, j
 
 
-def _for_batch(objective: Any, styles: Tensor | None, idx: Tensor | slice) -> Any:
+def _for_batch(objective: Objective, styles: Tensor | None, idx: Tensor | slice) -> Objective:
     """The objective for a batch: with a style pool, each eye's own pool eye."""
     return objective if styles is None else objective.select_styles(styles[idx])
 
 
-def _evaluate(net: nn.Module, objective: Any, images: Tensor, masks: Tensor, batch: int,
+def _evaluate(net: nn.Module, objective: Objective, images: Tensor, masks: Tensor, batch: int,
               parts: Tensor | None = None, styles: Tensor | None = None) -> tuple[float, dict[str, float]]:
     """Mean objective of the network's outputs on a fixed set (eval mode, no grad)."""
     was_training = net.training
@@ -309,8 +310,8 @@ def _objective_mismatch(checkpoint: Mapping[str, Any], objective: Mapping[str, A
     return f"trained on another objective (differs in: {', '.join(keys)})"
 
 
-def train_step(net: nn.Module, objective: Any, optimizer: torch.optim.Optimizer, images: Tensor,
-               masks: Tensor, parts: Tensor | None = None) -> Any:
+def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, images: Tensor,
+               masks: Tensor, parts: Tensor | None = None) -> ObjectiveValue:
     """One optimisation step on a batch: set the content targets, loss = mean total, Adam step.
 
     ``parts``: the batch's part labels ``(B, H, W)``, for an objective that
