@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from masked_gatys import nets
-from masked_gatys.checkpoints import load_model, shipped_checkpoint
+from masked_gatys.checkpoints import SHIPPED, load_model, shipped_checkpoint
 from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
 from masked_gatys.encoder import VGGEncoder, resolve_weights
 from masked_gatys.errors import MaskedGatysError, MaskError
@@ -66,7 +66,7 @@ from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
 #: network methods shipped with the package (any other checkpoint path works too)
-NETWORKS = ("johnson", "purifier")
+NETWORKS = tuple(sorted(SHIPPED))
 SETTINGS_FILE = "purify.json"
 # Settings that do not change what an image's output is: a rerun may change them.
 _RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "write_workers"}
