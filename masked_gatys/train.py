@@ -15,11 +15,10 @@ noise of step ``s`` are functions of ``(seed, s)`` only, and a checkpoint holds
 the network, Adam's state and the step, so ``N`` steps, then a resume to
 ``N + M``, gives the weights of ``N + M`` steps in one run.
 
->>> import torch
->>> from masked_gatys import nets
->>> model = LoadedModel(nets.build("johnson", width=2, blocks=1).eval(), {})
->>> apply_model(model, torch.rand(1, 3, 9, 11)).shape
-torch.Size([1, 3, 9, 11])
+>>> _batch_indices(5, 3, seed=0, step=1).tolist() == _batch_indices(5, 3, seed=0, step=1).tolist()
+True
+>>> TrainConfig(net="johnson", sizes=((36, 60), (72, 120))).train_sizes
+((36, 60), (72, 120))
 """
 
 from __future__ import annotations
@@ -63,6 +62,7 @@ __all__ = [
 # none of them changes what the next step computes.
 _RESUMABLE = {"iterations", "output", "resume", "device", "sample_every", "sample_dir",
               "val_every", "checkpoint_every"}
+
 
 @dataclass(frozen=True)
 class TrainProgress:
