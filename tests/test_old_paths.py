@@ -147,3 +147,16 @@ def test_the_network_names_of_the_config_are_the_nets() -> None:
     assert sorted(NET_NAMES) == sorted(nets.NETS)
     assert importlib.import_module("masked_gatys.train").TrainConfig is importlib.import_module(
         "masked_gatys.config").TrainConfig
+
+
+def test_the_train_help_shows_the_config_defaults() -> None:
+    from click.testing import CliRunner
+
+    from masked_gatys.cli import main
+    from masked_gatys.config import TrainConfig
+
+    out = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+    t = TrainConfig()
+    for shown in (f"[default: ({t.width})", f"[default: ({t.size[0]}x{t.size[1]})]", f"[default: ({t.batch_size})",
+                  f"[default: ({t.val})", f"[default: ({t.val_every})", f"[default: ({t.net})]"):
+        assert shown in out, shown

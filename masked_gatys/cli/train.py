@@ -1,7 +1,7 @@
 """``masked-gatys train``: train a feed-forward network on the style objective.
 
-The defaults are :class:`masked_gatys.train.TrainConfig`'s, read from the
-dataclass, so they are written once. With ``--resume`` the run continues with
+The defaults are :class:`masked_gatys.config.TrainConfig`'s, read from the
+torch-free dataclass (also for ``--help``), so they are written once. With ``--resume`` the run continues with
 the checkpoint's settings; options given on the command line override those
 that do not change the computation (``--iterations``, ``-o``, ``--device``,
 ``--sample-every`` ...) and any other difference is refused.
@@ -16,6 +16,10 @@ from typing import Any
 import click
 
 from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
+from masked_gatys.config import TrainConfig, field_defaults  # torch-free: a fast --help
+
+_T = field_defaults(TrainConfig)  # the defaults shown; None options take them in TrainConfig
+
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
@@ -38,56 +42,60 @@ def _short(name: str) -> str:
 @click.option("--content", "content_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of content images NAME.png with masks NAME_mask.png.")
 @click.option("--render", type=click.IntRange(min=1), default=None,
-              show_default="256 when --content is not given", help="Render N real-domain eyes as content instead.")
+              show_default=f"{_T['render']} when --content is not given", help="Render N real-domain eyes as content instead.")
 @click.option("--style", default=None,
-              show_default="rendered", help="Style image, or 'rendered' for a rendered synthetic eye.")
+              show_default=_T["style"], help="Style image, or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               show_default="STYLE_mask.png beside it", help="Mask of the style image.")
 @click.option("--net", type=click.Choice(["johnson", "purifier"]), default=None,
-              show_default="purifier", help="Network: purifier (Yan et al.) or johnson (Johnson et al.).")
-@click.option("--width", type=click.IntRange(min=1), default=None, show_default="16", help="Base channel count.")
+              show_default=_T["net"], help="Network: purifier (Yan et al.) or johnson (Johnson et al.).")
+@click.option("--width", type=click.IntRange(min=1), default=None, show_default=str(_T["width"]),
+              help="Base channel count.")
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
               show_default="johnson 5, purifier 4", help="Residual blocks.")
 @click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
-              show_default="masked, the paper's",
+              show_default=f"{_T['preset']}, the paper's",
               help="Objective preset (masked-eye adds the pupil-geometry term).")
 @click.option("--sizes", callback=lambda ctx, param, value: None if value is None else tuple(
               _parse_size(ctx, param, v.strip()) for v in value.split(",") if v.strip()), default=None,
               metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
-@click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
+@click.option("--styles", type=click.IntRange(min=1), default=None,
+              show_default=f"{_T['styles']}: the synthetic eye at gaze (0, 0)",
               help="Rendered style eyes to draw from.")
 @click.option("--style-pool", type=click.IntRange(min=0), default=None,
-              show_default="0: the --styles eyes, one drawn per step",
+              show_default=f"{_T['style_pool']}: the --styles eyes, one drawn per step",
               help="Render N synthetic style eyes at each size and judge each content eye against the one "
                    "that looks most like it (as purify --style-pool).")
-@click.option("--parts/--no-parts", default=None, show_default="on",
+@click.option("--parts/--no-parts", default=None, show_default="on" if _T["parts"] else "off",
               help="With the masked preset, match skin, sclera, iris and pupil apart where the eyes are "
                    "labelled (rendered eyes, NAME_labels.png).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", callback=_parse_size, default=None, metavar="HxW",
-              show_default="64x96", help="Training image size.")
+              show_default="x".join(map(str, _T["size"])), help="Training image size.")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
               help="Total training steps (a resumed run continues to this count).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, show_default="4", help="Batch size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, show_default=str(_T["batch_size"]),
+              help="Batch size.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              show_default="1e-4, the paper's", help="Adam learning rate.")
+              show_default=f"{_T['lr']:.0e}, the paper's".replace("e-0", "e-"), help="Adam learning rate.")
 @click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Content weight alpha.")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Style weight beta.")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="Total-variation weight.")
 @click.option("--weights", default=None,
               show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)",
               help="Loss-network weights: a file, 'imagenet' or 'random'.")
-@click.option("--max-layer", default=None, show_default="auto; with --resume the checkpoint's",
+@click.option("--max-layer", default=None, show_default=f"{_T['max_layer']}; with --resume the checkpoint's",
               help="Deepest VGG layer the objective may use, e.g. relu3_4; auto: as deep as the weights go "
                    "(a partial weights file works as it is).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed of initialisation, data order and dropout.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--val", type=click.IntRange(min=0), default=None, show_default="8", help="Held-out validation images.")
+@click.option("--val", type=click.IntRange(min=0), default=None, show_default=str(_T["val"]),
+              help="Held-out validation images.")
 @click.option("--val-every", type=click.IntRange(min=0), default=None,
-              show_default="50", help="Validate every N steps (0: only at the end).")
+              show_default=str(_T["val_every"]), help="Validate every N steps (0: only at the end).")
 @click.option("--sample-every", type=click.IntRange(min=0), default=None,
-              show_default="0", help="Write a sample sheet every N steps (0: never).")
+              show_default=str(_T["sample_every"]), help="Write a sample sheet every N steps (0: never).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help="Write the checkpoint every N steps as well as at the end.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
