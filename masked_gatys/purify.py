@@ -50,7 +50,7 @@ from torch import Tensor
 from masked_gatys import nets
 from masked_gatys.checkpoints import SHIPPED, load_model, shipped_checkpoint
 from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
-from masked_gatys.encoder import VGGEncoder, resolve_weights
+from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
 from masked_gatys.errors import MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, parts_from_labels
 from masked_gatys.eyes.render import render_eye
@@ -247,9 +247,7 @@ class _Optimizer:
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
         objective_cfg = objective_config_for(self.scfg, probe, weights)
-        if weights.state is None:
-            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
-                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
         self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -26,7 +25,7 @@ from masked_gatys.colour import prepare_colours, with_chroma
 from masked_gatys.config import (  # re-exported: the settings and their defaults live in the torch-free config
     MIN_SIZE, OPTIMIZERS, STOP_TOL, STOP_WINDOW, StylizeConfig)
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
-                                  resolve_weights)
+                                  resolve_weights, warn_if_random)
 from masked_gatys.errors import MaskError, ObjectiveError
 from masked_gatys.eyes.labels import parts_regions
 from masked_gatys.image import as_unit_float, load_image, resize_to
@@ -312,9 +311,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     for image in styles:
         check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")
     if encoder is None:
-        if weights.state is None:
-            warnings.warn(f"using random VGG weights ({weights.identity.name}): for tests and offline "
-                          "trials; images look right only with ImageNet weights", stacklevel=3)
+        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
         encoder = VGGEncoder(objective_cfg.layers, weights, pooling=cfg.pooling)
     encoder = encoder.to(device)
     content_img = content_img.to(device)
