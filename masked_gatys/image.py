@@ -48,7 +48,7 @@ from torch import Tensor
 from .errors import ImageError, MaskedGatysError
 from .files import atomic_write
 
-__all__ = ["load_image", "save_image", "resize_image", "resize_to", "read_metadata"]
+__all__ = ["load_image", "save_image", "resize_image", "resize_to", "read_metadata", "read_float"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -131,13 +131,20 @@ def _pillow_array(img: Image.Image) -> tuple[np.ndarray, str]:
     return array, bands
 
 
-def _read_float(
+def read_float(
     path: PathLike, *, noun: str = "image", error: type[MaskedGatysError] = ImageError
 ) -> tuple[np.ndarray, str]:
     """Read any image file as float32 ``(H, W, C)`` in ``[0, 1]``, upright.
 
     Returns the array and its bands (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``);
     alpha is left for the caller to apply. Shared with ``masks.py``.
+
+    >>> import tempfile, os, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "g.png")
+    >>> Image.fromarray(np.full((2, 3), 255, np.uint8)).save(p)
+    >>> array, bands = read_float(p)
+    >>> array.shape, bands, float(array.max())
+    ((2, 3, 1), 'L', 1.0)
     """
     p = _check_file(path, noun, error)
     try:
@@ -176,7 +183,7 @@ def load_image(path: PathLike, *, size: int | None = None) -> Tensor:
     >>> load_image(path, size=8).shape
     torch.Size([1, 3, 4, 8])
     """
-    array, bands = _read_float(path)
+    array, bands = read_float(path)
     if bands in ("LA", "RGBA"):
         alpha = array[..., -1:]
         array = array[..., :-1] * alpha + (1.0 - alpha)

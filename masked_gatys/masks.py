@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import MaskError
-from .image import _read_float
+from .image import read_float
 
 __all__ = ["Regions", "load_mask", "load_mask_pair", "resize_mask", "pool_mask", "grid_mask",
            "pool_levels", "check_coverage"]
@@ -330,7 +330,7 @@ def load_mask(
     """
     if mode not in ("binary", "labels"):
         raise MaskError(f"mask mode must be 'binary' or 'labels', got {mode!r}")
-    array, bands = _read_float(path, noun="mask", error=MaskError)
+    array, bands = read_float(path, noun="mask", error=MaskError)
     if bands in ("LA", "RGBA"):  # transparent means "not in the region": over black
         array = array[..., :-1] * array[..., -1:]
     if mode == "binary":
