@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from masked_gatys.cli._common import MAX_SEED, check_writable_output, error_boundary, resolve_device
-from masked_gatys.config import TrainConfig, field_defaults  # torch-free: a fast --help
+from masked_gatys.config import LEGACY_SETTINGS, TrainConfig, field_defaults  # torch-free: a fast --help
 
 _T = field_defaults(TrainConfig)  # the defaults shown; None options take them in TrainConfig
 
@@ -117,11 +117,34 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     batch and DistributedDataParallel averages the gradients; rank 0 writes.
     """
     from masked_gatys import distributed
-    from masked_gatys.checkpoints import read_checkpoint
-    from masked_gatys.train import LEGACY_SETTINGS, TrainConfig, train
+    from masked_gatys.train import train
 
     env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
     device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
+    config = _settings(options, device)
+    check_writable_output(Path(config.output or ""))
+    progress = _ProgressBar(config.iterations, env is None or env.rank == 0)
+    if env is not None:
+        distributed.init(env, device)
+    try:
+        result = train(config, callback=progress)
+    finally:
+        progress.close()
+        if env is not None:
+            distributed.finish()
+    if env is not None and env.rank != 0:
+        return
+    val = result.val_history[-1]["total"] if result.val_history else None
+    message = f"wrote {result.checkpoint} (step {result.step}"
+    if val is not None:
+        message += f", validation objective {val:.4g}"
+    click.echo(message + f", {result.seconds:.1f} s)")
+
+
+def _settings(options: dict[str, Any], device: str) -> TrainConfig:
+    """The run's settings: the options given, over a resumed checkpoint's settings if any."""
+    from masked_gatys.checkpoints import read_checkpoint
+
     resume: Path | None = options.pop("resume")
     output: Path | None = options.pop("output")
     given = {k: v for k, v in options.items() if v is not None}
@@ -133,7 +156,6 @@ def train_command(ctx: click.Context, **options: Any) -> None:
         given["style_mask"] = str(given["style_mask"])
     if given.get("style") not in (None, "rendered") and not Path(given["style"]).is_file():
         raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
-
     if resume is not None:
         checkpoint = read_checkpoint(resume)
         saved = checkpoint.get("train_config")
@@ -153,45 +175,36 @@ def train_command(ctx: click.Context, **options: Any) -> None:
             raise click.UsageError("give -o/--output for the checkpoint")
         base = dict(given, output=str(output))
     base["device"] = device
-    config = TrainConfig.from_dict(base)
-    check_writable_output(Path(config.output or ""))
+    return TrainConfig.from_dict(base)
 
-    from tqdm import tqdm
 
-    bars: list[Any] = []  # made at the first step, so set-up errors print no empty bar
-    last_val: dict[str, float] = {}
+class _ProgressBar:
+    """train's callback: a tqdm bar of loss, last validation and the terms by kind and region
+    (made at the first step, so set-up errors print no empty bar; only where ``shown``)."""
 
-    def progress(p: Any) -> None:
-        if env is not None and env.rank != 0:
+    def __init__(self, total: int, shown: bool) -> None:
+        self.total, self.shown = total, shown
+        self.bar: Any = None
+        self.last_val: float | None = None
+
+    def __call__(self, p: Any) -> None:
+        if not self.shown:
             return
-        if not bars:
-            bars.append(tqdm(total=config.iterations, initial=p.step - 1, unit="step",
-                             dynamic_ncols=True, leave=True))
-        bar = bars[0]
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=p.step - 1, unit="step", dynamic_ncols=True, leave=True)
         groups: dict[str, float] = {}
         for name, value in p.terms.items():
             key = _short(name)
             groups[key] = groups.get(key, 0.0) + value
         if p.val is not None:
-            last_val["val"] = p.val
-        postfix = {"loss": f"{p.loss:.4g}", **({"val": f"{last_val['val']:.4g}"} if last_val else {}),
+            self.last_val = p.val
+        postfix = {"loss": f"{p.loss:.4g}", **({"val": f"{self.last_val:.4g}"} if self.last_val is not None else {}),
                    **{k: f"{v:.3g}" for k, v in groups.items()}}
-        bar.set_postfix(postfix, refresh=False)
-        bar.update(p.step - bar.n)
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(p.step - self.bar.n)
 
-    if env is not None:
-        distributed.init(env, device)
-    try:
-        result = train(config, callback=progress)
-    finally:
-        for bar in bars:
-            bar.close()
-        if env is not None:
-            distributed.finish()
-    if env is not None and env.rank != 0:
-        return
-    val = result.val_history[-1]["total"] if result.val_history else None
-    message = f"wrote {result.checkpoint} (step {result.step}"
-    if val is not None:
-        message += f", validation objective {val:.4g}"
-    click.echo(message + f", {result.seconds:.1f} s)")
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
