@@ -40,7 +40,7 @@ _EXPORTS = {
     "projected_lbfgs": "masked_gatys.optim",
     "render_eye": "masked_gatys.eyes.render",
     "pupil_center": "masked_gatys.eyes.pupil",
-    "load_model": "masked_gatys.train",
+    "load_model": "masked_gatys.checkpoints",
     "purify": "masked_gatys.purify",
     "PurifyConfig": "masked_gatys.purify",
 }

@@ -42,7 +42,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from masked_gatys.errors import LayerError, WeightsError
+from masked_gatys.errors import ImageError, LayerError, WeightsError
 from masked_gatys.files import sha256_file
 
 __all__ = [
@@ -198,8 +198,6 @@ def check_image_size(size: tuple[int, int], layers: Iterable[str], arch: str = "
     ...
     masked_gatys.errors.ImageError: image 16x9 vanishes at relu5_1; use --size >= 28 or --max-layer relu4_4
     """
-    from masked_gatys.errors import ImageError
-
     h, w = size
     order = layer_names(arch)
     deepest = max(layers, key=order.index)

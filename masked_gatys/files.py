@@ -23,6 +23,8 @@ import secrets
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from masked_gatys.errors import OutputError
+
 __all__ = ["atomic_write", "write_json_atomic", "recorded_name", "check_outputs", "check_replaceable", "sha256_file"]
 
 
@@ -135,8 +137,6 @@ def check_replaceable(path: str | os.PathLike) -> None:
     """
     import stat
 
-    from masked_gatys.errors import OutputError
-
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -171,8 +171,6 @@ def check_outputs(outputs, inputs=()) -> None:
     ...
     masked_gatys.errors.OutputError: -o a.png and --log a.png are the same file; give each output its own name
     """
-    from masked_gatys.errors import OutputError
-
     outs = [(label, Path(p)) for label, p in outputs if p is not None]
     ins = [(label, Path(p)) for label, p in inputs if p is not None]
     for i, (label, path) in enumerate(outs):

@@ -48,7 +48,7 @@ from torch import Tensor
 from .errors import ImageError, MaskedGatysError
 from .files import atomic_write
 
-__all__ = ["load_image", "save_image", "resize_image", "resize_to", "read_metadata"]
+__all__ = ["load_image", "save_image", "resize_image", "resize_to", "read_metadata", "read_float"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -131,13 +131,20 @@ def _pillow_array(img: Image.Image) -> tuple[np.ndarray, str]:
     return array, bands
 
 
-def _read_float(
+def read_float(
     path: PathLike, *, noun: str = "image", error: type[MaskedGatysError] = ImageError
 ) -> tuple[np.ndarray, str]:
     """Read any image file as float32 ``(H, W, C)`` in ``[0, 1]``, upright.
 
     Returns the array and its bands (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``);
     alpha is left for the caller to apply. Shared with ``masks.py``.
+
+    >>> import tempfile, os, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "g.png")
+    >>> Image.fromarray(np.full((2, 3), 255, np.uint8)).save(p)
+    >>> array, bands = read_float(p)
+    >>> array.shape, bands, float(array.max())
+    ((2, 3, 1), 'L', 1.0)
     """
     p = _check_file(path, noun, error)
     try:
@@ -176,7 +183,7 @@ def load_image(path: PathLike, *, size: int | None = None) -> Tensor:
     >>> load_image(path, size=8).shape
     torch.Size([1, 3, 4, 8])
     """
-    array, bands = _read_float(path)
+    array, bands = read_float(path)
     if bands in ("LA", "RGBA"):
         alpha = array[..., -1:]
         array = array[..., :-1] * alpha + (1.0 - alpha)
@@ -225,11 +232,13 @@ def as_unit_float(value: Tensor, label: str = "image") -> Tensor:
     return image
 
 
-def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:
+def resize_to(image: Tensor, size: tuple[int, int], *, mode: str = "bicubic") -> Tensor:
     """Resize ``(B, C, H, W)`` or ``(C, H, W)`` to ``size = (h, w)``, clamped to [0, 1].
 
-    Antialiased bicubic (a box-like prefilter when shrinking); returns the
-    input unchanged when it already has that size.
+    Antialiased ``mode`` (``bicubic``, or ``bilinear`` as the networks' inputs
+    are resized; a box-like prefilter when shrinking); returns the input
+    unchanged when it already has that size. Masks are resized by
+    :func:`masked_gatys.masks.resize_mask` instead.
 
     >>> import torch
     >>> resize_to(torch.rand(1, 3, 8, 8), (4, 2)).shape
@@ -244,7 +253,7 @@ def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:
     batched = image if image.dim() == 4 else image.unsqueeze(0)
     dtype = batched.dtype if batched.is_floating_point() else torch.float32
     out = F.interpolate(
-        batched.to(dtype), size=(h, w), mode="bicubic", align_corners=False, antialias=True
+        batched.to(dtype), size=(h, w), mode=mode, align_corners=False, antialias=True
     ).clamp_(0.0, 1.0)
     return out if image.dim() == 4 else out.squeeze(0)
 

@@ -16,7 +16,7 @@ Masks are brought to a layer's grid by the chain of floor 2x2 poolings the
 VGG encoder applies (:func:`pool_mask`: average pooling of the mask, the
 trailing row or column a pooling never sees dropped), so that mask position
 ``j`` of a layer averages exactly the pixels its feature position pools over,
-at every image size. :func:`resize_mask` (area averaging) is for fitting a
+at every image size. :func:`resize_mask` (area averaging down, bilinear up) is for fitting a
 mask to its image, not to a layer.
 
 >>> import torch
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import MaskError
-from .image import _read_float
+from .image import read_float
 
 __all__ = ["Regions", "load_mask", "load_mask_pair", "resize_mask", "pool_mask", "grid_mask",
            "pool_levels", "check_coverage"]
@@ -55,15 +55,23 @@ _EMPTY = 1e-6  # a region with less mass than this (in pixels) is empty
 
 
 def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize a mask to ``size = (h, w)`` by area averaging.
+    """Resize a mask to ``size = (h, w)``: the package's one rule for resizing masks.
+
+    Area averaging when both sides shrink, so each output value is the mean
+    of its block and the mask's coverage is kept (soft edges stay soft, a
+    one-pixel region is not lost or thickened); bilinear otherwise, because
+    growing by area is nearest-neighbour (blocky edges). Training, the
+    networks, the style pools and coarse-to-fine ``stylize`` all resize masks
+    here; images use :func:`masked_gatys.image.resize_to`.
 
     Accepts ``(H, W)``, ``(R, H, W)`` or ``(B, R, H, W)`` and returns the same
-    number of dimensions. When the sizes divide, each output value is the mean
-    of its block, so the mean over the mask is unchanged.
+    number of dimensions.
 
     >>> import torch
     >>> resize_mask(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), (1, 1))
     tensor([[0.7500]])
+    >>> resize_mask(torch.tensor([[0.0, 1.0]]), (1, 4))
+    tensor([[0.0000, 0.2500, 0.7500, 1.0000]])
     """
     h, w = (int(s) for s in size)
     if h < 1 or w < 1:
@@ -75,7 +83,10 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     x = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
     if not x.is_floating_point():
         x = x.float()
-    out = F.interpolate(x, size=(h, w), mode="area")
+    if x.shape[-2] >= h and x.shape[-1] >= w:
+        out = F.interpolate(x, size=(h, w), mode="area")
+    else:
+        out = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     return out.reshape(tuple(mask.shape[:-2]) + (h, w))
 
 
@@ -182,7 +193,7 @@ class Regions:
         return Regions(self.masks.to(*args, **kwargs), self.names)
 
     def resized(self, size: tuple[int, int]) -> "Regions":
-        """The regions resized to ``size = (h, w)`` by area averaging.
+        """The regions resized to ``size = (h, w)`` by :func:`resize_mask` (area down, bilinear up).
 
         >>> import torch
         >>> Regions.from_binary(torch.ones(4, 6)).resized((2, 3)).size
@@ -319,7 +330,7 @@ def load_mask(
     """
     if mode not in ("binary", "labels"):
         raise MaskError(f"mask mode must be 'binary' or 'labels', got {mode!r}")
-    array, bands = _read_float(path, noun="mask", error=MaskError)
+    array, bands = read_float(path, noun="mask", error=MaskError)
     if bands in ("LA", "RGBA"):  # transparent means "not in the region": over black
         array = array[..., :-1] * array[..., -1:]
     if mode == "binary":
@@ -401,18 +412,6 @@ def _check_nonempty(regions: Regions, what: str, mode: str) -> None:
             raise MaskError(f"region '{name}' is empty in {what}{hint}")
 
 
-def _parts(mask: "MaskLike") -> "MaskLike":
-    """A part-label file (skin black, sclera white, iris blue, pupil red, as ``render-eyes``
-    writes NAME_labels.png) as the eye's named regions (``masked_gatys.eyes.parts``)."""
-    if isinstance(mask, Regions):
-        return mask
-    from masked_gatys.eyes.parts import load_parts, parts_from_labels
-
-    if isinstance(mask, torch.Tensor):
-        return parts_from_labels(mask.long() if mask.dim() == 3 else mask.long()[None])
-    return parts_from_labels(load_parts(mask))
-
-
 def load_mask_pair(
     content_mask: MaskLike,
     style_mask: MaskLike | None,
@@ -426,13 +425,13 @@ def load_mask_pair(
     """Content and style regions that match each other and their images.
 
     Each mask is a path, a binary mask tensor or :class:`Regions`.
-    ``mode="parts"``: eye part labels in the renderer's colours (black skin, white sclera, blue
-    iris, red pupil), read as the regions of ``masked_gatys.eyes.parts.EYE_PARTS``.
+    Eye part labels (``stylize``'s ``mask_mode="parts"``) are read by
+    ``masked_gatys.eyes.labels.parts_regions`` and passed here as regions with ``mode="labels"``.
     ``content_size`` / ``style_size`` are the images' ``(h, w)`` (``None``:
     not checked). Checks, each a :class:`MaskError` naming the file:
 
     - a mask's size differs from its image's (with ``resize=True`` the mask
-      is resized instead: area averaging, nearest for labels);
+      is resized instead: :func:`resize_mask`, nearest for labels);
     - the masks have different regions (a colour in one label mask only);
     - a region is empty in either mask.
 
@@ -445,11 +444,11 @@ def load_mask_pair(
     >>> c.names == s.names
     True
     """
-    if mode == "parts":  # eye part labels in the renderer's colours: named eye regions
-        content_mask, style_mask = _parts(content_mask), None if style_mask is None else _parts(style_mask)
-        mode = "labels"
+    if mode == "parts":  # the core knows no eye: stylize resolves parts through masked_gatys.eyes.labels
+        raise MaskError("mask mode 'parts' is an eye's: pass masked_gatys.eyes.labels.parts_regions(mask) "
+                        "with mode='labels' (stylize's mask_mode='parts' does this)")
     if mode not in ("binary", "labels"):
-        raise MaskError(f"mask mode must be 'binary', 'labels' or 'parts', got {mode!r}")
+        raise MaskError(f"mask mode must be 'binary' or 'labels', got {mode!r}")
     content_what = _describe(content_mask, "content mask")
     content = _fit(_as_regions(content_mask, mode, palette), content_size, content_what, "content image",
                    resize, mode)

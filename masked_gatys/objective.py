@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from masked_gatys import functional as Fn
 from masked_gatys.encoder import VGGEncoder, check_layers, layer_names
 from masked_gatys.errors import MaskError, ObjectiveError
+from masked_gatys.masks import Regions, grid_mask
 
 __all__ = ["Term", "ObjectiveConfig", "ObjectiveValue", "Objective", "preset", "with_layers", "PRESETS"]
 
@@ -395,7 +396,6 @@ def _region_masks(regions, names: Iterable[str | None], size: tuple[int, int], l
         if name is None:
             out[None] = None
             continue
-        from masked_gatys.masks import grid_mask
 
         if regions is None:
             raise ObjectiveError(f"term region {name!r} needs a {label}, and none was given")
@@ -475,7 +475,6 @@ class Objective(nn.Module):
             raise ObjectiveError(f"the style image must be (1, 3, H, W) or (B, 3, H, W), got {tuple(style.shape)}")
         chunk = max(1, min(16, _STYLE_CHUNK_PIXELS // (style.shape[-2] * style.shape[-1])))
         if style.shape[0] > chunk:  # a large style batch (a pool): its features a chunk at a time
-            from masked_gatys.masks import Regions
 
             chunks = []
             for i in range(0, style.shape[0], chunk):

@@ -47,23 +47,37 @@ import torch
 from torch import Tensor
 
 from masked_gatys.device import resolve_device
+from masked_gatys import nets
+from masked_gatys.checkpoints import SHIPPED, load_model, shipped_checkpoint
+from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
+from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
 from masked_gatys.errors import MaskedGatysError, MaskError
+from masked_gatys.eyes.labels import load_parts, parts_from_labels
+from masked_gatys.eyes.render import render_eye
+from masked_gatys.eyes.styles import StylePool
 from masked_gatys.files import atomic_write, sha256_file, write_json_atomic
-from masked_gatys.manifests import (Item, check_outputs, existing_records, list_inputs, manifest_name,
-                                    merge_manifests, select_shard, write_manifest)
+from masked_gatys.image import load_image, save_image
+from masked_gatys.manifests import (Item, _find_companion, check_outputs, existing_records, list_inputs,
+                                    manifest_name, merge_manifests, select_shard, write_manifest)
+from masked_gatys.masks import Regions, load_mask
+from masked_gatys.objective import PRESETS
+from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
 
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
 #: network methods shipped with the package (any other checkpoint path works too)
-NETWORKS = ("johnson", "purifier")
+NETWORKS = tuple(sorted(SHIPPED))
 SETTINGS_FILE = "purify.json"
 # Settings that do not change what an image's output is: a rerun may change them.
 _RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "write_workers"}
 
 
 @dataclass(frozen=True)
-class PurifyConfig:
+class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     """Every setting of a purification run; the CLI's defaults come from here.
+
+    The loss and optimizer settings are ``StylizeConfig``'s (:class:`ObjectiveSettings`,
+    :class:`OptimizerSettings` in ``masked_gatys.config``), passed on to ``stylize`` as they are.
 
     >>> PurifyConfig(method="purifier").is_network, PurifyConfig().is_network
     (True, False)
@@ -84,16 +98,7 @@ class PurifyConfig:
     iterations: int = 100
     batch_size: int | None = None
     """Images per batch; None: 8 for the optimizer, 64 for a network."""
-    weights: str | None = None
-    max_layer: str | None = "auto"
     device: str = "cpu"
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    optimizer: str = "plbfgs"
-    history_size: int = 10
-    init: str = "content"
-    seed: int = 0
     shard: tuple[int, int] | None = None
     """``(i, n)``: take shard ``i`` of ``n`` (a stable hash of each input's relative path)."""
     fail_fast: bool = False
@@ -104,6 +109,7 @@ class PurifyConfig:
     """Threads measuring pupil shifts and writing outputs, beside the next batch's work."""
 
     def __post_init__(self) -> None:
+        OptimizerSettings.__post_init__(self)
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -118,8 +124,6 @@ class PurifyConfig:
 
     @property
     def is_network(self) -> bool:
-        from masked_gatys.objective import PRESETS
-
         return self.method not in PRESETS
 
     @property
@@ -171,11 +175,6 @@ class _Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
 
     def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
-        from masked_gatys import nets
-        from masked_gatys.train import load_model, shipped_checkpoint
-
-        from masked_gatys.objective import PRESETS
-
         if cfg.method not in NETWORKS and not Path(cfg.method).is_file():
             raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
                                    f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
@@ -194,12 +193,6 @@ class _Optimizer:
 
     def __init__(self, cfg: PurifyConfig, device: torch.device,
                  stop: Callable[[], bool] | None = None) -> None:
-        from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
-        from masked_gatys.image import load_image
-        from masked_gatys.manifests import _find_companion
-        from masked_gatys.masks import Regions, load_mask
-        from masked_gatys.stylize import StylizeConfig, objective_config_for
-
         if cfg.style is None and cfg.style_pool is None:
             raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
                                    "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
@@ -207,11 +200,8 @@ class _Optimizer:
             raise MaskedGatysError("give --style or --style-pool, not both")
         self.needs_mask = cfg.method in ("masked", "regional")
         self.uses_parts = _uses_parts(cfg)
-        self.scfg = StylizeConfig(
-            preset=cfg.method, iterations=cfg.iterations, optimizer=cfg.optimizer,
-            content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
-            init=cfg.init, seed=cfg.seed, device=str(device), weights=cfg.weights, max_layer=cfg.max_layer,
-            history_size=cfg.history_size)
+        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device),
+                                  **shared_settings(cfg, ObjectiveSettings), **shared_settings(cfg, OptimizerSettings))
         self.cfg = cfg
         self.rendered = cfg.style == "rendered"
         self.style: Tensor | None = None
@@ -220,8 +210,6 @@ class _Optimizer:
         self.style_parts: Tensor | None = None
         self._warned_parts = False
         if cfg.style_pool is not None:
-            from masked_gatys.eyes.styles import StylePool
-
             self.pool = StylePool.from_folder(cfg.style_pool)
             identity: dict[str, Any] = {"style_pool": Path(cfg.style_pool).name, "style_pool_sha256":
                                         self.pool.fingerprint, "style_pool_n": len(self.pool)}
@@ -236,29 +224,24 @@ class _Optimizer:
                 identity["style_mask_sha256"] = sha256_file(mask_path)
             labels_path = _find_companion(style_path, "labels")
             if labels_path is not None:
-                from masked_gatys.eyes.parts import load_parts
-
                 self.style_parts = load_parts(labels_path)
                 identity["style_labels_sha256"] = sha256_file(labels_path)
             identity["style_sha256"] = sha256_file(style_path)
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
         objective_cfg = objective_config_for(self.scfg, probe, weights)
-        warn_if_random(weights, stacklevel=4)
+        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
         self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()
         self.identity = identity
-        self._rendered: dict[tuple[int, int], tuple[Tensor, Any, Tensor]] = {}
+        self._rendered: dict[tuple[int, int], tuple[Tensor, Regions, Tensor]] = {}
         self._stop = stop
 
-    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Any]:
+    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Regions | None]:
         if not self.rendered:
             return self.style, self.style_regions  # type: ignore[return-value]
         if hw not in self._rendered:
-            from masked_gatys.eyes import render_eye
-            from masked_gatys.masks import Regions
-
             eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed)
             self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
         return self._rendered[hw][:2]
@@ -274,19 +257,13 @@ class _Optimizer:
 
     def run(self, images: Tensor, masks: Tensor | None,
             parts: Tensor | None = None) -> tuple[Tensor, list[float | None]]:
-        from masked_gatys.stylize import stylize
-
         if self.pool is not None:
-            from masked_gatys.masks import Regions
-
             style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
             style_regions = Regions.from_binary(pool_masks)
         else:
             style, style_regions = self._style_for(tuple(images.shape[-2:]))
             style_parts = self._style_parts_for(tuple(images.shape[-2:]))
         if parts is not None and style_parts is not None and self.cfg.method == "masked":
-            from masked_gatys.eyes.parts import parts_from_labels
-
             # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
             masks = parts_from_labels(parts)
             style_regions = parts_from_labels(style_parts)
@@ -328,9 +305,6 @@ def _failed(item: Item, exc: BaseException) -> dict[str, Any]:
 
 
 def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
-    from masked_gatys.image import load_image
-    from masked_gatys.masks import load_mask
-
     image = load_image(item.image)
     mask = None
     if item.mask is not None:
@@ -342,8 +316,6 @@ def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
         raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
     parts = None
     if use_parts and mask is not None and item.labels is not None:
-        from masked_gatys.eyes.parts import load_parts
-
         parts = load_parts(item.labels)
         if tuple(parts.shape[-2:]) != tuple(image.shape[-2:]):
             raise MaskError(f"{item.labels}: labels are {tuple(parts.shape[-2:])} but the image is "
@@ -449,11 +421,9 @@ class _Run:
 
     def _finish(self, loaded: _Loaded, output: Tensor, metadata: dict[str, Any]) -> tuple[int, float | None]:
         """In a writer thread: the pupil shift, then the files. Returns (output bytes, shift)."""
-        from masked_gatys.image import save_image
-
         item, shift = loaded.item, None
         if self.cfg.pupil_shift:
-            from masked_gatys.eyes.pupil import pupil_shift
+            from masked_gatys.eyes.pupil import pupil_shift  # deferred: scipy.ndimage costs 0.8 s to import
 
             try:
                 shift = round(pupil_shift(loaded.image, output, loaded.mask), 4)

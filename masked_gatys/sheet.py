@@ -20,8 +20,10 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+import torch
 
 from masked_gatys.errors import ImageError
+from masked_gatys.image import save_image
 
 __all__ = ["Column", "compose_sheet", "save_sheet", "to_pil"]
 
@@ -155,10 +157,6 @@ def save_sheet(sheet: Image.Image, path: PathLike) -> Path:
     >>> p.exists()
     True
     """
-    import torch
-
-    from masked_gatys.image import save_image
-
     arr = np.asarray(sheet.convert("RGB"), dtype=np.float32) / 255.0
     tensor = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
     save_image(tensor, path)

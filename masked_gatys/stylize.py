@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -23,137 +22,27 @@ import torch
 from torch import Tensor
 
 from masked_gatys.device import resolve_device
+from masked_gatys.colour import prepare_colours, with_chroma
+from masked_gatys.config import (  # re-exported: the settings and their defaults live in the torch-free config
+    MIN_SIZE, OPTIMIZERS, STOP_TOL, STOP_WINDOW, StylizeConfig)
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
                                   resolve_weights, warn_if_random)
 from masked_gatys.errors import MaskError, ObjectiveError
+from masked_gatys.eyes.labels import parts_regions
+from masked_gatys.image import as_unit_float, load_image, resize_to
+from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
+from masked_gatys.optim import minimize
 
-__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS"]
+__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS", "STOP_TOL",
+           "STOP_WINDOW", "MIN_SIZE"]
 
 PathLike = Union[str, os.PathLike]
 ImageLike = Union[PathLike, Tensor]
 
-OPTIMIZERS = ("plbfgs", "lbfgs", "lbfgs-b", "adam")
-
-#: The relative-decrease stop: a pass ends once its objective fell by less than STOP_TOL
-#: (relative) over the last STOP_WINDOW iterations (docs/tuning.md, "Stopping").
-STOP_TOL = 1e-4
-STOP_WINDOW = 20
-#: Coarse-to-fine: the coarsest pass's longest side, and the longest side from which the
-#: default (``scales=None``) turns it on (benchmarks/README.md, "Time to quality").
-MIN_SIZE = 128
+#: Coarse-to-fine: the longest side from which the default (``scales=None``) turns it on
+#: (benchmarks/README.md, "Time to quality"); the coarsest pass's side is config.MIN_SIZE.
 AUTO_SCALES_FROM = 256
-
-
-@dataclass(frozen=True)
-class StylizeConfig:
-    """Every setting of a stylization run; the CLI's defaults are read from here.
-
-    >>> StylizeConfig().optimizer in OPTIMIZERS
-    True
-    """
-
-    preset: str | None = None
-    """``gatys``, ``masked``, ``masked-eye`` or ``regional``; None: ``masked`` when a binary
-    mask is given, ``regional`` for a label mask, else ``gatys``."""
-    size: int | None = None
-    """Longest side of the working image; None: the content's size, scaled down to
-    ``DEFAULT_SIZE_CAP`` (512) if larger; 0: the content's own size whatever it is."""
-    iterations: int = 300
-    optimizer: str = "plbfgs"
-    content_weight: float | None = None
-    """None: the preset's (see ``masked_gatys.objective.PRESETS``)."""
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    init: str = "content"
-    """``content``, ``noise`` or the path of an image."""
-    seed: int = 0
-    device: str = "auto"
-    weights: str | None = None
-    """None: ``$MASKED_GATYS_WEIGHTS``, else the cached ImageNet file, else random (never a
-    download); or ``imagenet``, ``random`` or a path."""
-    weights_format: str = "auto"
-    arch: str = "vgg19"
-    pooling: str = "max"
-    mask_mode: str = "binary"
-    resize_masks: bool = False
-    max_layer: str | None = "auto"
-    """Restrict the preset to layers no deeper than this; ``auto`` (the default): as deep as the
-    weights go, so a partial weights file works as it is; None: no restriction."""
-    history_size: int = 10
-    lr: float = 0.02
-    """Adam's learning rate."""
-    normalize: bool = True
-    style_weights: tuple[float, ...] | None = None
-    """Blend of several style images (one weight each, normalised to sum 1); None: equal."""
-    style_scale: float = 1.0
-    """The style image's longest side relative to the working content image's."""
-    content_layers: tuple[str, ...] | None = None
-    """Content terms on these layers (``relu4_2`` or ``relu4_2@region``) instead of the preset's."""
-    style_layers: tuple[str, ...] | None = None
-    """Style terms on these layers, in every region the preset styles, instead of the preset's."""
-    content_layer_weights: tuple[float, ...] | None = None
-    style_layer_weights: tuple[float, ...] | None = None
-    """Relative, normalised to sum 1 within each region (default equal)."""
-    time_limit: float | None = None
-    """Seconds; once spent, the run stops with the best image so far (checked after each iteration)."""
-    stop_tol: float = STOP_TOL
-    """Stop a scale once its objective fell by less than this fraction over the last
-    ``stop_window`` iterations; 0 switches the rule off."""
-    stop_window: int = STOP_WINDOW
-    scales: int | None = None
-    """Coarse-to-fine passes; None: chosen by size (see :func:`scale_sizes`), 1: off."""
-    min_size: int = MIN_SIZE
-    """Longest side of the coarsest pass."""
-    scale_iterations: tuple[int, ...] | None = None
-    """Iterations of each pass, coarsest first; None: ``iterations`` at the working size and
-    ``iterations // passes`` at each coarser one (:func:`split_iterations`)."""
-    original_colors: str | None = None
-    """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
-    (match the style's colours to the content's first); per region with masks."""
-    subject: str = "auto"
-    """``eye``, ``general`` or ``auto``: ``masked`` on eye images runs ``masked-eye`` (style
-    per part: iris and pupil apart); ``auto`` decides per batch with
-    ``masked_gatys.eyes.pupil.looks_like_eye`` (a pupil-like dark blob in an iris-sized
-    attention region, for at least half the batch)."""
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-        if self.size is not None and self.size != 0 and self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels (0: the content's own size), got {self.size}")
-        if self.mask_mode not in ("binary", "labels", "parts"):
-            raise ValueError(f"unknown mask mode {self.mask_mode!r}: use binary, labels or parts")
-        for name in ("style_weights", "content_layers", "style_layers", "content_layer_weights",
-                     "style_layer_weights", "scale_iterations"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
-        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
-            raise ValueError(f"style_scale must be a number > 0, got {self.style_scale}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
-        if not (0 <= self.stop_tol < 1) or self.stop_window < 1:
-            raise ValueError(f"stop_tol must be in [0, 1) and stop_window >= 1, got {self.stop_tol}, "
-                             f"{self.stop_window}")
-        if self.scales is not None and self.scales < 1:
-            raise ValueError(f"scales must be >= 1, got {self.scales}")
-        if self.min_size < 16:
-            raise ValueError(f"min_size must be at least 16 pixels, got {self.min_size}")
-        if self.scale_iterations is not None and (any(n < 0 for n in self.scale_iterations)
-                                                  or not self.scale_iterations):
-            raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
-        if self.original_colors not in (None, "luminance", "histogram"):
-            raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
-        if self.subject not in ("auto", "eye", "general"):
-            raise ValueError(f"unknown subject {self.subject!r}: use auto, eye or general")
-        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**64):
-            raise ValueError(f"seed must be an integer in the range 0..2**64-1, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -219,19 +108,15 @@ class Problem:
     encoder: VGGEncoder
     content: Tensor
     style: Tensor
-    regions: Any
-    style_regions: Any
+    regions: Regions | None
+    style_regions: Regions | None
     config: StylizeConfig
     objective_config: ObjectiveConfig
     device: torch.device
 
 
 def _as_image(value: ImageLike, label: str) -> Tensor:
-    from masked_gatys.image import load_image
-
     if isinstance(value, Tensor):
-        from masked_gatys.image import as_unit_float
-
         image = value.unsqueeze(0) if value.dim() == 3 else value
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the {label} image must be (B, 3, H, W), got {tuple(value.shape)}")
@@ -256,7 +141,6 @@ def _working_size(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
 def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == hw:
         return image
-    from masked_gatys.image import resize_to
 
     return resize_to(image, hw)
 
@@ -267,8 +151,8 @@ class _Inputs:
 
     content: Tensor
     styles: list[Tensor]
-    regions: Any
-    style_regions: list[Any]
+    regions: Regions | None
+    style_regions: list[Regions | None]
     chroma: Tensor | None = None
     """The content's (Cb, Cr) for ``original_colors="luminance"``."""
 
@@ -300,20 +184,19 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
         if style_masks:
             raise ValueError("a style mask was given without a content mask (--mask)")
     else:
-        from masked_gatys.masks import load_mask_pair
-
         if len(style_masks) not in (0, len(styles)):
             raise ValueError(f"{len(style_masks)} style masks for {len(styles)} style images: give one per style")
+        mode = cfg.mask_mode
+        if mode == "parts":  # eye part labels in the renderer's colours: the named eye regions
+            mask, style_masks, mode = parts_regions(mask), [parts_regions(m) for m in style_masks], "labels"
         style_regions = []
         for k, image in enumerate(styles):
-            regions, sr = load_mask_pair(mask, style_masks[k] if style_masks else None, mode=cfg.mask_mode,
+            regions, sr = load_mask_pair(mask, style_masks[k] if style_masks else None, mode=mode,
                                          content_size=tuple(content_img.shape[-2:]),
                                          style_size=tuple(image.shape[-2:]), resize=cfg.resize_masks)
             style_regions.append(sr)
     chroma = None
     if cfg.original_colors is not None:
-        from masked_gatys.colour import prepare_colours
-
         content_img, styles, chroma = prepare_colours(content_img, styles, regions, style_regions,
                                                       mode=cfg.original_colors)
     return _Inputs(content_img, styles, regions, style_regions, chroma)
@@ -324,7 +207,7 @@ def _is_eye(cfg: StylizeConfig, content: Tensor | None, regions) -> bool:
         return cfg.subject == "eye"
     if content is None or regions is None or "attention" not in regions.names:
         return False
-    from masked_gatys.eyes.pupil import looks_like_eye
+    from masked_gatys.eyes.pupil import looks_like_eye  # deferred: scipy.ndimage costs 0.8 s to import
 
     attention = regions.region("attention").expand(content.shape[0], -1, -1, -1)
     votes = [looks_like_eye(content[b:b + 1].cpu(), attention[b:b + 1].cpu()) for b in range(content.shape[0])]
@@ -375,7 +258,6 @@ def _initial_image(cfg: StylizeConfig, content: Tensor) -> Tensor:
     if cfg.init == "noise":
         generator = torch.Generator().manual_seed(cfg.seed)
         return torch.rand(content.shape, generator=generator).to(content.device)
-    from masked_gatys.image import load_image
 
     init = load_image(cfg.init)
     return _resize(init, tuple(content.shape[-2:])).expand_as(content.cpu()).clone().to(content.device)
@@ -411,7 +293,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     # the subject is told from the inputs at their own size, so every pass agrees
     objective_cfg = objective_config_for(cfg, regions, weights, inputs.content, inputs.regions)
     if objective_cfg.preset == "masked-eye" and "pupil" not in regions.names:
-        from masked_gatys.eyes.parts import eye_regions
+        from masked_gatys.eyes.parts import eye_regions  # deferred: scipy.ndimage (through eyes.pupil)
 
         # the pupil found in each image splits the attention region into iris and pupil
         regions = eye_regions(content_img, regions.region("attention"))
@@ -421,7 +303,7 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     for image in styles:
         check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")
     if encoder is None:
-        warn_if_random(weights, stacklevel=4)
+        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
         encoder = VGGEncoder(objective_cfg.layers, weights, pooling=cfg.pooling)
     encoder = encoder.to(device)
     content_img = content_img.to(device)
@@ -573,36 +455,36 @@ def _nonfinite_start(value, config: ObjectiveConfig) -> str:
             "likely cause: a weight too large (--content-weight, --style-weight, --tv-weight)")
 
 
-def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
-    """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
-    from masked_gatys.optim import minimize
+class _PassMonitor:
+    """One pass's watcher: the objective for the optimizer (keeping the best image inside
+    [0, 1] it saw) and the per-iteration callback (history, progress, the stop rules)."""
 
-    cfg, objective, device = run.cfg, problem.objective, problem.device
-    batch, max_iter = x0.shape[0], run.budgets[k]
-    best_x = x0.detach().clamp(0, 1).clone()
-    best_total = torch.full((batch,), math.inf, device=device)
-    last: dict[str, Any] = {"value": None}
-    totals_seen: list[float] = []
+    def __init__(self, problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> None:
+        self.problem, self.x0, self.k, self.run, self.colour = problem, x0, k, run, colour
+        self.batch, self.max_iter = x0.shape[0], run.budgets[k]
+        self.best_x = x0.detach().clamp(0, 1).clone()
+        self.best_total = torch.full((self.batch,), math.inf, device=problem.device)
+        self.last = None
+        self.totals_seen: list[float] = []
 
-    def fun(x: Tensor) -> Tensor:
-        nonlocal best_x, best_total
-        value = objective(x)
-        if not last["value"] and not torch.isfinite(value.total).all():  # the start: say why
-            raise ObjectiveError(_nonfinite_start(value, problem.objective_config))
-        run.n_eval += 1
+    def fun(self, x: Tensor) -> Tensor:
+        value = self.problem.objective(x)
+        if self.last is None and not torch.isfinite(value.total).all():  # the start: say why
+            raise ObjectiveError(_nonfinite_start(value, self.problem.objective_config))
+        self.run.n_eval += 1
         total = value.total.detach()
         # Only images inside the box count as "best": torch's L-BFGS line
         # search may evaluate points outside it before clamping.
         inside = ((x >= 0) & (x <= 1)).flatten(1).all(dim=1)
-        better = inside & (total < best_total)
-        best_total = torch.where(better, total, best_total)
-        best_x = torch.where(better.view(-1, 1, 1, 1), x.detach(), best_x)
-        last["value"] = value
+        better = inside & (total < self.best_total)
+        self.best_total = torch.where(better, total, self.best_total)
+        self.best_x = torch.where(better.view(-1, 1, 1, 1), x.detach(), self.best_x)
+        self.last = value
         return value.total
 
-    def on_iteration(info) -> bool:
-        value = last["value"]
-        total, terms = _record(value, batch)
+    def on_iteration(self, info) -> bool:
+        run, batch = self.run, self.batch
+        total, terms = _record(self.last, batch)
         totals = total if isinstance(total, list) else [total]
         if not all(math.isfinite(t) for t in totals):
             bad = [n for n, v in terms.items() if not all(math.isfinite(t) for t in (v if isinstance(v, list) else [v]))]
@@ -612,49 +494,58 @@ def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor
         run.n_iter += 1
         record = {"iteration": info.iteration, "n_eval": run.n_eval, "total": total, "terms": terms}
         if len(run.sizes) > 1:
-            record.update(scale=k, size=list(x0.shape[-2:]))
+            record.update(scale=self.k, size=list(self.x0.shape[-2:]))
         run.history.append(record)
         elapsed = time.perf_counter() - run.start
-        stop = False
-        if run.callback is not None:
-            memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-            shown = best_x if colour is None else colour(best_x)
-            progress = Progress(info.iteration, max_iter, totals[0] if batch == 1 else sum(totals) / batch,
-                                terms if batch == 1 else {k_: sum(v) / batch for k_, v in terms.items()},
-                                run.n_eval, elapsed, shown, memory, k, len(run.sizes),
-                                tuple(x0.shape[-2:]), run.n_iter, sum(run.budgets))
-            if run.callback(progress):
-                run.reason, run.finished = "callback", True
-                return True
-        totals_seen.append(sum(totals))
-        if cfg.time_limit is not None and elapsed >= cfg.time_limit:
+        if run.callback is not None and run.callback(self._progress(info.iteration, totals, terms, elapsed)):
+            run.reason, run.finished = "callback", True
+            return True
+        self.totals_seen.append(sum(totals))
+        if run.cfg.time_limit is not None and elapsed >= run.cfg.time_limit:
             run.reason, run.finished = "time_limit", True
-            stop = True
-        elif _stalled(totals_seen, cfg.stop_tol, cfg.stop_window):
+            return True
+        if _stalled(self.totals_seen, run.cfg.stop_tol, run.cfg.stop_window):
             run.reason = "stalled"
-            stop = True
-        return stop
+            return True
+        return False
 
+    def _progress(self, iteration: int, totals: list[float], terms: dict[str, Any], elapsed: float) -> Progress:
+        run, batch, device = self.run, self.batch, self.problem.device
+        memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+        shown = self.best_x if self.colour is None else self.colour(self.best_x)
+        return Progress(iteration, self.max_iter, totals[0] if batch == 1 else sum(totals) / batch,
+                        terms if batch == 1 else {k_: sum(v) / batch for k_, v in terms.items()},
+                        run.n_eval, elapsed, shown, memory, self.k, len(run.sizes),
+                        tuple(self.x0.shape[-2:]), run.n_iter, sum(run.budgets))
+
+    def best(self) -> Tensor:
+        if not torch.isfinite(self.best_total).all():  # nothing evaluated inside the box yet
+            return self.x0.detach().clamp(0, 1)
+        return self.best_x.detach().clamp(0, 1)
+
+
+def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor:
+    """Optimise one pass from ``x0``; returns the best image inside [0, 1] it saw."""
+    cfg, device = run.cfg, problem.device
+    monitor = _PassMonitor(problem, x0, k, run, colour)
     options: dict[str, Any] = {}
     if cfg.optimizer in ("plbfgs", "lbfgs", "lbfgs-b"):
         options["history_size"] = cfg.history_size
     elif cfg.optimizer == "adam":
         options["lr"] = cfg.lr
     try:
-        if max_iter > 0:
+        if monitor.max_iter > 0:
             run.reason = "max_iter"
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(cfg.seed)
-                result = minimize(fun, x0, method=cfg.optimizer, max_iter=max_iter, lower=0.0,
-                                  upper=1.0, callback=on_iteration, **options)
+                result = minimize(monitor.fun, x0, method=cfg.optimizer, max_iter=monitor.max_iter, lower=0.0,
+                                  upper=1.0, callback=monitor.on_iteration, **options)
             if run.reason not in ("callback", "time_limit", "stalled"):
                 run.reason = result.reason[0] if result.reason else "max_iter"
-            fun(result.x.detach().clamp(0, 1))  # the final iterate counts too
+            monitor.fun(result.x.detach().clamp(0, 1))  # the final iterate counts too
     except KeyboardInterrupt:
         run.interrupted, run.reason, run.finished = True, "interrupted", True
-    if not torch.isfinite(best_total).all():  # nothing evaluated inside the box yet
-        best_x = x0.detach().clamp(0, 1)
-    return best_x.detach().clamp(0, 1)
+    return monitor.best()
 
 
 def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
@@ -706,8 +597,6 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
                 torch.cuda.reset_peak_memory_stats(problem.device)
         x0 = problem.x0 if best is None else _resize(best, hw).to(problem.device)
         if inputs.chroma is not None:
-            from masked_gatys.colour import with_chroma
-
             chroma = _resize_any(inputs.chroma, hw).to(problem.device)
             colour = lambda x, c=chroma: with_chroma(x, c)  # noqa: E731
         best = _run_pass(problem, x0, k, run, colour)
@@ -719,8 +608,6 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
         final = problem.objective(image)
     total, terms = _record(final, image.shape[0])
     if inputs.chroma is not None:
-        from masked_gatys.colour import with_chroma
-
         image = with_chroma(image, _resize_any(inputs.chroma, sizes[-1]).to(image.device))
     return StylizeResult(
         image=image.cpu(), total=total, terms=terms, history=run.history, weights=problem.encoder.identity,

@@ -175,7 +175,8 @@ def test_compatible_net_gets_equivalent_iterations_and_incompatible_is_unavailab
 
 def test_heldout_eyes_are_not_training_eyes():
     """The shipped nets' training and validation render seeds (masked_gatys.train's recipe)."""
-    from masked_gatys.train import _mix, load_model, shipped_checkpoint
+    from masked_gatys.checkpoints import load_model, shipped_checkpoint
+    from masked_gatys.eyes.training_data import mix_seed as _mix
 
     seeds = set()
     for name in ("johnson", "purifier"):

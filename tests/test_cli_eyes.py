@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import types
 from pathlib import Path
@@ -15,6 +14,7 @@ from PIL import Image
 
 from masked_gatys.cli import main
 from masked_gatys.cli import eyes as cli_eyes
+from masked_gatys.eyes import demo as demo_module
 
 
 def _invoke(args, **kwargs):
@@ -140,16 +140,14 @@ def _fake_stylize(calls):
 
 @pytest.fixture
 def mocked(monkeypatch, tmp_path):
-    stylize_module = importlib.import_module("masked_gatys.stylize")
-
     calls: list = []
-    monkeypatch.setattr(stylize_module, "stylize", _fake_stylize(calls))
-    monkeypatch.setattr(stylize_module, "prepare", _fake_prepare(calls))
+    monkeypatch.setattr(demo_module, "stylize", _fake_stylize(calls))
+    monkeypatch.setattr(demo_module, "prepare", _fake_prepare(calls))
     monkeypatch.delenv("MASKED_GATYS_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
     data = tmp_path / "data"
     data.mkdir()
-    monkeypatch.setattr(cli_eyes, "_data_dir", lambda: data)
+    monkeypatch.setattr(demo_module, "_data_dir", lambda: data)
     return types.SimpleNamespace(calls=calls, data=data)
 
 
@@ -183,25 +181,25 @@ def test_demo_weights_from_environment_and_hub(mocked, tmp_path, monkeypatch):
     assert {c.weights for kind, c in mocked.calls} == {str(weights)}
 
     monkeypatch.delenv("MASKED_GATYS_WEIGHTS")
-    cached = tmp_path / "torch-home" / "hub" / "checkpoints" / cli_eyes.TORCHVISION_VGG19
+    cached = tmp_path / "torch-home" / "hub" / "checkpoints" / demo_module.TORCHVISION_VGG19
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
-    assert cli_eyes.find_demo_weights() == (str(cached), "torch hub cache")
+    assert demo_module.find_demo_weights() == (str(cached), "torch hub cache")
 
 
 def test_demo_runs_shipped_networks_and_skips_broken_ones(mocked, tmp_path, monkeypatch):
-    import masked_gatys.train as train_module
+    from masked_gatys.errors import CheckpointError
 
     (mocked.data / "johnson_eyes.pt").write_bytes(b"fake")
     (mocked.data / "purifier_eyes.pt").write_bytes(b"broken")
 
     def load_model(path, *, device="cpu"):
         if Path(path).name.startswith("purifier"):
-            raise train_module.CheckpointError(f"{path}: checkpoint is corrupt")
+            raise CheckpointError(f"{path}: checkpoint is corrupt")
         model = lambda image, mask: (image * 0.9).clamp(0, 1)  # noqa: E731
         return model
 
-    monkeypatch.setattr(train_module, "load_model", load_model)
+    monkeypatch.setattr(demo_module, "load_model", load_model)
     out = tmp_path / "demo"
     result = _invoke(["demo", "--out", str(out), "--size", "24x40", "--iterations", "1"])
     assert result.exit_code == 0, result.output
@@ -212,13 +210,12 @@ def test_demo_runs_shipped_networks_and_skips_broken_ones(mocked, tmp_path, monk
 
 
 def test_demo_library_errors_become_one_line(mocked, tmp_path, monkeypatch):
-    stylize_module = importlib.import_module("masked_gatys.stylize")
     from masked_gatys.errors import WeightsError
 
     def broken(*args, **kwargs):
         raise WeightsError("weights file /nope is not a VGG-19 state dict")
 
-    monkeypatch.setattr(stylize_module, "prepare", broken)
+    monkeypatch.setattr(demo_module, "stylize", broken)
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--weights", "/nope"])
     assert result.exit_code == 1
     assert "not a VGG-19 state dict" in result.output and "Traceback" not in result.output

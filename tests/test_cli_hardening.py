@@ -319,12 +319,12 @@ def test_a_signal_inside_a_deferred_block_waits_for_its_end():
 
 
 def test_ctrl_c_during_start_up_exits_130_not_aborted(monkeypatch):
-    import masked_gatys.cli.stylize as cli_stylize
+    import click
 
-    def interrupted(name):
-        raise KeyboardInterrupt  # as if Ctrl-C landed while an option default imports torch
+    def interrupted(self, value, param, ctx):
+        raise KeyboardInterrupt  # as if Ctrl-C landed while the options are read
 
-    monkeypatch.setattr(cli_stylize, "_default", interrupted)
+    monkeypatch.setattr(click.IntRange, "convert", interrupted)
     result = CliRunner().invoke(main, ["stylize", "c.png", "--style", "s.png"])
     assert result.exit_code == 130 and "Aborted" not in result.output and "interrupted" in result.output
 
@@ -663,7 +663,7 @@ def test_a_partial_weights_file_works_without_a_max_layer_flag(files, tmp_path):
 
 
 def test_default_weights_follow_one_rule(tmp_path, monkeypatch):
-    from masked_gatys.cli.eyes import find_demo_weights
+    from masked_gatys.eyes.demo import find_demo_weights
     from masked_gatys.encoder import default_weights, resolve_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))

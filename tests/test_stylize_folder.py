@@ -8,7 +8,8 @@ import torch
 from masked_gatys import nets
 from masked_gatys.errors import OutputError
 from masked_gatys.image import save_image
-from masked_gatys.train import LoadedModel, _list_images, stylize_folder
+from masked_gatys.eyes.training_data import list_images as _list_images
+from masked_gatys.train import LoadedModel, stylize_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -261,14 +261,20 @@ def test_relative_decrease_stop_ends_a_pass_not_the_run():
     assert off.n_iter == 6
 
 
-def test_the_stated_tolerance_is_the_default_and_in_the_help():
+def test_the_help_shows_the_config_defaults():
+    """The CLI's defaults are StylizeConfig's, read without torch, and --help shows them."""
     from masked_gatys.cli import stylize as cli
     from masked_gatys.stylize import MIN_SIZE, STOP_TOL, STOP_WINDOW
 
-    assert (float(cli._STOP), int(cli._WINDOW), int(cli._MIN)) == (STOP_TOL, STOP_WINDOW, MIN_SIZE)
-    assert (StylizeConfig().stop_tol, StylizeConfig().stop_window) == (STOP_TOL, STOP_WINDOW)
+    assert (StylizeConfig().stop_tol, StylizeConfig().stop_window, StylizeConfig().min_size) == (
+        STOP_TOL, STOP_WINDOW, MIN_SIZE)
+    params = {p.name: p for p in cli.stylize_command.params}
+    for name in ("iterations", "optimizer", "max_layer", "history_size", "lr", "seed", "init", "stop_tol",
+                 "stop_window", "min_size", "mask_mode", "subject", "arch", "pooling", "weights_format"):
+        assert params[name].default == getattr(StylizeConfig(), name), name
     out = " ".join(_cli(["stylize", "--help"]).output.split())
-    assert f"default: ({cli._STOP})" in out and "--time-limit" in out
+    assert "default: (1e-4)" in out and f"default: {STOP_WINDOW}" in out and f"default: {MIN_SIZE}" in out
+    assert f"default: {StylizeConfig().iterations}" in out and "--time-limit" in out
 
 
 # ----------------------------------------------------------------------------- coarse-to-fine

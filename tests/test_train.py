@@ -371,7 +371,8 @@ def test_style_pool_judges_each_eye_against_its_nearest_pool_eye(tmp_path: Path)
     from that eye's nearest pool eye alone (an independent construction of the same loss), and
     ``training_objective`` rebuilds it from the checkpoint."""
     from masked_gatys.eyes.parts import parts_from_labels
-    from masked_gatys.train import _rendered_data, _style_pool, training_objective
+    from masked_gatys.eyes.training_data import rendered_data as _rendered_data
+    from masked_gatys.train import _style_pool, training_objective
 
     cfg = tiny(iterations=1, render=4, val=3, style_pool=5, output=str(tmp_path / "pool.pt"))
     result = train(cfg)

@@ -20,7 +20,8 @@ from masked_gatys.bench.measures import equivalent_iterations, summarize
 from masked_gatys.bench.memory import MemoryProbe
 from masked_gatys.bench.timing import timed
 from masked_gatys.optim import minimize
-from masked_gatys.train import SHIPPED, apply_model, load_model, shipped_checkpoint, training_objective
+from masked_gatys.checkpoints import SHIPPED, apply_model, load_model, shipped_checkpoint
+from masked_gatys.train import training_objective
 
 __all__: list[str] = []
 

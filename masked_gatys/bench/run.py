@@ -31,7 +31,7 @@ from masked_gatys.errors import CheckpointError
 from masked_gatys.files import recorded_name
 from masked_gatys.masks import Regions
 from masked_gatys.stylize import StylizeConfig, prepare
-from masked_gatys.train import check_compatible
+from masked_gatys.checkpoints import check_compatible
 
 __all__ = ["run_bench"]
 

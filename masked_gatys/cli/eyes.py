@@ -8,33 +8,18 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from masked_gatys.cli._common import MAX_SEED, Size, check_writable_output, error_boundary, resolve_device
+from masked_gatys.config import DEMO_ITERATIONS, DEMO_MAX_LAYER, DEMO_SIZE  # torch-free: a fast --help
 from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
 from masked_gatys.files import atomic_write
-
-# What the demo renders: a real-looking content eye and a synthetic style eye. The style eye
-# and the size are those the shipped networks were trained with (masked_gatys/data/README.md),
-# so every method is judged by the same objective.
-DEMO_CONTENT = {"yaw": 18.0, "pitch": -8.0, "seed": 7}
-DEMO_STYLE = {"yaw": 0.0, "pitch": 0.0, "seed": 0}
-DEMO_SIZE = (48, 72)
-DEMO_ITERATIONS = 150
-# relu4/relu5 see 6x9 and 3x4 positions of a 48x72 eye; relu3_4 is also where the shared
-# ImageNet file stops, so runs with random and with ImageNet weights use the same terms.
-DEMO_MAX_LAYER = "relu3_4"
-DEMO_NETS = ("johnson_eyes.pt", "purifier_eyes.pt")
-TORCHVISION_VGG19 = "vgg19-dcbb9e9d.pth"
 
 
 def _size_option(default: str) -> Any:
@@ -117,175 +102,28 @@ def _clear_earlier_set(out_dir: Path, force: bool) -> None:
         p.unlink()
 
 
-def find_demo_weights() -> tuple[str, str]:
-    """(weights for ``StylizeConfig.weights``, where they came from): env, hub cache, else random."""
-    from masked_gatys.encoder import default_weights
+class _Bars:
+    """A tqdm bar per preset, fed by the demo's progress callback."""
 
-    choice, source = default_weights()  # the one rule every command follows (README)
-    if choice == "imagenet":  # the cached file itself, so the demo names what it used
-        import torch
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bars: dict[str, Any] = {}
 
-        return str(Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19), "torch hub cache"
-    return choice, ("random" if choice == "random" else "MASKED_GATYS_WEIGHTS")
-
-
-def _data_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "data"
-
-
-class _Bar:
-    """A tqdm bar fed by stylize's progress callback."""
-
-    def __init__(self, desc: str, total: int) -> None:
+    def __call__(self, preset: str, progress: Any) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False, disable=None)
-
-    def __call__(self, progress: Any) -> bool:
-        self.bar.n = progress.iteration
-        self.bar.set_postfix(total=f"{progress.total:.4g}", refresh=False)
-        self.bar.refresh()
-        return False
+        if preset not in self.bars:
+            self.close()  # one preset at a time
+            self.bars[preset] = tqdm(total=self.total, desc=preset, unit="it", file=sys.stderr, leave=False,
+                                     disable=None)
+        bar = self.bars[preset]
+        bar.n = progress.iteration
+        bar.set_postfix(total=f"{progress.total:.4g}", refresh=False)
+        bar.refresh()
 
     def close(self) -> None:
-        self.bar.close()
-
-
-def run_demo(out: Path, *, size: tuple[int, int], iterations: int, weights: str, device: str,
-             max_layer: str = DEMO_MAX_LAYER, weights_source: str | None = None,
-             echo: Any = None) -> dict[str, Any]:
-    """Render the two eyes, stylize with both presets and any shipped networks, write the sheet.
-
-    Returns what ``results.json`` holds. ``echo`` receives notices (the CLI's stderr).
-    """
-    import torch
-
-    from masked_gatys.eyes import render_eye
-    from masked_gatys.image import save_image
-    from masked_gatys.eyes.pupil import pupil_center, pupil_shift
-    from masked_gatys.sheet import Column, compose_sheet, save_sheet
-    from masked_gatys.stylize import StylizeConfig, prepare, stylize
-
-    say = echo or (lambda message: None)
-    content = render_eye(domain="real", size=size, **DEMO_CONTENT)
-    style = render_eye(domain="synthetic", size=size, **DEMO_STYLE)
-    save_image(content.image, out / "content.png")
-    save_image(content.binary_mask, out / "content_mask.png")
-    save_image(style.image, out / "style.png")
-    save_image(style.binary_mask, out / "style_mask.png")
-    mask, style_mask = content.binary_mask, style.binary_mask
-
-    def config(preset: str) -> StylizeConfig:
-        return StylizeConfig(preset=preset, iterations=iterations, weights=weights, max_layer=max_layer,
-                             device=device)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the random-weights warning: the CLI says it once
-        judges = {p: prepare(content.image, style.image, mask=mask, style_mask=style_mask, config=config(p))
-                  for p in ("gatys", "masked")}
-
-    def judge(image: torch.Tensor) -> dict[str, float]:
-        with torch.no_grad():
-            return {p: float(j.objective(image.to(j.device)).total[0]) for p, j in judges.items()}
-
-    truth = content.truth["pupil_center"]
-    measured = pupil_center(content.image, mask)
-    methods: dict[str, dict[str, Any]] = {}
-    outputs: dict[str, torch.Tensor] = {}
-    identity = None
-    for preset in ("gatys", "masked"):
-        bar = _Bar(preset, iterations)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = stylize(content.image, style.image, mask=mask, style_mask=style_mask,
-                                 config=config(preset), callback=bar)
-        finally:
+        for bar in self.bars.values():
             bar.close()
-        identity = result.weights.to_dict()
-        outputs[preset] = result.image
-        methods[preset] = {"kind": "optimizer", "objective": result.total, "terms": result.terms,
-                           "seconds": result.seconds, "n_iter": result.n_iter, "n_eval": result.n_eval,
-                           "stop_reason": result.stop_reason}
-    for name in DEMO_NETS:
-        path = _data_dir() / name
-        if not path.is_file():
-            continue
-        try:
-            from masked_gatys.train import load_model
-
-            model = load_model(path, device=device)
-            start = time.perf_counter()
-            with torch.no_grad():
-                image = model(content.image.to(device), mask.to(device)).cpu()
-            seconds = time.perf_counter() - start
-        except Exception as exc:  # a broken or incompatible checkpoint must not sink the demo
-            say(f"notice: skipping {path.name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}")
-            continue
-        key = path.stem.replace("_eyes", "")
-        outputs[key] = image
-        methods[key] = {"kind": "network", "checkpoint": path.name, "seconds": seconds,
-                        "trained_with_weights": getattr(model, "weights_identity", None)}
-
-    torch.save({key: image.detach().cpu() for key, image in outputs.items()}, out / "outputs.pt")
-    for key, image in outputs.items():
-        save_image(image, out / f"{key}.png")
-        values = judge(image)
-        methods[key]["objective_gatys"] = values["gatys"]
-        methods[key]["objective_masked"] = values["masked"]
-        if methods[key]["kind"] == "network":
-            methods[key]["objective"] = values["masked"]
-        try:
-            methods[key]["pupil_shift"] = pupil_shift(content.image, image, mask)
-        except (ValueError, RuntimeError) as exc:
-            methods[key]["pupil_shift"] = None
-            methods[key]["pupil_shift_error"] = str(exc)
-
-    def fmt(v: Any, spec: str) -> str:
-        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-    columns = [
-        Column("content (real)", [content.image, mask],
-               [f"seed {DEMO_CONTENT['seed']}, gaze ({DEMO_CONTENT['yaw']:g}, {DEMO_CONTENT['pitch']:g})",
-                "attention mask"]),
-        Column("style (synthetic)", [style.image, style_mask],
-               [f"seed {DEMO_STYLE['seed']}, gaze ({DEMO_STYLE['yaw']:g}, {DEMO_STYLE['pitch']:g})",
-                "style mask"]),
-    ]
-    for key, image in outputs.items():
-        m = methods[key]
-        lines = [f"gatys obj {fmt(m['objective_gatys'], '.4g')}",
-                 f"masked obj {fmt(m['objective_masked'], '.4g')}",
-                 f"pupil shift {fmt(m.get('pupil_shift'), '.2f')} px",
-                 f"{m['seconds']:.1f} s" if m["seconds"] >= 0.1 else f"{m['seconds'] * 1000:.0f} ms"]
-        trained = m.get("trained_with_weights") or {}
-        if m["kind"] == "network" and identity and trained.get("sha256") != identity.get("sha256"):
-            lines.append("(trained with other VGG weights)")
-            m["note"] = "trained with other loss-network weights than the demo's: its objective values do not compare"
-        heading = key if m["kind"] == "optimizer" else f"{key} (net)"
-        columns.append(Column(heading, [image, None], ["\n".join(lines)]))
-    weights_name = identity["name"] if identity else weights
-    title = (f"masked-gatys demo: {size[0]}x{size[1]} eyes, {iterations} iterations, layers <= {max_layer}, "
-             f"weights {weights_name}"
-             f"{' (RANDOM: shows the pipeline, not the quality)' if weights == 'random' else ''}")
-    save_sheet(compose_sheet(columns, title=title), out / "sheet.png")
-
-    results = {
-        "size": list(size), "iterations": iterations, "max_layer": max_layer, "device": device,
-        "weights": identity, "weights_source": weights_source or "--weights",
-        "content": {**DEMO_CONTENT, "domain": "real", "pupil_center_truth": truth,
-                    "pupil_center_measured": list(measured)},
-        "style": {**DEMO_STYLE, "domain": "synthetic"},
-        "methods": methods,
-        "notes": "objective: the method's own preset (networks: masked); objective_gatys/objective_masked: "
-                 "every output judged by both presets' objectives with the same weights; pupil_shift: "
-                 "distance in pixels between pupil_center of the content and of the output, inside the "
-                 "content's attention mask",
-    }
-    tmp = out / f".results.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "results.json")
-    return results
 
 
 @click.command("demo")
@@ -315,6 +153,8 @@ def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str
       gatys.png, masked.png, johnson.png, purifier.png           the outputs
       outputs.pt        the outputs as float tensors (no 8-bit rounding)
     """
+    from masked_gatys.eyes.demo import TORCHVISION_VGG19, find_demo_weights, run_demo
+
     device = resolve_device(device)
     check_writable_output(out / "sheet.png")
     source = "--weights"
@@ -331,8 +171,13 @@ def demo_command(out: Path, size: tuple[int, int], iterations: int, weights: str
         click.echo("notice: using RANDOM VGG weights as asked: the sheet shows the pipeline, not the quality.",
                    err=True)
     start = time.perf_counter()
-    results = run_demo(out, size=size, iterations=iterations, weights=weights, device=device,
-                       max_layer=max_layer, weights_source=source, echo=lambda message: click.echo(message, err=True))
+    bars = _Bars(iterations)
+    try:
+        results = run_demo(out, size=size, iterations=iterations, weights=weights, device=device,
+                           max_layer=max_layer, weights_source=source, on_progress=bars,
+                           echo=lambda message: click.echo(message, err=True))
+    finally:
+        bars.close()
     for key, m in results["methods"].items():
         shift = m.get("pupil_shift")
         click.echo(f"{key:>9}: objective {m['objective']:.4g}  pupil shift "

@@ -18,21 +18,12 @@ from masked_gatys.cli._common import (
     interrupted_exit_code,
     resolve_device,
 )
+from masked_gatys.config import STOP_TOL, StylizeConfig, field_defaults
 from masked_gatys.files import check_outputs, write_json_atomic  # write_json_atomic: re-exported
 
-# Defaults are defined once, in StylizeConfig; reading them here needs no torch import.
-_DEFAULTS: dict[str, Any] = {}
-
-
-def _default(name: str) -> Any:
-    if not _DEFAULTS:
-        from masked_gatys.stylize import StylizeConfig
-
-        _DEFAULTS.update({f.name: f.default for f in dataclasses.fields(StylizeConfig)})
-    return _DEFAULTS[name]
-
-
-_STOP, _WINDOW, _MIN = "1e-4", "20", "128"  # shown without importing torch; tests check them
+# Defaults are defined once, in StylizeConfig (masked_gatys.config: no torch import).
+_DEFAULTS = field_defaults(StylizeConfig)
+_STOP = f"{STOP_TOL:.0e}".replace("e-0", "e-")  # shown as 1e-4, not 0.0001
 
 
 def _check_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -58,8 +49,8 @@ def _short(name: str) -> str:
               "(or a label PNG with --mask-mode labels). With --model and a folder of images: a folder of masks.")
 @click.option("--style-mask", type=click.Path(path_type=Path), multiple=True,
               help="Style mask (one per --style). Without it the whole style image is the target of every region.")
-@click.option("--mask-mode", type=click.Choice(["binary", "labels", "parts"]), default=lambda: _default("mask_mode"),
-              show_default="binary", help="binary: white = attention; labels: a region per colour (regional "
+@click.option("--mask-mode", type=click.Choice(["binary", "labels", "parts"]), default=_DEFAULTS["mask_mode"],
+              show_default=True, help="binary: white = attention; labels: a region per colour (regional "
               "preset); parts: eye part labels as render-eyes writes NAME_labels.png (masked matches skin and "
               "sclera apart: keeps the pupil and the lids).")
 @click.option("--resize-masks", is_flag=True, help="Resize masks whose size differs from their image's.")
@@ -67,41 +58,41 @@ def _short(name: str) -> str:
               show_default="CONTENT_stylized.png", help="Output PNG (a folder with --model and a folder of images).")
 @click.option("--preset", type=click.Choice(["gatys", "masked", "masked-eye", "regional"]),
               show_default="masked with a binary mask, regional with labels, else gatys", help="Objective preset.")
-@click.option("--subject", type=click.Choice(["auto", "eye", "general"]), default=lambda: _default("subject"),
-              show_default="auto", help="masked on eye images runs masked-eye (keeps the pupil); auto: "
+@click.option("--subject", type=click.Choice(["auto", "eye", "general"]), default=_DEFAULTS["subject"],
+              show_default=True, help="masked on eye images runs masked-eye (keeps the pupil); auto: "
               "eye when the attention region holds a pupil-like dark blob.")
-@click.option("--size", type=click.IntRange(min=0), default=lambda: _default("size"), callback=_check_size,
+@click.option("--size", type=click.IntRange(min=0), default=_DEFAULTS["size"], callback=_check_size,
               show_default="the content's size, at most 512",
               help="Longest side of the working image; 0: the content's own size, however large.")
-@click.option("--iterations", type=click.IntRange(min=0), default=lambda: _default("iterations"), show_default="300",
+@click.option("--iterations", type=click.IntRange(min=0), default=_DEFAULTS["iterations"], show_default=True,
               help="Iterations at the working size; coarse-to-fine passes run a share more (--scale-iterations).")
 @click.option("--optimizer", type=click.Choice(["plbfgs", "lbfgs", "lbfgs-b", "adam"]),
-              default=lambda: _default("optimizer"), show_default="plbfgs",
+              default=_DEFAULTS["optimizer"], show_default=True,
               help="plbfgs: projected L-BFGS on the device; lbfgs: torch L-BFGS clamped (the paper's); "
                    "lbfgs-b: scipy; adam: clamped Adam.")
 @click.option("--weights", help="imagenet, random, or a state-dict file (torchvision or caffe format).",
               show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)")
-@click.option("--weights-format", type=click.Choice(["auto", "torchvision", "caffe"]), default="auto",
+@click.option("--weights-format", type=click.Choice(["auto", "torchvision", "caffe"]), default=_DEFAULTS["weights_format"],
               show_default=True)
-@click.option("--max-layer", default=lambda: _default("max_layer"), show_default="auto",
+@click.option("--max-layer", default=_DEFAULTS["max_layer"], show_default=True,
               help="Restrict the preset to layers no deeper than this (e.g. relu3_4); auto: as deep as the "
                    "weights go (a partial weights file works as it is).")
-@click.option("--arch", type=click.Choice(["vgg19", "vgg16"]), default=lambda: _default("arch"),
-              show_default="vgg19", help="Loss network.")
-@click.option("--pooling", type=click.Choice(["max", "avg"]), default="max", show_default=True)
-@click.option("--history-size", type=click.IntRange(min=1), default=lambda: _default("history_size"), show_default="10",
+@click.option("--arch", type=click.Choice(["vgg19", "vgg16"]), default=_DEFAULTS["arch"],
+              show_default=True, help="Loss network.")
+@click.option("--pooling", type=click.Choice(["max", "avg"]), default=_DEFAULTS["pooling"], show_default=True)
+@click.option("--history-size", type=click.IntRange(min=1), default=_DEFAULTS["history_size"], show_default=True,
               help="L-BFGS history (plbfgs, lbfgs).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lambda: _default("lr"), show_default="0.02", help="Adam's step size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_DEFAULTS["lr"], show_default=True, help="Adam's step size.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=lambda: _default("seed"), show_default="0")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=_DEFAULTS["seed"], show_default=True)
 @click.option("--content-weight", type=float, show_default="the preset's", help="Content weight.")
 @click.option("--style-weight", type=float, show_default="the preset's", help="Style weight.")
 @click.option("--tv-weight", type=float, show_default="the preset's", help="Total-variation weight.")
-@click.option("--init", default=lambda: _default("init"), show_default="content",
+@click.option("--init", default=_DEFAULTS["init"], show_default=True,
               help="content, noise, or an image file.")
 @click.option("--style-weights", type=CommaList(click.FLOAT),
               show_default="equal", help="Blend of the --style images, e.g. 0.7,0.3 (normalised to sum 1).")
-@click.option("--style-scale", type=float, default=lambda: _default("style_scale"), show_default="1.0",
+@click.option("--style-scale", type=float, default=_DEFAULTS["style_scale"], show_default=True,
               help="The style image's longest side relative to the working image's.")
 @click.option("--content-layers", type=CommaList(),
               help="Content layers instead of the preset's, e.g. relu4_2 or relu3_2,relu4_2@attention "
@@ -114,13 +105,13 @@ def _short(name: str) -> str:
 @click.option("--style-layer-weights", type=CommaList(click.FLOAT),
               show_default="equal", help="One weight per --style-layers entry, normalised to sum 1 per region.")
 @click.option("--time-limit", type=float, help="Stop after this many seconds with the best image so far.")
-@click.option("--stop-tol", type=float, default=lambda: _default("stop_tol"), show_default=_STOP,
+@click.option("--stop-tol", type=float, default=_DEFAULTS["stop_tol"], show_default=_STOP,
               help="End a pass once its objective fell by less than this fraction over the last "
                    "--stop-window iterations; 0: run the whole budget.")
-@click.option("--stop-window", type=int, default=lambda: _default("stop_window"), show_default=_WINDOW)
+@click.option("--stop-window", type=int, default=_DEFAULTS["stop_window"], show_default=True)
 @click.option("--scales", type=int, show_default="one pass below 256 px (eye crops), above it one per doubling "
               "from --min-size", help="Coarse-to-fine passes (1: off).")
-@click.option("--min-size", type=int, default=lambda: _default("min_size"), show_default=_MIN,
+@click.option("--min-size", type=int, default=_DEFAULTS["min_size"], show_default=True,
               help="Longest side of the coarsest pass.")
 @click.option("--scale-iterations", type=CommaList(click.INT),
               show_default="of N passes, each coarser one --iterations/N, the last --iterations",
@@ -191,7 +182,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
 def _check_paths(content: Path, mask: Path | None, model: Path | None, style: tuple[Path, ...],
                  style_mask: tuple[Path, ...]) -> None:
     """Every file named on the command line exists (a shipped network's name stands for its file)."""
-    from masked_gatys.train import SHIPPED
+    from masked_gatys.checkpoints import SHIPPED
 
     named = [("content", content), ("mask", mask), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
@@ -295,7 +286,8 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     """``--model``: a trained network over CONTENT (an image or a folder). Its warnings (the resize
     notice outside the trained sizes) print once each, as they come (cli._common.warnings_as_lines)."""
     device = resolve_device(device)
-    from masked_gatys.train import load_model, stylize_folder
+    from masked_gatys.checkpoints import load_model
+    from masked_gatys.train import stylize_folder
 
     net = load_model(model, device=device)
     if content.is_dir():

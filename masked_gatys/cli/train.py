@@ -1,7 +1,7 @@
 """``masked-gatys train``: train a feed-forward network on the style objective.
 
-The defaults are :class:`masked_gatys.train.TrainConfig`'s, read from the
-dataclass, so they are written once. With ``--resume`` the run continues with
+The defaults are :class:`masked_gatys.config.TrainConfig`'s, read from the
+torch-free dataclass (also for ``--help``), so they are written once. With ``--resume`` the run continues with
 the checkpoint's settings; options given on the command line override those
 that do not change the computation (``--iterations``, ``-o``, ``--device``,
 ``--sample-every`` ...) and any other difference is refused.
@@ -15,6 +15,10 @@ from typing import Any
 import click
 
 from masked_gatys.cli._common import MAX_SEED, CommaList, Size, check_writable_output, error_boundary, resolve_device
+from masked_gatys.config import LEGACY_SETTINGS, TrainConfig, field_defaults  # torch-free: a fast --help
+
+_T = field_defaults(TrainConfig)  # the defaults shown; None options take them in TrainConfig
+
 
 def _short(name: str) -> str:
     """``style/relu3_1@attention`` -> ``style@attention`` (the bar groups terms by kind and region)."""
@@ -28,56 +32,60 @@ def _short(name: str) -> str:
 @click.option("--content", "content_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of content images NAME.png with masks NAME_mask.png.")
 @click.option("--render", type=click.IntRange(min=1), default=None,
-              show_default="256 when --content is not given", help="Render N real-domain eyes as content instead.")
+              show_default=f"{_T['render']} when --content is not given", help="Render N real-domain eyes as content instead.")
 @click.option("--style", default=None,
-              show_default="rendered", help="Style image, or 'rendered' for a rendered synthetic eye.")
+              show_default=_T["style"], help="Style image, or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               show_default="STYLE_mask.png beside it", help="Mask of the style image.")
 @click.option("--net", type=click.Choice(["johnson", "purifier"]), default=None,
-              show_default="purifier", help="Network: purifier (Yan et al.) or johnson (Johnson et al.).")
-@click.option("--width", type=click.IntRange(min=1), default=None, show_default="16", help="Base channel count.")
+              show_default=_T["net"], help="Network: purifier (Yan et al.) or johnson (Johnson et al.).")
+@click.option("--width", type=click.IntRange(min=1), default=None, show_default=str(_T["width"]),
+              help="Base channel count.")
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
               show_default="johnson 5, purifier 4", help="Residual blocks.")
 @click.option("--preset", type=click.Choice(["masked", "masked-eye", "gatys"]), default=None,
-              show_default="masked, the paper's",
+              show_default=f"{_T['preset']}, the paper's",
               help="Objective preset (masked-eye: masked with the iris and the pupil styled apart, and with "
                    "part labels the skin and the sclera).")
 @click.option("--sizes", type=CommaList(Size(min=1)), default=None,
               metavar="HxW,HxW,...", help="Train on several sizes (each step draws one); overrides --size.")
-@click.option("--styles", type=click.IntRange(min=1), default=None, show_default="1: the synthetic eye at gaze (0, 0)",
+@click.option("--styles", type=click.IntRange(min=1), default=None,
+              show_default=f"{_T['styles']}: the synthetic eye at gaze (0, 0)",
               help="Rendered style eyes to draw from.")
 @click.option("--style-pool", type=click.IntRange(min=0), default=None,
-              show_default="0: the --styles eyes, one drawn per step",
+              show_default=f"{_T['style_pool']}: the --styles eyes, one drawn per step",
               help="Render N synthetic style eyes at each size and judge each content eye against the one "
                    "that looks most like it (as purify --style-pool).")
-@click.option("--parts/--no-parts", default=None, show_default="on",
+@click.option("--parts/--no-parts", default=None, show_default="on" if _T["parts"] else "off",
               help="With the masked preset, match skin, sclera, iris and pupil apart where the eyes are "
                    "labelled (rendered eyes, NAME_labels.png).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", type=Size(min=1), default=None, metavar="HxW",
-              show_default="64x96", help="Training image size.")
+              show_default="x".join(map(str, _T["size"])), help="Training image size.")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
               help="Total training steps (a resumed run continues to this count).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, show_default="4", help="Batch size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, show_default=str(_T["batch_size"]),
+              help="Batch size.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              show_default="1e-4, the paper's", help="Adam learning rate.")
+              show_default=f"{_T['lr']:.0e}, the paper's".replace("e-0", "e-"), help="Adam learning rate.")
 @click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Content weight alpha.")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Style weight beta.")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="Total-variation weight.")
 @click.option("--weights", default=None,
               show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)",
               help="Loss-network weights: a file, 'imagenet' or 'random'.")
-@click.option("--max-layer", default=None, show_default="auto; with --resume the checkpoint's",
+@click.option("--max-layer", default=None, show_default=f"{_T['max_layer']}; with --resume the checkpoint's",
               help="Deepest VGG layer the objective may use, e.g. relu3_4; auto: as deep as the weights go "
                    "(a partial weights file works as it is).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed of initialisation, data order and dropout.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--val", type=click.IntRange(min=0), default=None, show_default="8", help="Held-out validation images.")
+@click.option("--val", type=click.IntRange(min=0), default=None, show_default=str(_T["val"]),
+              help="Held-out validation images.")
 @click.option("--val-every", type=click.IntRange(min=0), default=None,
-              show_default="50", help="Validate every N steps (0: only at the end).")
+              show_default=str(_T["val_every"]), help="Validate every N steps (0: only at the end).")
 @click.option("--sample-every", type=click.IntRange(min=0), default=None,
-              show_default="0", help="Write a sample sheet every N steps (0: never).")
+              show_default=str(_T["sample_every"]), help="Write a sample sheet every N steps (0: never).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help="Write the checkpoint every N steps as well as at the end.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -103,15 +111,15 @@ def train_command(ctx: click.Context, **options: Any) -> None:
 
     env = distributed.from_env()  # under torchrun: DistributedDataParallel, rank 0 writes
     device = env.device(options.pop("device")) if env is not None else resolve_device(options.pop("device"))
-    config = _config(options, device)
+    config = _settings(options, device)
     check_writable_output(Path(config.output or ""))
-    bar = _TrainBar(config.iterations, shown=env is None or env.rank == 0)
+    progress = _ProgressBar(config.iterations, env is None or env.rank == 0)
     if env is not None:
         distributed.init(env, device)
     try:
-        result = train(config, callback=bar)
+        result = train(config, callback=progress)
     finally:
-        bar.close()
+        progress.close()
         if env is not None:
             distributed.finish()
     if env is not None and env.rank != 0:
@@ -123,9 +131,9 @@ def train_command(ctx: click.Context, **options: Any) -> None:
     click.echo(message + f", {result.seconds:.1f} s)")
 
 
-def _config(options: dict[str, Any], device: str) -> Any:
-    """The TrainConfig: the options given (and, with --resume, the checkpoint's settings under them)."""
-    from masked_gatys.train import TrainConfig
+def _settings(options: dict[str, Any], device: str) -> TrainConfig:
+    """The run's settings: the options given, over a resumed checkpoint's settings if any."""
+    from masked_gatys.checkpoints import read_checkpoint
 
     resume: Path | None = options.pop("resume")
     output: Path | None = options.pop("output")
@@ -139,7 +147,17 @@ def _config(options: dict[str, Any], device: str) -> Any:
     if given.get("style") not in (None, "rendered") and not Path(given["style"]).is_file():
         raise click.BadParameter(f"{given['style']}: no such file (or use 'rendered')", param_hint="--style")
     if resume is not None:
-        base = _resumed_settings(resume)
+        checkpoint = read_checkpoint(resume)
+        saved = checkpoint.get("train_config")
+        if not saved:
+            raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
+        # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
+        # and what settings added since then did before them (no parts, no style pool)
+        saved = {"max_layer": checkpoint.get("max_layer"), **LEGACY_SETTINGS, **saved}
+        try:
+            base = TrainConfig.from_dict(saved).to_dict()
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"{resume}: the checkpoint's training settings are unusable: {exc}") from None
         base.update(given)
         base.update(resume=str(resume), output=str(output or resume))
     else:
@@ -150,29 +168,12 @@ def _config(options: dict[str, Any], device: str) -> Any:
     return TrainConfig.from_dict(base)
 
 
-def _resumed_settings(resume: Path) -> dict[str, Any]:
-    """The settings a checkpoint was trained with, as TrainConfig's dict."""
-    from masked_gatys.train import _LEGACY_SETTINGS, TrainConfig, _read_checkpoint
+class _ProgressBar:
+    """train's callback: a tqdm bar of loss, last validation and the terms by kind and region
+    (made at the first step, so set-up errors print no empty bar; only where ``shown``)."""
 
-    checkpoint = _read_checkpoint(resume)
-    saved = checkpoint.get("train_config")
-    if not saved:
-        raise click.ClickException(f"{resume}: the checkpoint holds no training settings to resume")
-    # the layers it was trained with: its recorded max_layer (None, the old default, if it has none)
-    # and what settings added since then did before them (no parts, no style pool)
-    saved = {"max_layer": checkpoint.get("max_layer"), **_LEGACY_SETTINGS, **saved}
-    try:
-        return TrainConfig.from_dict(saved).to_dict()
-    except (ValueError, TypeError) as exc:
-        raise click.ClickException(f"{resume}: the checkpoint's training settings are unusable: {exc}") from None
-
-
-class _TrainBar:
-    """``train``'s callback: one tqdm bar (made at the first step, so set-up errors print no empty
-    bar) with the loss, the last validation objective and the terms grouped by kind and region."""
-
-    def __init__(self, iterations: int, *, shown: bool) -> None:
-        self.iterations, self.shown = iterations, shown
+    def __init__(self, total: int, shown: bool) -> None:
+        self.total, self.shown = total, shown
         self.bar: Any = None
         self.last_val: float | None = None
 
@@ -182,7 +183,7 @@ class _TrainBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.iterations, initial=p.step - 1, unit="step", dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=self.total, initial=p.step - 1, unit="step", dynamic_ncols=True, leave=True)
         groups: dict[str, float] = {}
         for name, value in p.terms.items():
             key = _short(name)

@@ -1,15 +1,26 @@
 """The eye domain, one concern a module.
 
+Eye primitives (layer L1: they import only the core, and earlier modules of this list):
+
+- :mod:`masked_gatys.eyes.labels`: part label ids and colours, and the regions they make.
 - :mod:`masked_gatys.eyes.render`: procedural eye images with masks and ground truth, and the
   project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``).
 - :mod:`masked_gatys.eyes.pupil`: pupil centre and pupil shift.
+- :mod:`masked_gatys.eyes.parts`: iris and pupil regions of an eye from its attention mask.
+- :mod:`masked_gatys.eyes.features`: appearance features (grey, standardised, small).
 - :mod:`masked_gatys.eyes.datasets`: gaze data sets (rendered, labelled folders, UnityEyes,
   MPIIGaze).
+- :mod:`masked_gatys.eyes.styles`: style pools (the nearest synthetic eye per content eye).
 - :mod:`masked_gatys.eyes.gaze`: gaze estimators (the paper's CNN, kNN, SVR, random forest).
-- :mod:`masked_gatys.eyes.experiment`: the paper's gaze experiment (``masked-gatys gaze``).
+- :mod:`masked_gatys.eyes.training_data`: the networks' eye training data.
 
-``render`` and ``pupil`` stand on numpy and torch alone; ``experiment`` uses the engine
-(``masked_gatys.purify``). The names below are loaded on first use.
+Applications (layer L3, on top of the pipelines, though they live here):
+
+- :mod:`masked_gatys.eyes.experiment`: the paper's gaze experiment (``masked-gatys gaze``).
+- :mod:`masked_gatys.eyes.demo`: the purification demo (``masked-gatys demo``).
+
+docs/INTERFACES.md ("Architecture") gives every module's layer. The names below are loaded on
+first use.
 
 >>> from masked_gatys.eyes import render_eye, pupil_center
 >>> r = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(36, 60), seed=0)
@@ -40,8 +51,8 @@ _EXPORTS = {
     "ExperimentConfig": "experiment",
     "looks_like_eye": "pupil",
     "eye_regions": "parts",
-    "parts_from_labels": "parts",
-    "load_parts": "parts",
+    "parts_from_labels": "labels",
+    "load_parts": "labels",
     "pupil_disc": "parts",
     "StylePool": "styles",
 }

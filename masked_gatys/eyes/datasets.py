@@ -37,8 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from masked_gatys.errors import GazeError, MaskedGatysError
-from masked_gatys.eyes.render import render_eye, vector_to_gaze
+from masked_gatys.errors import GazeError, MaskedGatysError, MaskError
+from masked_gatys.eyes.labels import load_parts, resize_parts
+from masked_gatys.eyes.render import labels_to_rgb, render_eye, vector_to_gaze
+from masked_gatys.files import atomic_write
+from masked_gatys.image import load_image, resize_to, save_image
 
 __all__ = [
     "GazeSet",
@@ -142,9 +145,6 @@ class GazeSet:
         Returns the manifest's path; :func:`load_labelled_folder` reads it back. Rewrites
         nothing when the folder already holds this set (same ids, labels and source).
         """
-        from masked_gatys.files import atomic_write
-        from masked_gatys.image import save_image
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = folder / "manifest.jsonl"
@@ -171,8 +171,6 @@ class GazeSet:
             if self.masks is not None:
                 save_image(self.masks[i:i + 1].expand(1, 3, -1, -1), folder / row["mask"])
             if self.parts is not None:
-                from masked_gatys.eyes.render import labels_to_rgb
-
                 save_image(labels_to_rgb(self.parts[i])[None], folder / row["labels"])
         atomic_write(stamp, lambda f: f.write(source_text.encode("utf-8")))
         atomic_write(manifest, lambda f: f.write(text.encode("utf-8")))
@@ -286,8 +284,6 @@ def _number(row: dict[str, Any], key: str, where: str, *, required: bool = True)
 
 
 def _load_sized(path: Path, size: tuple[int, int] | None, what: str, where: str) -> Tensor:
-    from masked_gatys.image import load_image, resize_to
-
     try:
         image = load_image(path)
     except MaskedGatysError as exc:
@@ -339,8 +335,7 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
                             f"{images[0].shape[-2]}x{images[0].shape[-1]}; give a size to resize them")
         scale = (1.0, 1.0)
         if size is not None:
-            from masked_gatys.image import load_image  # original size, for the pupil's scale
-            h0, w0 = load_image(image_path).shape[-2:]
+            h0, w0 = load_image(image_path).shape[-2:]  # original size, for the pupil's scale
             scale = (size[1] / w0, size[0] / h0)
         images.append(image)
         if has_masks:
@@ -360,9 +355,6 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
 
 
 def _load_parts_sized(path: Path, size: Any, where: str) -> Tensor:
-    from masked_gatys.errors import MaskError
-    from masked_gatys.eyes.parts import load_parts, resize_parts
-
     try:
         parts = load_parts(path)
     except MaskError as exc:
@@ -449,8 +441,6 @@ def _crop(image: Tensor, center: np.ndarray, crop_w: float, size: tuple[int, int
 
 
 def _unityeyes_one(json_path: Path, size: tuple[int, int], width_scale: float) -> tuple[Tensor, Tensor, tuple[float, float], tuple[float, float]]:
-    from masked_gatys.image import load_image
-
     where = str(json_path)
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))

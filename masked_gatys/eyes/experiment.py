@@ -41,7 +41,16 @@ from scipy.special import stdtrit
 from masked_gatys.bench.metadata import machine_metadata
 from masked_gatys.device import resolve_device
 from masked_gatys.encoder import default_weights
+from masked_gatys import __version__
+from masked_gatys.checkpoints import shipped_checkpoint
 from masked_gatys.errors import GazeError
+from masked_gatys.eyes.pupil import pupil_center
+from masked_gatys.eyes.render import render_eye
+from masked_gatys.files import atomic_write, write_json_atomic
+from masked_gatys.image import load_image, resize_to, save_image
+from masked_gatys.objective import preset
+from masked_gatys.purify import PurifyConfig, purify
+from masked_gatys.sheet import Column, compose_sheet, save_sheet
 from masked_gatys.eyes.datasets import GazeSet, load_labelled_folder, load_mpiigaze, load_unityeyes, render_set
 from masked_gatys.eyes.gaze import (
     CNNConfig,
@@ -161,8 +170,6 @@ def load_gaze_set(path: str | os.PathLike, *, size: tuple[int, int], limit: int 
 
 
 def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    from masked_gatys.image import resize_to
-
     return resize_to(images, size)
 
 
@@ -202,8 +209,6 @@ def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: P
 
 def _save_torch(obj: Any, path: Path) -> None:
     import io
-
-    from masked_gatys.files import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -252,7 +257,6 @@ def _fit_estimators(cfg: ExperimentConfig, train: GazeSet, names: Sequence[str],
                 continue
             est = CNNEstimator(cfg.cnn).fit(
                 train, progress=None if progress is None else (lambda d, t, info: progress(stage, d, t)))
-            from masked_gatys import __version__
 
             save_estimator(est, path, provenance={"train": train.source, "train_n": len(train),
                                                   "seed": cfg.cnn.seed, "settings": asdict(cfg.cnn),
@@ -273,8 +277,6 @@ def _fit_estimators(cfg: ExperimentConfig, train: GazeSet, names: Sequence[str],
 def _style_files(cfg: ExperimentConfig) -> tuple[str, str | None]:
     if cfg.style is not None:
         return cfg.style, cfg.style_mask
-    from masked_gatys.eyes.render import render_eye
-    from masked_gatys.image import save_image
 
     folder = Path(cfg.out) / "style"
     folder.mkdir(parents=True, exist_ok=True)
@@ -310,15 +312,11 @@ def _method_identity(method: str) -> Any:
     """What makes a method's output: a preset's terms and weights, a network file's bytes. Part
     of the purified folder's name, so a changed preset or a retrained net is purified afresh."""
     if method in NETS or method.endswith(".pt"):
-        from masked_gatys.train import shipped_checkpoint
-
         path = shipped_checkpoint(method) if method in NETS else Path(method)
         if path.is_file():
             return [method, sha256_file(path)]
         return [method]
     try:
-        from masked_gatys.objective import preset
-
         c = preset(method)
     except Exception:  # not a preset name here: purify gives the error, with its own words
         return [method]
@@ -330,9 +328,6 @@ def _method_identity(method: str) -> Any:
 def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
               progress: Progress | None, pool: str | None = None) -> tuple[GazeSet, dict[str, Any]]:
     """``test`` purified by ``method`` through :func:`masked_gatys.purify.purify` (cached)."""
-    from masked_gatys.image import load_image
-    from masked_gatys.purify import PurifyConfig, purify
-
     set_key = _set_key(test)
     manifest = test.write(Path(cfg.out) / "test" / f"{name}-{set_key}")
     is_net = method in NETS or method.endswith(".pt")
@@ -384,7 +379,6 @@ def _pupil_error(s: GazeSet) -> dict[str, float] | None:
     """Distance (px) of the detected pupil centre in each image from the set's known centre."""
     if s.pupil is None or s.masks is None:
         return None
-    from masked_gatys.eyes.pupil import pupil_center
 
     errs = []
     for i in range(len(s)):
@@ -565,8 +559,6 @@ def format_table(report: GazeReport) -> str:
 
 def _write_outputs(report: GazeReport, cfg: ExperimentConfig, columns: list[tuple[dict[str, Any], GazeSet]],
                    per_eye: dict[str, dict[str, np.ndarray]]) -> None:
-    from masked_gatys.files import atomic_write, write_json_atomic
-
     out = Path(cfg.out)
     write_json_atomic(report.to_dict(), out / "results.json")
     table = format_table(report)
@@ -581,8 +573,6 @@ def _write_outputs(report: GazeReport, cfg: ExperimentConfig, columns: list[tupl
 
 def _write_sheet(columns: list[tuple[dict[str, Any], GazeSet]], per_eye: dict[str, dict[str, np.ndarray]],
                  path: Path, n: int) -> Path:
-    from masked_gatys.sheet import Column, compose_sheet, save_sheet
-
     est = "cnn" if "cnn" in per_eye else next(iter(per_eye))
     ids = list(columns[0][1].ids[:n])
     cols = []
@@ -606,8 +596,6 @@ def write_plot(report: GazeReport, path: str | os.PathLike) -> Path:
     import io
 
     import matplotlib.pyplot as plt
-
-    from masked_gatys.files import atomic_write
 
     ests = list(report.errors)
     cols = [c["name"] for c in report.columns]

@@ -17,6 +17,7 @@ reason, where it is missing.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import time
 from pathlib import Path
@@ -28,9 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from masked_gatys import __version__
 from masked_gatys.errors import GazeError
 from masked_gatys.eyes.datasets import GazeSet
+from masked_gatys.eyes.features import appearance_features, grey_standardised  # re-exported (their old home)
 from masked_gatys.eyes.render import angular_error, gaze_to_vector, vector_to_gaze
+from masked_gatys.files import atomic_write
 
 __all__ = [
     "GazeCNN",
@@ -46,45 +50,13 @@ __all__ = [
     "score",
     "load_estimator",
     "save_estimator",
-    "evaluate",
 ]
 
 Progress = Callable[[int, int, dict], None]  # (done, total, info)
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def grey_standardised(images: Tensor) -> Tensor:
-    """``(N, 1, H, W)`` grey (ITU-R 601 luma) with zero mean and unit spread per image.
-
-    The paper's estimators see grey eyes; standardising each image removes exposure and
-    contrast, which no gaze label depends on.
-
-    >>> g = grey_standardised(torch.rand(2, 3, 8, 8))
-    >>> g.shape, bool(g.mean((1, 2, 3)).abs().max() < 1e-5)
-    (torch.Size([2, 1, 8, 8]), True)
-    """
-    if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise GazeError(f"expected images (N, 3, H, W) or (N, 1, H, W), got {tuple(images.shape)}")
-    x = images.float()
-    if x.shape[1] == 3:
-        x = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-    mean = x.mean((1, 2, 3), keepdim=True)
-    std = x.std((1, 2, 3), keepdim=True).clamp_min(1e-3)
-    return (x - mean) / std
-
-
-def appearance_features(images: Tensor, size: tuple[int, int] = (15, 25)) -> np.ndarray:
-    """Appearance vectors for the classic estimators: grey, area-resized to ``size``, standardised.
-
-    >>> appearance_features(torch.rand(3, 3, 36, 60)).shape
-    (3, 375)
-    """
-    x = grey_standardised(images)
-    x = F.interpolate(x, size=size, mode="area")
-    x = (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True).clamp_min(1e-3)
-    return x.flatten(1).numpy().astype(np.float64)
+# grey_standardised and appearance_features live in masked_gatys.eyes.features (re-exported above)
 
 
 def _unit_vectors(gaze: np.ndarray) -> np.ndarray:
@@ -398,11 +370,6 @@ def build_estimator(name: str, *, cnn: CNNConfig | None = None, seed: int = 0) -
 
 def save_estimator(estimator: CNNEstimator, path: Any, *, provenance: dict[str, Any]) -> None:
     """Save a trained CNN with its provenance (data source, seeds, settings, version)."""
-    import io
-
-    from masked_gatys import __version__
-    from masked_gatys.files import atomic_write
-
     payload = {"kind": "masked-gatys gaze estimator", "version": __version__,
                "provenance": provenance, **estimator.state()}
     buffer = io.BytesIO()
@@ -425,10 +392,3 @@ def load_estimator(path: Any) -> CNNEstimator:
         return CNNEstimator.from_state(payload)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise GazeError(f"{path}: damaged gaze checkpoint ({exc})") from None
-
-
-def evaluate(config: Any = None, *, progress: Any = None) -> Any:
-    """The gaze experiment: :func:`masked_gatys.eyes.experiment.evaluate` (see there)."""
-    from masked_gatys.eyes.experiment import evaluate as run
-
-    return run(config, progress=progress)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from scipy import ndimage
 
 from masked_gatys.errors import ImageError, MaskError
 
-__all__ = ["looks_like_eye", "pupil_center", "pupil_shift"]
+__all__ = ["looks_like_eye", "pupil_center", "pupil_shift", "PupilFit", "fit_pupil"]
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -149,6 +150,41 @@ def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray
     return best, best_r
 
 
+@dataclass(frozen=True)
+class PupilFit:
+    """Where the detector put the pupil: centre ``(x, y)`` in pixels, the dark blob's radius
+    estimate, the fitted ellipse ``((cx, cy), (a, b), angle)`` (None when too few edge points
+    were left and the centre is the soft coverage's centroid), and the (inside, outside)
+    grey levels of the pupil's edge."""
+
+    x: float
+    y: float
+    radius: float
+    ellipse: Any
+    levels: tuple[float, float]
+
+
+def fit_pupil(image: Any, mask: Any = None) -> PupilFit:
+    """The pupil detector's whole answer (:func:`pupil_center` gives its centre alone).
+
+    Same inputs and errors as :func:`pupil_center`.
+
+    >>> import numpy as np
+    >>> img = np.ones((20, 30, 3)); img[8:13, 10:15] = 0.0
+    >>> fit = fit_pupil(img)
+    >>> round(fit.x, 3), round(fit.y, 3), fit.radius > 1
+    (12.0, 10.0, True)
+    """
+    grey = _to_grey(image)
+    region = None
+    if mask is not None:
+        region = _to_mask(mask, grey.shape) >= 0.5
+        if not region.any():
+            raise MaskError("the attention mask is empty: no pixel >= 0.5")
+    x, y, info = _locate(grey, region)
+    return PupilFit(float(x), float(y), float(info["r_est"]), info.get("ellipse"), tuple(info["levels"]))
+
+
 def pupil_center(image: Any, mask: Any = None) -> tuple[float, float]:
     """Centre ``(x, y)`` in pixels of the pupil in an eye image.
 
@@ -164,13 +200,8 @@ def pupil_center(image: Any, mask: Any = None) -> tuple[float, float]:
     >>> round(x, 3), round(y, 3)
     (12.0, 10.0)
     """
-    grey = _to_grey(image)
-    region = None
-    if mask is not None:
-        region = _to_mask(mask, grey.shape) >= 0.5
-        if not region.any():
-            raise MaskError("the attention mask is empty: no pixel >= 0.5")
-    return _locate(grey, region)[:2]
+    fit = fit_pupil(image, mask)
+    return fit.x, fit.y
 
 
 def _locate(grey: np.ndarray, region: np.ndarray | None) -> tuple[float, float, dict[str, Any]]:

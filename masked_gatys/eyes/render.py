@@ -73,6 +73,7 @@ import torch
 from torch import Tensor
 
 from masked_gatys.errors import MaskedGatysError
+from masked_gatys.eyes.labels import LABEL_COLORS, LABELS  # re-exported: the label ids and colours live in labels
 
 __all__ = [
     "EyeError",
@@ -87,12 +88,6 @@ __all__ = [
     "labels_to_rgb",
 ]
 
-#: label id -> name
-LABELS: dict[int, str] = {0: "skin", 1: "sclera", 2: "iris", 3: "pupil"}
-#: label id -> RGB colour (0-255) of the colour-coded label images
-LABEL_COLORS: dict[int, tuple[int, int, int]] = {
-    0: (0, 0, 0), 1: (255, 255, 255), 2: (0, 128, 255), 3: (255, 0, 0),
-}
 DOMAINS = ("synthetic", "real")
 
 #: the largest gaze angles (degrees) the renderer accepts

@@ -31,6 +31,12 @@ import torch
 from torch import Tensor
 
 from masked_gatys.errors import MaskedGatysError
+from masked_gatys.eyes.datasets import GazeSet
+from masked_gatys.eyes.features import appearance_features
+from masked_gatys.eyes.labels import load_parts, resize_parts
+from masked_gatys.image import load_image, resize_to
+from masked_gatys.manifests import list_inputs
+from masked_gatys.masks import load_mask, resize_mask
 
 __all__ = ["StylePool", "POOL_FEATURE_SIZE"]
 
@@ -50,8 +56,6 @@ class StylePool:
     _features: Tensor = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        from masked_gatys.eyes.gaze import appearance_features
-
         if self.images.dim() != 4 or self.images.shape[1] != 3 or self.images.shape[0] < 1:
             raise MaskedGatysError(f"a style pool needs (N, 3, H, W) images, got {tuple(self.images.shape)}")
         if self.masks.shape[0] != self.images.shape[0] or self.masks.shape[-2:] != self.images.shape[-2:]:
@@ -73,7 +77,7 @@ class StylePool:
         return self.images.shape[0]
 
     @classmethod
-    def from_gaze_set(cls, s) -> StylePool:
+    def from_gaze_set(cls, s: GazeSet) -> StylePool:
         """The eyes of a :class:`~masked_gatys.eyes.datasets.GazeSet` (needs its masks)."""
         if s.masks is None:
             raise MaskedGatysError("a style pool needs attention masks: this gaze set has none")
@@ -85,10 +89,6 @@ class StylePool:
         ``GazeSet.write`` and ``render-eyes`` write it), or images with
         ``NAME_mask.png`` (and ``NAME_labels.png``: part labels in the renderer's
         colours) beside them. All are brought to the first eye's size."""
-        from masked_gatys.image import load_image, resize_to
-        from masked_gatys.manifests import list_inputs
-        from masked_gatys.masks import load_mask
-
         folder = Path(path)
         if not folder.is_dir():
             raise MaskedGatysError(f"{folder}: no such style pool folder")
@@ -113,20 +113,16 @@ class StylePool:
                                        f"{tuple(img.shape[-2:])}")
             size = size or tuple(img.shape[-2:])
             if tuple(img.shape[-2:]) != size:
-                img, m = resize_to(img, size), resize_to(m, size)
+                img, m = resize_to(img, size), resize_mask(m, size)
             images.append(img)
             masks.append(m)
             names.append(image_path.name)
             if with_parts:
-                from masked_gatys.eyes.parts import load_parts, resize_parts
-
                 parts.append(resize_parts(load_parts(labels_path), size).to(torch.uint8))
         return cls(torch.cat(images), torch.cat(masks), tuple(names), torch.cat(parts) if with_parts else None)
 
     def nearest(self, images: Tensor, k: int = 1) -> Tensor:
         """Indices ``(B,)`` (``(B, k)`` for ``k > 1``) of the pool eyes nearest to each of ``images``."""
-        from masked_gatys.eyes.gaze import appearance_features
-
         k = max(1, min(int(k), len(self)))
         q = torch.from_numpy(appearance_features(images.detach().cpu(), POOL_FEATURE_SIZE)).float()
         d = torch.cdist(q, self._features)
@@ -136,15 +132,11 @@ class StylePool:
     def styles_for(self, images: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor | None]:
         """One style eye per image, ``(B, 3, *size)``, its attention mask ``(B, 1, *size)`` and
         its part labels ``(B, *size)`` (None where the pool has none)."""
-        from masked_gatys.image import resize_to
-
         idx = self.nearest(images)
         styles, masks = self.images[idx], self.masks[idx]
         parts = None if self.parts is None else self.parts[idx].long()
         if tuple(styles.shape[-2:]) != tuple(size):
-            styles, masks = resize_to(styles, size), resize_to(masks, size)
+            styles, masks = resize_to(styles, size), resize_mask(masks, size)
             if parts is not None:
-                from masked_gatys.eyes.parts import resize_parts
-
                 parts = resize_parts(parts, size)
         return styles, (masks >= 0.5).float(), parts
