@@ -8,6 +8,7 @@ the style pools' view of an eye). A leaf of the eye domain: torch and numpy only
 from __future__ import annotations
 
 import numpy as np
+import torch  # noqa: F401  (the doctests use it from the module)
 import torch.nn.functional as F
 from torch import Tensor
 
