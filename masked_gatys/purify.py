@@ -199,6 +199,15 @@ def _device(name: str) -> torch.device:
     return device
 
 
+def _check_method(cfg: PurifyConfig) -> None:
+    """An unknown method is named as such, before any other setting is judged by it."""
+    from masked_gatys.objective import PRESETS
+
+    if cfg.is_network and cfg.method not in NETWORKS and not Path(cfg.method).is_file():
+        raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
+                               f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
+
+
 class _Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
 
@@ -206,11 +215,7 @@ class _Network:
         from masked_gatys import nets
         from masked_gatys.train import load_model, shipped_checkpoint
 
-        from masked_gatys.objective import PRESETS
-
-        if cfg.method not in NETWORKS and not Path(cfg.method).is_file():
-            raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
-                                   f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
+        _check_method(cfg)
         path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
         self.path = Path(path)
         self.model = load_model(path, device=device)
@@ -700,6 +705,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
+    _check_method(cfg)
     if cfg.style_pool is not None and cfg.is_network:
         raise MaskedGatysError("--style-pool chooses the optimizer's style eyes; a network has its own style")
     items = list_inputs(source, exclude=[out_dir] + ([Path(cfg.style_pool)] if cfg.style_pool else []))

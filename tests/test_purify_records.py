@@ -219,3 +219,10 @@ def test_a_relative_manifest_row_that_climbs_out_writes_nothing_outside(tmp_path
     report = purify("list.csv", "out", config=_cfg(nets_[0]))
     assert report.records[0]["status"] == "failed: path outside the output folder"
     assert (tmp_path / "keep.png").read_bytes() == before and not (tmp_path / "w" / "keep.png").exists()
+
+
+def test_an_unknown_method_is_named_before_the_style_pool_is_judged(tmp_path):
+    # D17: gaze --purify bogus answered "--style-pool chooses the optimizer's style eyes"
+    src = _eyes(tmp_path / "src", 1)
+    with pytest.raises(MaskedGatysError, match="unknown method 'bogus'"):
+        purify(src, tmp_path / "out", config=PurifyConfig(method="bogus", style_pool=str(src)))
