@@ -200,6 +200,8 @@ def check_image_size(size: tuple[int, int], layers: Iterable[str], arch: str = "
     from masked_gatys.errors import ImageError
 
     h, w = size
+    if min(h, w) < 1:  # no size of it would do: the search below would never end
+        raise ImageError(f"{label} {h}x{w} has no pixels")
     order = layer_names(arch)
     deepest = max(layers, key=order.index)
     need = layer_scale(deepest)
