@@ -108,3 +108,20 @@ def test_a_file_name_that_is_not_utf8_is_purified_and_the_rest_too(tmp_path):
     assert (report.done, report.failed) == (3, 0)
     assert os.path.exists(os.path.join(os.fsencode(tmp_path / "out"), b"\xff\xfe01.png"))
     assert purify(src, tmp_path / "out", config=cfg).skipped == 3
+
+
+def test_an_eye_with_a_mask_and_no_style_mask_runs_as_documented():
+    # D9 (regression): "--mask m.png without --style-mask" on an eye warned that the whole style
+    # image is used, then failed: "region 'background' ... covers 0.00 positions"
+    import warnings
+
+    from masked_gatys import StylizeConfig, stylize
+
+    content = render_eye(yaw=5.0, pitch=0.0, domain="real", size=(36, 60), seed=1)
+    style = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=(36, 60), seed=2)
+    cfg = StylizeConfig(preset="masked", subject="eye", weights="random", iterations=1, max_layer="relu2_1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = stylize(content.image, style.image, mask=content.binary_mask, config=cfg)
+    assert result.image.shape == content.image.shape and torch.isfinite(result.image).all()
+    assert any("no style mask" in str(w.message) for w in caught)
