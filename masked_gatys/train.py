@@ -579,12 +579,40 @@ def _build_objectives(config: TrainConfig, device: torch.device, buckets: Sequen
     return objectives
 
 
+def _check_finite_state(state_dict: Mapping[str, Any], source: str | os.PathLike) -> None:
+    """Refuse weights (or optimizer state) holding NaN or infinite values, naming the first tensor.
+
+    Training from them fails at once with a loss of NaN, whose message (lower the learning rate)
+    would point the wrong way.
+
+    >>> _check_finite_state({"w": torch.tensor([1.0, float("nan")])}, "a.pt")
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.CheckpointError: a.pt: its w holds NaN or infinite values; it cannot be trained from: use an earlier checkpoint
+    """
+    def tensors(obj: Any, prefix: str):
+        if isinstance(obj, Tensor):
+            yield prefix, obj
+        elif isinstance(obj, Mapping):
+            for key, value in obj.items():
+                yield from tensors(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(obj, (list, tuple)):
+            for k, value in enumerate(obj):
+                yield from tensors(value, f"{prefix}.{k}")
+
+    for name, t in tensors(state_dict, ""):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{source}: its {name} holds NaN or infinite values; it cannot be trained "
+                                  "from: use an earlier checkpoint")
+
+
 def _warm_start(net: nn.Module, source: str) -> None:
     """Load the network weights of a checkpoint (a path or a shipped name) into ``net``."""
     path = shipped_checkpoint(source) if source in SHIPPED and not Path(source).is_file() else Path(source)
     data = _read_checkpoint(path)
     if data["net"] != net.config:
         raise CheckpointError(f"{path}: its network {data['net']} is not the one being trained ({net.config})")
+    _check_finite_state(data["state_dict"], path)
     net.load_state_dict(data["state_dict"])
 
 
@@ -806,6 +834,8 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     if config.resume is not None:  # fail before the slow set-up
         checkpoint = _read_checkpoint(config.resume)
         _check_resume(config.resume, checkpoint, config)
+        _check_finite_state({"state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer"]},
+                            config.resume)
     if config.content_dir is not None:
         if config.sizes:
             raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")

@@ -443,3 +443,19 @@ def test_the_training_pool_varies_the_geometry_and_keeps_one_look() -> None:
         mean_skin = pool.images[i][:, labels == 0].mean(dim=1)
         assert torch.allclose(mean_skin, skin, atol=0.12), (i, mean_skin, skin)
     assert len({tuple(m.flatten().tolist()) for m in (pool.masks >= 0.5).float()}) == len(pool)
+
+
+@pytest.mark.parametrize("how", ["resume", "init"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_nan_or_inf_weights_is_named_not_blamed_on_the_learning_rate(tmp_path: Path, how, value):
+    # issue 21, D13: "the training loss became nan; lower the learning rate (--lr)"
+    from masked_gatys.train import _read_checkpoint, save_checkpoint
+
+    first = tmp_path / "a.pt"
+    train(tiny(iterations=1, output=str(first)))
+    data = _read_checkpoint(first)
+    key = next(k for k, v in data["state_dict"].items() if v.is_floating_point())
+    data["state_dict"][key].view(-1)[0] = value
+    save_checkpoint(first, data)
+    with pytest.raises(CheckpointError, match=f"its (state_dict.)?{key} holds NaN or infinite values"):
+        train(tiny(iterations=2, output=str(tmp_path / "b.pt"), **{how: str(first)}))
