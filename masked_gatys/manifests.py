@@ -43,7 +43,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from masked_gatys.errors import ImageError, MaskedGatysError
 from masked_gatys.files import atomic_write
 
-__all__ = ["Item", "IMAGE_EXTS", "COMPANIONS", "list_inputs", "shard_of", "select_shard", "check_outputs",
+__all__ = ["Item", "IMAGE_EXTS", "COMPANIONS", "list_inputs", "list_images", "find_companion", "shard_of",
+           "select_shard", "check_outputs",
            "outside_outputs", "read_table", "read_manifest", "write_manifest", "update_manifest", "manifest_name",
            "record_key", "existing_records", "merge_manifests", "locked", "OUTSIDE"]
 
@@ -98,7 +99,8 @@ def _companion_kind(stem: str) -> str | None:
     return None
 
 
-def _find_companion(image: Path, kind: str) -> Path | None:
+def find_companion(image: Path, kind: str) -> Path | None:
+    """``NAME_mask.*`` (``kind="mask"``) or ``NAME_labels.*`` beside an image, if there is one."""
     for ext in IMAGE_EXTS:
         for e in (ext, ext.upper()):
             candidate = image.with_name(f"{image.stem}_{kind}{e}")
@@ -159,6 +161,20 @@ def read_table(path: str | os.PathLike, *, error: type[MaskedGatysError] = Image
     return rows
 
 
+def list_images(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` (not its subfolders), sorted: no companions, no hidden files.
+
+    Raises :class:`~masked_gatys.errors.ImageError` for a missing folder or one without images.
+    """
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+                   and not _is_hidden(p.name) and not _companion_kind(p.stem))
+    if not files:
+        raise ImageError(f"{folder}: no images (png, jpg, ...) found")
+    return files
+
+
 def _truth_rows(folder: Path) -> dict[str, dict[str, Any]]:
     """``truth.jsonl`` of a render-eyes folder: {image file name: its other fields}."""
     path = folder / "truth.jsonl"
@@ -184,7 +200,7 @@ def _list_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Item]:
             if _is_hidden(name) or path.suffix.lower() not in IMAGE_EXTS or _companion_kind(path.stem):
                 continue
             rel = path.relative_to(folder).as_posix()
-            mask, labels = _find_companion(path, "mask"), _find_companion(path, "labels")
+            mask, labels = find_companion(path, "mask"), find_companion(path, "labels")
             columns: dict[str, Any] = {"image": rel}
             if mask is not None:
                 columns["mask"] = mask.relative_to(folder).as_posix()
@@ -237,7 +253,7 @@ def _list_rows(rows: Iterable[Mapping[str, Any]], base: Path, label: str) -> lis
 
 
 def list_inputs(source: Any, *, exclude: Sequence[Path] = ()) -> list[Item]:
-    """The inputs of a folder, a ``.csv`` / ``.jsonl`` manifest, or a list of dicts.
+    """The inputs of a folder, a ``.csv`` / ``.jsonl`` manifest, a list of dicts, or of :class:`Item`.
 
     Hidden files (such as the temporary files a killed atomic write leaves)
     and ``NAME_mask`` / ``NAME_labels`` companions are never inputs; folders
@@ -245,7 +261,9 @@ def list_inputs(source: Any, *, exclude: Sequence[Path] = ()) -> list[Item]:
     Raises :class:`~masked_gatys.errors.ImageError` for a missing source, an
     empty one, or a manifest row without ``image``.
     """
-    if isinstance(source, (list, tuple)):
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, Item) for s in source):
+        items = sorted(source, key=lambda i: i.rel)
+    elif isinstance(source, (list, tuple)):
         items = _list_rows(source, Path.cwd(), "input list")
     else:
         path = Path(source)

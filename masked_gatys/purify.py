@@ -237,7 +237,7 @@ class _Optimizer:
                  stop: Callable[[float], bool] | None = None) -> None:
         from masked_gatys.encoder import VGGEncoder, resolve_weights
         from masked_gatys.image import load_image
-        from masked_gatys.manifests import _find_companion
+        from masked_gatys.manifests import find_companion
         from masked_gatys.masks import Regions, load_mask
         from masked_gatys.stylize import StylizeConfig, objective_config_for
 
@@ -271,7 +271,7 @@ class _Optimizer:
         if not self.rendered and self.pool is None:
             style_path = Path(cfg.style)
             self.style = load_image(style_path)
-            mask_path = Path(cfg.style_mask) if cfg.style_mask else _find_companion(style_path, "mask")
+            mask_path = Path(cfg.style_mask) if cfg.style_mask else find_companion(style_path, "mask")
             if mask_path is not None:
                 self.style_regions = load_mask(mask_path)
                 if self.style_regions.size != tuple(self.style.shape[-2:]):
@@ -280,7 +280,7 @@ class _Optimizer:
                                     f"{style_path.name} is {w}x{h} px (width x height): give a mask of the "
                                     "style image's size")
                 identity["style_mask_sha256"] = _sha256(mask_path)
-            labels_path = _find_companion(style_path, "labels")
+            labels_path = find_companion(style_path, "labels")
             if labels_path is not None:
                 from masked_gatys.eyes.parts import load_parts
 

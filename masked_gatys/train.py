@@ -37,10 +37,11 @@ from torch import Tensor, nn
 from masked_gatys import __version__, nets
 from masked_gatys.files import atomic_write
 from masked_gatys.errors import CheckpointError, ImageError, MaskError
+from masked_gatys.manifests import find_companion, list_images
 
 __all__ = [
     "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
-    "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
+    "check_compatible", "apply_model", "save_checkpoint", "strip_checkpoint",
     "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint", "training_objective",
 ]
 
@@ -276,42 +277,17 @@ def _load_mask_file(path: Path) -> Tensor:
     return _attention(load_mask(path, mode="binary"))
 
 
-def _find_mask(name: str, folders: Sequence[Path]) -> Path | None:
-    for folder in folders:
-        for pattern in (f"{name}_mask", name):
-            for ext in (".png", ".PNG", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-                candidate = folder / f"{pattern}{ext}"
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: not a folder")
-    # hidden files (a killed atomic write's temporary) and the renderer's companions are not images
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in _IMAGE_EXTS and not p.name.startswith(".")
-                   and not p.stem.endswith(("_mask", "_labels")))
-    if not files:
-        raise ImageError(f"{folder}: no images (png, jpg, ...) found")
-    return files
-
-
 def _folder_data(folder: Path, size: tuple[int, int], n_val: int) -> _Data:
     from masked_gatys.image import load_image
 
-    files = _list_images(folder)
+    files = list_images(folder)
     if len(files) <= n_val:
         raise ImageError(f"{folder}: {len(files)} images, but {n_val} are held out for validation; "
                          "add images or lower --val")
     images, masks, labels = [], [], []
     for path in files:
-        mask_path = _find_mask(path.stem, [folder])
-        if mask_path is None or mask_path == path:
+        mask_path = find_companion(path, "mask")
+        if mask_path is None:
             raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
         images.append(_resize(load_image(path), size))
         masks.append(_resize(_load_mask_file(mask_path), size, mask=True))
@@ -420,9 +396,7 @@ def _style(config: TrainConfig, size: tuple[int, int] | None = None,
     if config.style_mask is not None:
         mask_path: Path | None = Path(config.style_mask)
     else:
-        mask_path = _find_mask(path.stem, [path.parent])
-        if mask_path == path:
-            mask_path = None
+        mask_path = find_companion(path, "mask")
     if mask_path is None:
         raise MaskError(f"{path}: the style image needs a mask (--style-mask, or {path.stem}_mask.png beside it)")
     mask = _load_mask_file(mask_path)
@@ -1278,66 +1252,3 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
         y = _resize(y, size)
     y = y.to(image.device, out_dtype)
     return y[0] if squeeze else y
-
-
-def _check_folder_outputs(files: list[Path], in_dir: Path, out_dir: Path, mask_dirs: list[Path]) -> None:
-    """Before any work: the output folder is no input folder, and no two inputs share an output."""
-    from masked_gatys.errors import OutputError
-    from masked_gatys.files import check_outputs
-
-    for label, folder in (("the input folder", in_dir), *(("the mask folder", m) for m in mask_dirs)):
-        if out_dir.resolve() == folder.resolve():
-            raise OutputError(f"{out_dir}: the output folder is {label}; choose another")
-    targets: dict[Path, Path] = {}
-    for path in files:
-        target = out_dir / f"{path.stem}.png"
-        if target in targets:
-            raise OutputError(f"{targets[target]} and {path} would both be written to {target}; rename one")
-        targets[target] = path
-    masks = [p for m in mask_dirs if m.is_dir() for p in m.iterdir() if p.is_file()]
-    check_outputs([("output", t) for t in targets],
-                  [("input", p) for p in files] + [("mask", p) for p in masks])
-
-
-def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   mask_dir: str | os.PathLike | None = None, callback: Callable[[Path], Any] | None = None
-                   ) -> list[Path]:
-    """Run the network on every image of ``in_dir``; write ``out_dir/NAME.png``.
-
-    Masks are found as ``NAME_mask.png`` (or ``NAME.png``) in ``mask_dir``, else
-    ``NAME_mask.png`` beside the image; ``*_mask`` files are not inputs. The
-    purifier needs a mask for each image; johnson runs without. Returns the
-    written paths; ``callback(path)`` after each.
-    """
-    from masked_gatys.image import load_image, save_image
-
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = _list_images(in_dir)
-    net = _as_net(model)
-    needs_mask = isinstance(net, nets.Purifier)
-    folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
-    _check_folder_outputs(files, in_dir, out_dir, folders)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {}
-    if isinstance(model, LoadedModel):
-        meta = {"model": model.path, "net": model.checkpoint.get("net"),
-                "weights": model.weights_identity}
-    written = []
-    for path in files:
-        mask_path = _find_mask(path.stem, folders)
-        if mask_path == path:
-            mask_path = None
-        if mask_path is None and needs_mask:
-            raise MaskError(f"{path}: no mask {path.stem}_mask.png in {folders[0]} (the purifier needs one)")
-        image = load_image(path)
-        mask = _load_mask_file(mask_path) if mask_path is not None else None
-        if mask is not None and mask.shape[-2:] != image.shape[-2:]:
-            raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but {path} is "
-                            f"{tuple(image.shape[-2:])}")
-        out = apply_model(model, image, mask)
-        target = out_dir / f"{path.stem}.png"
-        save_image(out, target, metadata=dict(meta, source=str(path)))
-        written.append(target)
-        if callback is not None:
-            callback(target)
-    return written
