@@ -4,7 +4,9 @@ source, the settings checked first, duplicates, companions, byte-order marks."""
 from __future__ import annotations
 
 import json
-import threading
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -91,23 +93,38 @@ def test_two_sources_into_one_folder_keep_both_sources_records(tmp_path, nets_):
     assert (again.done, again.skipped) == (0, 2)
 
 
+def test_a_run_that_starts_and_ends_inside_another_keeps_both_runs_records(tmp_path, nets_):
+    # the second run is made inside the first one's progress callback: it writes its records
+    # while the first one is under way, and the first one's later writes must keep them
+    one, two = _eyes(tmp_path / "one" / "a", 3).parent, _eyes(tmp_path / "two" / "b", 2, seed=10).parent
+    out = tmp_path / "out"
+
+    def second_run_once(p):
+        if p.done == 1 and not second:
+            second.append(purify(two, out, config=_cfg(nets_[0])))
+
+    second: list = []
+    purify(one, out, config=_cfg(nets_[0], batch_size=1, write_workers=1), progress=second_run_once)
+    assert second and second[0].done == 2
+    records = read_manifest(out / "manifest.jsonl")
+    assert sorted(r["output"] for r in records) == ["a/0000.png", "a/0001.png", "a/0002.png",
+                                                     "b/0000.png", "b/0001.png"]
+
+
+@pytest.mark.slow
 def test_runs_into_one_folder_at_once_keep_each_others_records(tmp_path, nets_):
+    # three processes at once, each flushing its manifest after every image
     sources = [_eyes(tmp_path / f"s{k}" / f"part{k}", 3, seed=10 * k).parent for k in range(3)]
     out = tmp_path / "out"
-    errors = []
-
-    def run(src):
-        try:
-            purify(src, out, config=_cfg(nets_[0], batch_size=1, write_workers=1))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in sources]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = ("import sys\nfrom masked_gatys.purify import PurifyConfig, purify\n"
+            "purify(sys.argv[1], sys.argv[2], config=PurifyConfig(method=sys.argv[3], pupil_shift=False, "
+            "batch_size=1, write_workers=1))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(src), str(out), nets_[0]], env=env,
+                              stderr=subprocess.PIPE, text=True) for src in sources]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
     records = read_manifest(out / "manifest.jsonl")
     assert len(records) == 9 and all(r["status"] == "done" for r in records)
 
