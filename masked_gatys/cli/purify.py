@@ -147,9 +147,11 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     masked-gatys purify --merge -o purified/
     torchrun --nproc-per-node 2 -m masked_gatys purify eyes/ -o purified/ --model purifier
 
-    A rerun skips what is done and redoes what failed or was cut off.
-    Ctrl-C or SIGTERM finish the writes under way, record progress and exit
-    with 130 / 143.
+    A rerun skips what is done and redoes what failed, was cut off or
+    changed; OUTPUT's manifest.jsonl keeps the records of every source
+    purified into it. A bad image is recorded as failed and the run goes on;
+    it exits 1 when every image failed. Ctrl-C or SIGTERM finish the writes
+    under way, record progress and exit with 130 / 143.
     """
     from masked_gatys import distributed
 
