@@ -41,12 +41,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from masked_gatys.errors import ImageError, MaskedGatysError
-from masked_gatys.files import atomic_write
+from masked_gatys.files import atomic_write, write_json_atomic
 
 __all__ = ["Item", "IMAGE_EXTS", "COMPANIONS", "list_inputs", "list_images", "find_companion", "shard_of",
            "select_shard", "check_outputs",
            "outside_outputs", "read_table", "read_manifest", "write_manifest", "update_manifest", "manifest_name",
-           "record_key", "existing_records", "merge_manifests", "locked", "OUTSIDE"]
+           "record_key", "existing_records", "merge_manifests", "locked", "OUTSIDE", "file_sha256", "input_sha256",
+           "is_done", "settings_fingerprint", "check_settings", "printable"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: file-name suffixes of an image's companions (never inputs themselves)
@@ -467,3 +468,91 @@ def merge_manifests(out_dir: str | os.PathLike, extra: Iterable[Mapping[str, Any
         for path in shard_files:
             path.unlink(missing_ok=True)
     return records
+
+
+# ---------------------------------------------------------------- an output folder's state
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_sha256(item: Item) -> str | None:
+    """The identity of an input's content: the sha256 of its image, mask and labels (None: unreadable)."""
+    h = hashlib.sha256()
+    try:
+        for path in (item.image, item.mask, item.labels):
+            h.update(b"-" if path is None else file_sha256(path).encode("ascii"))
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def is_done(record: Mapping[str, Any] | None, out_dir: Path) -> bool:
+    """The record says done, and the output (its size as recorded) and its companions' copies are there."""
+    if not record or record.get("status") != "done":
+        return False
+    try:
+        path = out_dir / str(record["output"])
+        if not (path.is_file() and path.stat().st_size == int(record.get("output_bytes", -1))):
+            return False
+        return all((out_dir / str(record[k])).is_file() for k in ("output_mask", "output_labels") if record.get(k))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short sha256 of settings (canonical JSON): what each record keeps as ``settings_sha256``.
+
+    >>> settings_fingerprint({"a": 1, "b": 2}) == settings_fingerprint({"b": 2, "a": 1})
+    True
+    """
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def check_settings(out_dir: Path, settings: Mapping[str, Any], fingerprint: str,
+                   name: str = "purify.json") -> dict[str, dict[str, Any]]:
+    """Refuse other settings than the folder's outputs were made with; returns the folder's records.
+
+    Under the folder's lock: the settings file ``name`` (``{"settings": {...}}``, written when
+    missing or damaged) and each done record's ``settings_sha256`` must agree with this run's.
+    Raises :class:`~masked_gatys.errors.MaskedGatysError`.
+    """
+    path = out_dir / name
+    refuse = (f"{out_dir} holds outputs made with other settings ({{}}); use another output folder, "
+              "or remove it to start again")
+    with locked(out_dir):
+        previous = existing_records(out_dir)
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        readable = isinstance(old, dict) and isinstance(old.get("settings"), dict)
+        if readable:
+            before, now = old["settings"], settings["settings"]
+            differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            if differ:
+                raise MaskedGatysError(refuse.format(f"they differ in {', '.join(differ)}"))
+        made = {r.get("settings_sha256") for r in previous.values() if r.get("status") == "done"}
+        if made - {fingerprint} - ({None} if readable else set()):
+            why = "its manifest's records say so" if readable else \
+                f"{name} is missing or damaged, and its manifest's records cannot vouch for these"
+            raise MaskedGatysError(refuse.format(why))
+        if not readable:
+            write_json_atomic(dict(settings), path)
+    return previous
+
+
+def printable(text: str) -> str:
+    """A path as text that encodes: a file name that is not UTF-8 keeps its bytes as ``\\xNN``.
+
+    >>> printable("caf\\udce9.png")
+    'caf\\\\xe9.png'
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -44,8 +44,6 @@ checkpoint path), batched.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 import warnings
@@ -59,10 +57,10 @@ import torch
 from torch import Tensor
 
 from masked_gatys.errors import MaskedGatysError, MaskError
-from masked_gatys.files import atomic_write, write_json_atomic
-from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, existing_records, list_inputs, locked,
-                                    manifest_name, merge_manifests, outside_outputs, record_key, select_shard,
-                                    update_manifest)
+from masked_gatys.files import atomic_write
+from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, file_sha256, input_sha256,
+                                    is_done, list_inputs, manifest_name, merge_manifests, outside_outputs,
+                                    printable, record_key, select_shard, settings_fingerprint, update_manifest)
 
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
@@ -182,14 +180,6 @@ class PurifyReport:
 # ---------------------------------------------------------------- methods
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,7 +210,7 @@ class _Network:
         self.path = Path(path)
         self.model = load_model(path, device=device)
         self.needs_mask = isinstance(self.model.net, nets.Purifier)
-        self.identity = {"checkpoint": self.path.name, "sha256": _sha256(self.path)}
+        self.identity = {"checkpoint": self.path.name, "sha256": file_sha256(self.path)}
 
     def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
         return self.model(images, masks).cpu(), [None] * images.shape[0]
@@ -279,14 +269,14 @@ class _Optimizer:
                     raise MaskError(f"the style mask {mask_path.name} is {mw}x{mh} px but the style image "
                                     f"{style_path.name} is {w}x{h} px (width x height): give a mask of the "
                                     "style image's size")
-                identity["style_mask_sha256"] = _sha256(mask_path)
+                identity["style_mask_sha256"] = file_sha256(mask_path)
             labels_path = find_companion(style_path, "labels")
             if labels_path is not None:
                 from masked_gatys.eyes.parts import load_parts
 
                 self.style_parts = load_parts(labels_path)
-                identity["style_labels_sha256"] = _sha256(labels_path)
-            identity["style_sha256"] = _sha256(style_path)
+                identity["style_labels_sha256"] = file_sha256(labels_path)
+            identity["style_sha256"] = file_sha256(style_path)
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
         probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
         objective_cfg = objective_config_for(self.scfg, probe, weights)
@@ -408,74 +398,9 @@ def _uses_parts(cfg: PurifyConfig) -> bool:
     return cfg.method == "masked"
 
 
-def _input_sha256(item: Item) -> str | None:
-    """The identity of an input's content: the sha256 of its image, mask and labels (None: unreadable)."""
-    h = hashlib.sha256()
-    try:
-        for path in (item.image, item.mask, item.labels):
-            h.update(b"-" if path is None else _sha256(path).encode("ascii"))
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
-def _is_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
-    """The record says done, and the output (its size as recorded) and its companions' copies are there."""
-    if not record or record.get("status") != "done":
-        return False
-    try:
-        path = out_dir / str(record["output"])
-        if not (path.is_file() and path.stat().st_size == int(record.get("output_bytes", -1))):
-            return False
-        return all((out_dir / str(record[k])).is_file() for k in ("output_mask", "output_labels") if record.get(k))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def _fingerprint(settings: dict[str, Any]) -> str:
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _check_settings(out_dir: Path, settings: dict[str, Any], fingerprint: str) -> dict[str, dict[str, Any]]:
-    """Refuse other settings than the folder's outputs were made with; returns the folder's records.
-
-    Under the folder's lock: ``purify.json`` (written when missing or damaged) and each done
-    record's ``settings_sha256`` must agree with this run's.
-    """
-    path = out_dir / SETTINGS_FILE
-    refuse = (f"{out_dir} holds outputs made with other settings ({{}}); use another output folder, "
-              "or remove it to start again")
-    with locked(out_dir):
-        previous = existing_records(out_dir)
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        readable = isinstance(old, dict) and isinstance(old.get("settings"), dict)
-        if readable:
-            before, now = old["settings"], settings["settings"]
-            differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            if differ:
-                raise MaskedGatysError(refuse.format(f"they differ in {', '.join(differ)}"))
-        made = {r.get("settings_sha256") for r in previous.values() if r.get("status") == "done"}
-        if made - {fingerprint} - ({None} if readable else set()):
-            why = "its manifest's records say so" if readable else \
-                f"{SETTINGS_FILE} is missing or damaged, and its manifest's records cannot vouch for these"
-            raise MaskedGatysError(refuse.format(why))
-        if not readable:
-            write_json_atomic(settings, path)
-    return previous
-
-
 def _copy(src: Path, dst: Path) -> None:
     data = src.read_bytes()
     atomic_write(dst, lambda fh: fh.write(data))
-
-
-def _printable(text: str) -> str:
-    """A path as text that encodes (a file name that is not UTF-8 keeps its bytes as ``\\xNN``)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class _Run:
@@ -550,7 +475,7 @@ class _Run:
             if getattr(item, kind) is not None:
                 record[f"output_{kind}"] = item.companion_output(kind)
         record.update(input_path=item.key, input_sha256=loaded.sha256, settings_sha256=self.settings_sha256)
-        metadata = dict(self.metadata, source=_printable(item.rel))
+        metadata = dict(self.metadata, source=printable(item.rel))
         future = self.pool.submit(self._finish, loaded, output, metadata)
         self.pending.append((self.batch_index, future, item, record))
 
@@ -665,20 +590,20 @@ def _batches(run: _Run, todo: Sequence[tuple[Item, str | None]], size: int, need
 def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]]) -> list[tuple[Item, str | None]]:
     """What to do with each input: skipped (done, unchanged), failed (its output is another
     input's), or to do (returned, with its content's sha256)."""
-    owners = {str(r.get("output")): r for r in previous.values() if _is_done(r, run.out_dir)}
+    owners = {str(r.get("output")): r for r in previous.values() if is_done(r, run.out_dir)}
     todo = []
     for item in items:
-        sha256 = _input_sha256(item)
+        sha256 = input_sha256(item)
         record = previous.get(item.key) or previous.get(f"output:{item.output}")  # keyed, or an older manifest's
         owner = owners.get(item.output)
         if owner is not None and owner is not record:
             if sha256 is not None and owner.get("input_sha256") == sha256:
                 record = owner  # the same content from another place (a moved source folder)
             else:
-                run.fail(item, f"the output {item.output} holds another input's ({_printable(record_key(owner))}); "
+                run.fail(item, f"the output {item.output} holds another input's ({printable(record_key(owner))}); "
                          "purify this source into its own output folder", sha256)
                 continue
-        if (_is_done(record, run.out_dir) and record.get("input_sha256") in (None, sha256)
+        if (is_done(record, run.out_dir) and record.get("input_sha256") in (None, sha256)
                 and not (run.uses_parts and bool(record.get("parts_used")) != (item.labels is not None))):
             run.add(item, record, skipped=True)
         else:
@@ -724,8 +649,8 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     method = (_Network(cfg, device) if cfg.is_network
               else _Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
     settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
-    fingerprint = _fingerprint(settings["settings"])
-    previous = _check_settings(out_dir, settings, fingerprint)
+    fingerprint = settings_fingerprint(settings["settings"])
+    previous = check_settings(out_dir, settings, fingerprint, SETTINGS_FILE)
     run = stop["run"] = _Run(out_dir, manifest, len(mine), cfg, progress, fingerprint)
     run.metadata["identity"] = method.identity
     interrupted = False
