@@ -34,6 +34,7 @@ from masked_gatys.masks import Regions, resize_mask
 __all__ = [
     "CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "strip_checkpoint", "LoadedModel", "load_model",
     "SHIPPED", "shipped_checkpoint", "check_compatible", "apply_model", "attention_of",
+    "check_finite_state",
 ]
 
 CHECKPOINT_FORMAT = "masked-gatys-net/1"
@@ -353,3 +354,30 @@ def apply_model(model: LoadedModel | nn.Module, image: Tensor, mask: Tensor | No
         y = _resize(y, size)
     y = y.to(image.device, out_dtype)
     return y[0] if squeeze else y
+
+
+def check_finite_state(state: Mapping[str, Any], source: str | os.PathLike) -> None:
+    """Refuse weights (or optimizer state) holding NaN or infinite values, naming the first tensor.
+
+    Training from them fails at once with a loss of NaN, whose message (lower the learning rate)
+    would point the wrong way.
+
+    >>> check_finite_state({"w": torch.tensor([1.0, float("nan")])}, "a.pt")
+    Traceback (most recent call last):
+    ...
+    masked_gatys.errors.CheckpointError: a.pt: its w holds NaN or infinite values; it cannot be trained from: use an earlier checkpoint
+    """
+    def tensors(obj: Any, prefix: str):
+        if isinstance(obj, Tensor):
+            yield prefix, obj
+        elif isinstance(obj, Mapping):
+            for key, value in obj.items():
+                yield from tensors(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(obj, (list, tuple)):
+            for k, value in enumerate(obj):
+                yield from tensors(value, f"{prefix}.{k}")
+
+    for name, t in tensors(state, ""):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{source}: its {name} holds NaN or infinite values; it cannot be trained "
+                                  "from: use an earlier checkpoint")

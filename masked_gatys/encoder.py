@@ -199,6 +199,8 @@ def check_image_size(size: tuple[int, int], layers: Iterable[str], arch: str = "
     masked_gatys.errors.ImageError: image 16x9 vanishes at relu5_1; use --size >= 28 or --max-layer relu4_4
     """
     h, w = size
+    if min(h, w) < 1:  # no size of it would do: the search below would never end
+        raise ImageError(f"{label} {h}x{w} has no pixels")
     order = layer_names(arch)
     deepest = max(layers, key=order.index)
     need = layer_scale(deepest)

@@ -311,12 +311,70 @@ def _read_png16(data: bytes) -> tuple[np.ndarray, str]:
     depth, colour = data[24], data[25]
     if depth != 16 or colour not in _PNG_CHANNELS:
         raise ValueError(f"unsupported PNG bit depth {depth} / colour type {colour}")
+    _check_png16(data)  # libpng's errors end the process inside torchvision: none may reach it
     pixels = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED)
     # uint16 in current torchvision (int32 in some older ones): the same values either way
     values = pixels.to(torch.int32).permute(1, 2, 0).numpy()
     if values.shape[-1] != _PNG_CHANNELS[colour]:
         raise ValueError(f"decoded {values.shape[-1]} channels, the header says {_PNG_CHANNELS[colour]}")
     return values.astype(np.float32) / 65535.0, _PNG_BANDS[colour]
+
+
+def _check_png16(data: bytes) -> None:
+    """Raise ``ValueError`` unless a 16-bit PNG is whole: every chunk's length and CRC, the
+    header's fields, and image data that inflates to exactly the rows the header promises,
+    each with a known filter type.
+
+    torchvision's ``decode_png`` turns libpng's errors (short image data, a bad CRC) into a
+    crash of the whole process, so untrusted files are checked here first.
+    """
+    pos, chunks = 8, []
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise ValueError("truncated PNG chunk")
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > len(data):
+            raise ValueError(f"PNG chunk {kind!r} runs past the end of the file")
+        body = data[pos + 8:pos + 8 + length]
+        if struct.unpack(">I", data[end - 4:end])[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            raise ValueError(f"PNG chunk {kind!r} has a bad CRC")
+        chunks.append((kind, body))
+        pos = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13 or chunks[-1][0] != b"IEND":
+        raise ValueError("PNG chunks out of order (IHDR first, IEND last)")
+    for kind, _ in chunks:
+        if not kind.isalpha() or (kind[:1].isupper() and kind not in (b"IHDR", b"PLTE", b"IDAT", b"IEND")):
+            raise ValueError(f"unknown critical PNG chunk {kind!r}")
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if not (0 < width < 2**31 and 0 < height < 2**31) or compression or filtering or interlace not in (0, 1):
+        raise ValueError("bad PNG header")
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS * 2:
+        raise ValueError(f"{width}x{height} pixels is too many (a decompression bomb?)")
+    idat = [i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT"]
+    if not idat or idat != list(range(idat[0], idat[-1] + 1)):
+        raise ValueError("PNG image data missing or not in one run of IDAT chunks")
+    bpp = 2 * _PNG_CHANNELS[colour]
+    passes = [(width, height)] if interlace == 0 else [
+        ((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7]
+    rows = [(w * bpp, h) for w, h in passes if w > 0 and h > 0]
+    expected = sum((1 + row) * h for row, h in rows)
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(b"".join(chunks[i][1] for i in idat), expected + 1)
+    except zlib.error as exc:
+        raise ValueError(f"PNG image data is corrupt ({exc})") from None
+    if len(raw) != expected or not inflate.eof:
+        raise ValueError(f"PNG image data is {'short' if len(raw) < expected else 'long'}: "
+                         f"{len(raw)} bytes for {expected}")
+    start = 0
+    for row, h in rows:  # the filter type byte that opens each row: 0-4
+        types = np.frombuffer(raw, np.uint8)[start:start + (1 + row) * h:1 + row]
+        if int(types.max()) > 4:
+            raise ValueError(f"PNG row filter type {int(types.max())} is unknown")
+        start += (1 + row) * h
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -7,9 +7,19 @@ labels copied beside them, and ``manifest.jsonl``: the input's columns plus
 ``output``, ``status`` (``done`` / ``failed: reason``), ``objective``,
 ``pupil_shift`` (pixels, inside the content's mask), ``seconds`` and
 ``finished`` (and, for ``masked``, ``parts_used``: whether the input's
-``NAME_labels.png`` was read). A rerun skips what is done (the manifest says
-so and the file is there, with the size recorded) and redoes what failed or
-was cut off, and, for ``masked``, an input whose labels came or went.
+``NAME_labels.png`` was read), and the input's identity: ``input_path`` (its
+resolved path) and ``input_sha256`` (of the image, its mask and its labels).
+The manifest is the union of every source ever purified into the folder, one
+record per input. A rerun skips what is done (the manifest says so, and the
+output and its companions' copies are there, with the size recorded) and
+redoes what failed or was cut off, an input whose content changed, and, for
+``masked``, an input whose labels came or went.
+
+Every output lies inside ``out_dir``: an input whose output would not (a
+manifest row ``../../keep.png``) is recorded ``failed: path outside the output
+folder``, as is an input whose output another input's output already holds (a
+second source with the same file names). The settings are checked against the
+folder's ``purify.json`` and its records before anything is reported.
 
 The method is either an objective preset (``gatys``, ``masked``, ...) run by
 the batched projected L-BFGS of :func:`masked_gatys.stylize.stylize` (``B``
@@ -55,10 +65,11 @@ from masked_gatys.errors import MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, parts_from_labels
 from masked_gatys.eyes.render import render_eye
 from masked_gatys.eyes.styles import StylePool
-from masked_gatys.files import atomic_write, sha256_file, write_json_atomic
+from masked_gatys.files import atomic_write, sha256_file
 from masked_gatys.image import load_image, save_image
-from masked_gatys.manifests import (Item, _find_companion, check_outputs, existing_records, list_inputs,
-                                    manifest_name, merge_manifests, select_shard, write_manifest)
+from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, find_companion, input_sha256,
+                                    is_done, list_inputs, manifest_name, merge_manifests, outside_outputs,
+                                    printable, record_key, select_shard, settings_fingerprint, update_manifest)
 from masked_gatys.masks import Regions, load_mask
 from masked_gatys.objective import PRESETS
 from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
@@ -138,7 +149,7 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
 
 @dataclass(frozen=True)
 class PurifyProgress:
-    """What the progress callback gets after each finished image."""
+    """What the progress callback gets after each finished image, and during an optimizer batch."""
 
     done: int
     failed: int
@@ -146,8 +157,11 @@ class PurifyProgress:
     total: int
     """Inputs of this run (this shard)."""
     elapsed: float
-    record: dict = field(repr=False)
-    """The last record (a manifest row)."""
+    record: dict | None = field(repr=False)
+    """The last record (a manifest row); None for an update during a batch."""
+    working: float = 0.0
+    """How much of the batch under way is done, in images (its iterations so far over its
+    budget, times its size): a progress bar's ``done + failed + working``."""
 
 
 @dataclass
@@ -171,13 +185,18 @@ class PurifyReport:
 # ---------------------------------------------------------------- methods
 
 
+def _check_method(cfg: PurifyConfig) -> None:
+    """An unknown method is named as such, before any other setting is judged by it."""
+    if cfg.is_network and cfg.method not in NETWORKS and not Path(cfg.method).is_file():
+        raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
+                               f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
+
+
 class _Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
 
     def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
-        if cfg.method not in NETWORKS and not Path(cfg.method).is_file():
-            raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
-                                   f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
+        _check_method(cfg)
         path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
         self.path = Path(path)
         self.model = load_model(path, device=device)
@@ -189,10 +208,14 @@ class _Network:
 
 
 class _Optimizer:
-    """A preset minimised by :func:`~masked_gatys.stylize.stylize`, one encoder for every batch."""
+    """A preset minimised by :func:`~masked_gatys.stylize.stylize`, one encoder for every batch.
+
+    ``stop(working)`` after each iteration (the batch's share of its budget done, in
+    images): True stops the batch.
+    """
 
     def __init__(self, cfg: PurifyConfig, device: torch.device,
-                 stop: Callable[[], bool] | None = None) -> None:
+                 stop: Callable[[float], bool] | None = None) -> None:
         if cfg.style is None and cfg.style_pool is None:
             raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
                                    "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
@@ -218,11 +241,16 @@ class _Optimizer:
         if not self.rendered and self.pool is None:
             style_path = Path(cfg.style)
             self.style = load_image(style_path)
-            mask_path = Path(cfg.style_mask) if cfg.style_mask else _find_companion(style_path, "mask")
+            mask_path = Path(cfg.style_mask) if cfg.style_mask else find_companion(style_path, "mask")
             if mask_path is not None:
                 self.style_regions = load_mask(mask_path)
+                if self.style_regions.size != tuple(self.style.shape[-2:]):
+                    (mh, mw), (h, w) = self.style_regions.size, self.style.shape[-2:]
+                    raise MaskError(f"the style mask {mask_path.name} is {mw}x{mh} px but the style image "
+                                    f"{style_path.name} is {w}x{h} px (width x height): give a mask of the "
+                                    "style image's size")
                 identity["style_mask_sha256"] = sha256_file(mask_path)
-            labels_path = _find_companion(style_path, "labels")
+            labels_path = find_companion(style_path, "labels")
             if labels_path is not None:
                 self.style_parts = load_parts(labels_path)
                 identity["style_labels_sha256"] = sha256_file(labels_path)
@@ -274,7 +302,8 @@ class _Optimizer:
                           stacklevel=2)
         if masks is None:
             style_regions = None
-        stop = (lambda _p: self._stop()) if self._stop is not None else None
+        n, on_step = images.shape[0], self._stop
+        stop = (lambda p: on_step(n * p.step / max(p.total_steps, 1))) if on_step is not None else None
         result = stylize(images, style, mask=masks, style_mask=style_regions, config=self.scfg,
                          encoder=self.encoder, callback=stop)
         if result.interrupted:
@@ -292,16 +321,18 @@ class _Loaded:
     image: Tensor
     mask: Tensor | None
     parts: Tensor | None = None
+    sha256: str | None = None
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _failed(item: Item, exc: BaseException) -> dict[str, Any]:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _failed(item: Item, exc: BaseException | str) -> dict[str, Any]:
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
     return {**item.columns, "output": item.output, "status": f"failed: {reason}", "objective": None,
-            "pupil_shift": None, "seconds": None, "finished": _now()}
+            "pupil_shift": None, "seconds": None, "finished": _now(), "input_path": item.key}
 
 
 def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
@@ -329,36 +360,6 @@ def _uses_parts(cfg: PurifyConfig) -> bool:
     return cfg.method == "masked"
 
 
-def _is_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
-    if not record or record.get("status") != "done":
-        return False
-    path = out_dir / str(record["output"])
-    try:
-        return path.is_file() and path.stat().st_size == int(record.get("output_bytes", -1))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
-    import json
-
-    path = out_dir / SETTINGS_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if isinstance(old, dict) and old.get("settings") is not None:
-            before, now = old["settings"], settings["settings"]
-            differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            if differ:
-                raise MaskedGatysError(
-                    f"{out_dir} holds outputs made with other settings (differ in {', '.join(differ)}); "
-                    "use another output folder, or remove it to start again")
-            return
-    write_json_atomic(settings, path)
-
-
 def _copy(src: Path, dst: Path) -> None:
     data = src.read_bytes()
     atomic_write(dst, lambda fh: fh.write(data))
@@ -368,11 +369,15 @@ class _Run:
     """The state of one purify call: records, pending writes, counts, manifest flushes."""
 
     def __init__(self, out_dir: Path, manifest: Path, total: int, cfg: PurifyConfig,
-                 progress: Callable[[PurifyProgress], Any] | None) -> None:
+                 progress: Callable[[PurifyProgress], Any] | None, settings_sha256: str = "") -> None:
         self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
         self.progress = progress
         self.uses_parts = _uses_parts(cfg)
+        self.settings_sha256 = settings_sha256
         self.records: dict[str, dict[str, Any]] = {}
+        """This run's new records, by input (record_key): what its manifest flushes write."""
+        self.by_item: dict[str, dict[str, Any]] = {}
+        """The record of each of this run's inputs (Item.key), new or skipped."""
         self.done = self.failed = self.skipped = 0
         self.start = time.perf_counter()
         self.pending: list[tuple[int, Future, Item, dict[str, Any]]] = []
@@ -380,6 +385,7 @@ class _Run:
         self.pool = ThreadPoolExecutor(max_workers=cfg.write_workers, thread_name_prefix="purify-write")
         self.last_flush = time.perf_counter()
         self.flush_cost = 0.0
+        self.last_step = 0.0
         self.stop_requested = False
         self.metadata: dict[str, Any] = {"software": "masked-gatys", "method": cfg.method}
         self.warnings: set[str] = set()
@@ -388,23 +394,37 @@ class _Run:
         """Keep a library warning; each is re-issued once at the end, not once per batch."""
         self.warnings.add(text)
 
-    def add(self, record: dict[str, Any], *, skipped: bool = False) -> None:
-        self.records[str(record["output"])] = record
+    def _report(self, record: dict[str, Any] | None, working: float = 0.0) -> None:
+        if self.progress is not None and self.progress(PurifyProgress(
+                self.done, self.failed, self.skipped, self.total, time.perf_counter() - self.start,
+                record, working)) is True:
+            self.stop_requested = True
+
+    def add(self, item: Item, record: dict[str, Any], *, skipped: bool = False) -> None:
+        self.by_item[item.key] = record
         if skipped:
             self.skipped += 1
-        elif record["status"] == "done":
+            return
+        self.records[record_key(record)] = record
+        if record["status"] == "done":
             self.done += 1
         else:
             self.failed += 1
-        if self.progress is not None and not skipped:
-            if self.progress(PurifyProgress(self.done, self.failed, self.skipped, self.total,
-                                            time.perf_counter() - self.start, record)) is True:
-                self.stop_requested = True
+        self._report(record)
 
-    def fail(self, item: Item, exc: BaseException) -> None:
+    def step(self, working: float) -> bool:
+        """During an optimizer batch (at most twice a second): report it. False: a batch is never
+        cut short (its images would be recorded done with fewer iterations); a stop comes after it."""
+        now = time.perf_counter()
+        if self.progress is not None and now - self.last_step >= 0.5:
+            self.last_step = now
+            self._report(None, working)
+        return False
+
+    def fail(self, item: Item, exc: BaseException | str, sha256: str | None = None) -> None:
         if self.cfg.fail_fast:
-            raise exc
-        self.add(_failed(item, exc))
+            raise exc if isinstance(exc, BaseException) else MaskedGatysError(f"{item.image}: {exc}")
+        self.add(item, {**_failed(item, exc), "input_sha256": sha256})
 
     def write(self, loaded: _Loaded, output: Tensor, objective: float | None, seconds: float) -> None:
         item = loaded.item
@@ -413,9 +433,11 @@ class _Run:
                   "pupil_shift": None, "seconds": round(seconds, 5)}
         if self.uses_parts:
             record["parts_used"] = loaded.parts is not None  # a rerun redoes it when its labels come or go
-        if item.mask is not None:
-            record["output_mask"] = item.companion_output("mask")
-        metadata = dict(self.metadata, source=item.rel)
+        for kind in ("mask", "labels"):
+            if getattr(item, kind) is not None:
+                record[f"output_{kind}"] = item.companion_output(kind)
+        record.update(input_path=item.key, input_sha256=loaded.sha256, settings_sha256=self.settings_sha256)
+        metadata = dict(self.metadata, source=printable(item.rel))
         future = self.pool.submit(self._finish, loaded, output, metadata)
         self.pending.append((self.batch_index, future, item, record))
 
@@ -453,20 +475,20 @@ class _Run:
                 continue
             try:
                 size, shift = future.result()
-            except (OSError, MaskedGatysError) as exc:
-                self.fail(item, exc)
+            except Exception as exc:  # one output that cannot be written never stops the run
+                self.fail(item, exc, record.get("input_sha256"))
                 continue
             record["pupil_shift"] = shift
             record["output_bytes"] = size
             record["finished"] = _now()
-            self.add(record)
+            self.add(item, record)
         self.pending = keep
         self.maybe_flush()
 
     def maybe_flush(self, force: bool = False) -> None:
         now = time.perf_counter()
         if force or now - self.last_flush >= max(2.0, 10 * self.flush_cost):
-            write_manifest(self.records.values(), self.manifest)
+            update_manifest(self.manifest, self.records.values())
             self.last_flush = time.perf_counter()
             self.flush_cost = self.last_flush - now
 
@@ -489,12 +511,12 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             outputs, objectives = method.run(images, masks) if parts is None else method.run(images, masks, parts)
-    except MaskedGatysError as exc:
+    except (MaskedGatysError, RuntimeError, ValueError) as exc:
         if len(batch) > 1:
             for one in batch:
                 _run_batch(run, method, [one])
             return
-        run.fail(batch[0].item, exc)
+        run.fail(batch[0].item, exc, batch[0].sha256)
         return
     for w in caught:
         run.warn(str(w.message))
@@ -503,16 +525,18 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
         run.write(loaded, outputs[k:k + 1], objectives[k], seconds)
 
 
-def _batches(run: _Run, items: Sequence[Item], size: int, needs_mask: bool, use_parts: bool = False):
+def _batches(run: _Run, todo: Sequence[tuple[Item, str | None]], size: int, needs_mask: bool,
+             use_parts: bool = False):
     """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time; bad inputs
     recorded as failed."""
     buckets: dict[tuple, list[_Loaded]] = {}
-    for item in items:
+    for item, sha256 in todo:
         try:
             loaded = _load(item, needs_mask, use_parts)
-        except MaskedGatysError as exc:
-            run.fail(item, exc)
+        except Exception as exc:  # one unreadable input never stops the run
+            run.fail(item, exc, sha256)
             continue
+        loaded.sha256 = sha256
         key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None, loaded.parts is not None)
         bucket = buckets.setdefault(key, [])
         bucket.append(loaded)
@@ -523,6 +547,30 @@ def _batches(run: _Run, items: Sequence[Item], size: int, needs_mask: bool, use_
     yield from (b for b in buckets.values() if b)
 
 
+def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]]) -> list[tuple[Item, str | None]]:
+    """What to do with each input: skipped (done, unchanged), failed (its output is another
+    input's), or to do (returned, with its content's sha256)."""
+    owners = {str(r.get("output")): r for r in previous.values() if is_done(r, run.out_dir)}
+    todo = []
+    for item in items:
+        sha256 = input_sha256(item)
+        record = previous.get(item.key) or previous.get(f"output:{item.output}")  # keyed, or an older manifest's
+        owner = owners.get(item.output)
+        if owner is not None and owner is not record:
+            if sha256 is not None and owner.get("input_sha256") == sha256:
+                record = owner  # the same content from another place (a moved source folder)
+            else:
+                run.fail(item, f"the output {item.output} holds another input's ({printable(record_key(owner))}); "
+                         "purify this source into its own output folder", sha256)
+                continue
+        if (is_done(record, run.out_dir) and record.get("input_sha256") in (None, sha256)
+                and not (run.uses_parts and bool(record.get("parts_used")) != (item.labels is not None))):
+            run.add(item, record, skipped=True)
+        else:
+            todo.append((item, sha256))
+    return todo
+
+
 def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = None,
            progress: Callable[[PurifyProgress], Any] | None = None) -> PurifyReport:
     """Purify every input of ``source`` into ``out_dir``; see the module's docstring.
@@ -531,7 +579,8 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     output over an input, other settings than the folder was made with) raise
     :class:`~masked_gatys.errors.MaskedGatysError` subclasses. A bad input is
     recorded as failed (``fail_fast`` raises instead). ``progress(PurifyProgress)``
-    after each image; returning True stops after the current batch. On
+    after each image, and during an optimizer batch; returning True stops after
+    the current batch. On
     KeyboardInterrupt the writes under way finish, the manifest is written and
     the exception propagates.
     """
@@ -541,47 +590,48 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
+    _check_method(cfg)
     if cfg.style_pool is not None and cfg.is_network:
         raise MaskedGatysError("--style-pool chooses the optimizer's style eyes; a network has its own style")
     items = list_inputs(source, exclude=[out_dir] + ([Path(cfg.style_pool)] if cfg.style_pool else []))
+    outside = {item.key for item in outside_outputs(items, out_dir)}
     protected = [p for p in (cfg.style, cfg.style_mask, cfg.style_pool) if p and p != "rendered"]
     if source_path is not None and source_path.is_file():
         protected.append(source_path)
     if cfg.is_network and cfg.method not in NETWORKS:
         protected.append(cfg.method)
-    check_outputs(items, out_dir, [Path(p) for p in protected])
+    check_outputs([item for item in items if item.key not in outside], out_dir, [Path(p) for p in protected])
     mine = select_shard(items, cfg.shard)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / manifest_name(cfg.shard)
 
-    previous = existing_records(out_dir)
-    run = _Run(out_dir, manifest, len(mine), cfg, progress)
-    todo = [item for item in mine if not _is_done(previous.get(item.output), out_dir)
-            or (run.uses_parts and bool(previous[item.output].get("parts_used")) != (item.labels is not None))]
-    for item in mine:
-        if item not in todo:
-            run.add(previous[item.output], skipped=True)
+    stop: dict[str, Any] = {}
+    method = (_Network(cfg, device) if cfg.is_network
+              else _Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
+    settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
+    fingerprint = settings_fingerprint(settings["settings"])
+    previous = check_settings(out_dir, settings, fingerprint, SETTINGS_FILE)
+    run = stop["run"] = _Run(out_dir, manifest, len(mine), cfg, progress, fingerprint)
+    run.metadata["identity"] = method.identity
     interrupted = False
     try:
-        if todo:
-            method = (_Network(cfg, device) if cfg.is_network
-                      else _Optimizer(cfg, device, stop=lambda: run.stop_requested))
-            settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
-            _check_settings(out_dir, settings)
-            run.metadata["identity"] = method.identity
-            for batch in _batches(run, todo, cfg.batch, method.needs_mask, run.uses_parts):
-                _run_batch(run, method, batch)
-                run.next_batch()
-                if run.stop_requested:
-                    interrupted = True
-                    break
+        for item in mine:
+            if item.key in outside:
+                run.fail(item, OUTSIDE)
+        todo = _plan(run, [item for item in mine if item.key not in outside], previous)
+        for batch in _batches(run, todo, cfg.batch, method.needs_mask, run.uses_parts):
+            _run_batch(run, method, batch)
+            run.next_batch()
+            if run.stop_requested:
+                interrupted = True
+                break
     finally:
         run.close()
     for text in sorted(run.warnings):
         warnings.warn(text, stacklevel=2)
-    records = [run.records[item.output] for item in mine if item.output in run.records]
+    records = [run.by_item[item.key] for item in mine if item.key in run.by_item]
     if cfg.shard is None and not interrupted:
-        merge_manifests(out_dir, extra=records)
+        merge_manifests(out_dir, extra=run.records.values())
     return PurifyReport(records=records, done=run.done, failed=run.failed, skipped=run.skipped,
                         seconds=time.perf_counter() - run.start, manifest=manifest, out_dir=out_dir,
                         interrupted=interrupted)

@@ -297,7 +297,11 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
 
         # the pupil found in each image splits the attention region into iris and pupil
         regions = eye_regions(content_img, regions.region("attention"))
-        style_regions = [None if sr is None else eye_regions(image, sr.region("attention"))
+        # no style mask (every region the whole style image, as warned): so it stays, for the
+        # eye's parts too; split, its background would be empty
+        style_regions = [None if sr is None else
+                         type(sr).whole(sr.masks.shape[0], *sr.size, names=regions.names, dtype=sr.masks.dtype)
+                         if bool((sr.masks == 1).all()) else eye_regions(image, sr.region("attention"))
                          for image, sr in zip(styles, style_regions)]
     check_image_size(hw, objective_cfg.layers, cfg.arch, label="image")
     for image in styles:

@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +33,16 @@ from torch import Tensor, nn
 
 from masked_gatys import __version__, nets
 from masked_gatys.checkpoints import (  # re-exported: masked_gatys.train.load_model etc. keep working
-    CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, load_model,
+    CHECKPOINT_FORMAT, SHIPPED, LoadedModel, apply_model, check_compatible, check_finite_state, load_model,
     read_checkpoint, save_checkpoint, shipped_checkpoint, strip_checkpoint)
 from masked_gatys.config import LEGACY_SETTINGS, TrainConfig  # re-exported: the settings live in config
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, auto_max_layer, layer_names, load_encoder, resolve_weights,
                                   warn_if_random)
-from masked_gatys.errors import CheckpointError, MaskError, ObjectiveError, OutputError
+from masked_gatys.errors import CheckpointError, ObjectiveError
 from masked_gatys.eyes.labels import EYE_PARTS
 from masked_gatys.eyes.styles import StylePool
-from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, find_mask, folder_data, list_images,
-                                             load_attention, mix_seed, sized_data, style_eye, style_gazes,
+from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, folder_data, mix_seed, sized_data, style_eye, style_gazes,
                                              style_pool)
-from masked_gatys.files import check_outputs
-from masked_gatys.image import load_image, save_image
 from masked_gatys.objective import Objective, ObjectiveConfig, ObjectiveValue, preset
 from masked_gatys.sheet import Column, compose_sheet, save_sheet
 
@@ -54,7 +50,7 @@ _read_checkpoint = read_checkpoint  # its name before masked_gatys.checkpoints (
 
 __all__ = [
     "TrainConfig", "TrainProgress", "TrainResult", "train", "train_step", "LoadedModel", "load_model",
-    "check_compatible", "apply_model", "stylize_folder", "save_checkpoint", "strip_checkpoint",
+    "check_compatible", "apply_model", "save_checkpoint", "strip_checkpoint",
     "CHECKPOINT_FORMAT", "SHIPPED", "shipped_checkpoint", "training_objective",
 ]
 
@@ -218,6 +214,7 @@ def _warm_start(net: nn.Module, source: str) -> None:
     data = read_checkpoint(path)
     if data["net"] != net.config:
         raise CheckpointError(f"{path}: its network {data['net']} is not the one being trained ({net.config})")
+    check_finite_state(data["state_dict"], path)
     net.load_state_dict(data["state_dict"])
 
 
@@ -351,6 +348,8 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
     if config.resume is not None:  # fail before the slow set-up
         checkpoint = read_checkpoint(config.resume)
         _check_resume(config.resume, checkpoint, config)
+        check_finite_state({"state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer"]},
+                           config.resume)
     session = _Session(config, _load_buckets(config), checkpoint)
     interrupted = False
     if session.step == 0 and config.val_every:
@@ -589,62 +588,3 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_to_cpu(v) for v in obj]
     return obj
-
-
-
-def _check_folder_outputs(files: list[Path], in_dir: Path, out_dir: Path, mask_dirs: list[Path]) -> None:
-    """Before any work: the output folder is no input folder, and no two inputs share an output."""
-    for label, folder in (("the input folder", in_dir), *(("the mask folder", m) for m in mask_dirs)):
-        if out_dir.resolve() == folder.resolve():
-            raise OutputError(f"{out_dir}: the output folder is {label}; choose another")
-    targets: dict[Path, Path] = {}
-    for path in files:
-        target = out_dir / f"{path.stem}.png"
-        if target in targets:
-            raise OutputError(f"{targets[target]} and {path} would both be written to {target}; rename one")
-        targets[target] = path
-    masks = [p for m in mask_dirs if m.is_dir() for p in m.iterdir() if p.is_file()]
-    check_outputs([("output", t) for t in targets],
-                  [("input", p) for p in files] + [("mask", p) for p in masks])
-
-
-def stylize_folder(model: LoadedModel | nn.Module, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   mask_dir: str | os.PathLike | None = None, callback: Callable[[Path], Any] | None = None
-                   ) -> list[Path]:
-    """Run the network on every image of ``in_dir``; write ``out_dir/NAME.png``.
-
-    Masks are found as ``NAME_mask.png`` (or ``NAME.png``) in ``mask_dir``, else
-    ``NAME_mask.png`` beside the image; ``*_mask`` files are not inputs. The
-    purifier needs a mask for each image; johnson runs without. Returns the
-    written paths; ``callback(path)`` after each.
-    """
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = list_images(in_dir)
-    net = model.net if isinstance(model, LoadedModel) else model
-    needs_mask = isinstance(net, nets.Purifier)
-    folders = [Path(mask_dir)] if mask_dir is not None else [in_dir]
-    _check_folder_outputs(files, in_dir, out_dir, folders)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {}
-    if isinstance(model, LoadedModel):
-        meta = {"model": model.path, "net": model.checkpoint.get("net"),
-                "weights": model.weights_identity}
-    written = []
-    for path in files:
-        mask_path = find_mask(path.stem, folders)
-        if mask_path == path:
-            mask_path = None
-        if mask_path is None and needs_mask:
-            raise MaskError(f"{path}: no mask {path.stem}_mask.png in {folders[0]} (the purifier needs one)")
-        image = load_image(path)
-        mask = load_attention(mask_path) if mask_path is not None else None
-        if mask is not None and mask.shape[-2:] != image.shape[-2:]:
-            raise MaskError(f"{mask_path}: mask is {tuple(mask.shape[-2:])} but {path} is "
-                            f"{tuple(image.shape[-2:])}")
-        out = apply_model(model, image, mask)
-        target = out_dir / f"{path.stem}.png"
-        save_image(out, target, metadata=dict(meta, source=str(path)))
-        written.append(target)
-        if callback is not None:
-            callback(target)
-    return written

@@ -108,7 +108,7 @@ def test_sigterm_finishes_the_writes_records_progress_and_exits_143(eyes, tmp_pa
     assert "interrupted" in err and "Traceback" not in err
     records = read_manifest(out / "manifest.jsonl")
     assert 1 <= len(records) < 6 and all(r["status"] == "done" for r in records)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".manifest.lock"]
 
 
 def _rank(rank, port, args, codes):
@@ -165,3 +165,35 @@ def test_two_torchrun_ranks_purify_the_set_once_and_rank0_merges(eyes, tiny_net,
     assert not list(out.glob("manifest.shard-*"))
     settings = json.loads((out / "purify.json").read_text())
     assert settings["settings"]["method"] == "tiny.pt"
+
+
+def test_a_run_where_every_image_failed_exits_non_zero(tiny_net, tmp_path):
+    # D10: exit 0 with every image failed
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    result = CliRunner().invoke(main, ["purify", str(src), "-o", str(tmp_path / "out"), "--model", tiny_net, "-q"])
+    assert result.exit_code == 1, result.output
+    assert "every image failed (2); the first:" in result.output and "Traceback" not in result.output
+    assert len(read_manifest(tmp_path / "out" / "manifest.jsonl")) == 2
+
+
+def test_the_bar_moves_during_an_optimizer_batch(eyes, tmp_path, monkeypatch):
+    # the bar stayed at 0 % for a whole optimizer run and jumped to 100 % at the end
+    from masked_gatys.cli import purify as cli_purify
+
+    seen = []
+    shown = cli_purify._Bar.__call__
+
+    def spy(self, p):
+        seen.append((p.done, p.working, p.record is None))
+        return shown(self, p)
+
+    monkeypatch.setattr(cli_purify._Bar, "__call__", spy)
+    result = CliRunner().invoke(main, ["purify", str(eyes), "-o", str(tmp_path / "out"), "--style", "rendered",
+                                       "--weights", "random", "--max-layer", "relu1_1", "--iterations", "2",
+                                       "--batch-size", "6", "--no-pupil-shift"])
+    assert result.exit_code == 0, result.output
+    during = [working for done, working, batch in seen if batch and done == 0]
+    assert during and all(0 < w <= 6 for w in during)

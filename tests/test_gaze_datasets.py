@@ -75,6 +75,8 @@ def test_labelled_csv_with_resize_scales_the_pupil(tmp_path):
     ("image,yaw,pitch\na.png,x,1\n", "is not a number"),
     ("image,yaw,pitch\nmissing.png,1,1\n", "missing.png"),
     ("yaw,pitch\n1,1\n", "missing column 'image'"),
+    ("image,yaw,pitch\na.png,500,-3\n", r"yaw=.500. is outside \[-90, 90\] degrees"),  # D18
+    ("image,yaw,pitch\na.png,5,-300\n", r"pitch=.-300. is outside"),
 ])
 def test_labelled_errors_are_one_line(tmp_path, text, message):
     save_image(torch.rand(1, 3, 36, 60), tmp_path / "a.png")

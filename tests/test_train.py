@@ -18,7 +18,6 @@ from masked_gatys.train import (
     apply_model,
     check_compatible,
     load_model,
-    stylize_folder,
     train,
     train_step,
 )
@@ -156,40 +155,6 @@ def test_missing_or_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
     torch.save({"hello": torch.zeros(1)}, other)
     with pytest.raises(CheckpointError, match="other.pt: not a masked-gatys network checkpoint"):
         load_model(other)
-
-
-def test_stylize_folder(tmp_path: Path) -> None:
-    from masked_gatys.image import load_image, save_image
-
-    src, dst = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    images, masks = _batch(2)
-    for i in range(2):
-        save_image(images[i:i + 1], src / f"eye{i}.png")
-        save_image(masks[i:i + 1].expand(1, 3, *SIZE), src / f"eye{i}_mask.png")
-    torch.manual_seed(0)
-    net = nets.build("purifier", width=2)
-    written = stylize_folder(net, src, dst)
-    assert [p.name for p in written] == ["eye0.png", "eye1.png"]
-    for i, path in enumerate(written):
-        out = load_image(path)
-        assert out.shape == (1, 3, *SIZE)
-        expected = apply_model(net, load_image(src / f"eye{i}.png"), (masks[i:i + 1] >= 0).float() *
-                               load_image(src / f"eye{i}_mask.png")[:, :1])
-        assert (out - expected).abs().max() <= 1 / 255 + 1e-6
-
-
-def test_stylize_folder_needs_masks_for_the_purifier(tmp_path: Path) -> None:
-    from masked_gatys.errors import MaskError
-    from masked_gatys.image import save_image
-
-    src = tmp_path / "in"
-    src.mkdir()
-    save_image(torch.rand(1, 3, 8, 8), src / "a.png")
-    with pytest.raises(MaskError, match="a_mask.png"):
-        stylize_folder(nets.build("purifier", width=2), src, tmp_path / "out")
-    written = stylize_folder(nets.build("johnson", width=2, blocks=1), src, tmp_path / "out")
-    assert [p.name for p in written] == ["a.png"]
 
 
 def test_train_from_a_folder(tmp_path: Path) -> None:
@@ -444,3 +409,19 @@ def test_the_training_pool_varies_the_geometry_and_keeps_one_look() -> None:
         mean_skin = pool.images[i][:, labels == 0].mean(dim=1)
         assert torch.allclose(mean_skin, skin, atol=0.12), (i, mean_skin, skin)
     assert len({tuple(m.flatten().tolist()) for m in (pool.masks >= 0.5).float()}) == len(pool)
+
+
+@pytest.mark.parametrize("how", ["resume", "init"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_nan_or_inf_weights_is_named_not_blamed_on_the_learning_rate(tmp_path: Path, how, value):
+    # issue 21, D13: "the training loss became nan; lower the learning rate (--lr)"
+    from masked_gatys.train import _read_checkpoint, save_checkpoint
+
+    first = tmp_path / "a.pt"
+    train(tiny(iterations=1, output=str(first)))
+    data = _read_checkpoint(first)
+    key = next(k for k, v in data["state_dict"].items() if v.is_floating_point())
+    data["state_dict"][key].view(-1)[0] = value
+    save_checkpoint(first, data)
+    with pytest.raises(CheckpointError, match=f"its (state_dict.)?{key} holds NaN or infinite values"):
+        train(tiny(iterations=2, output=str(tmp_path / "b.pt"), **{how: str(first)}))

@@ -56,12 +56,18 @@ class _LazyGroup(click.Group):
         """Click's main, with every error one line: usage errors exit 2, others 1.
 
         Click's own form of a usage error is three lines (usage, hint, error);
-        here it is the error and where to look, on one line. Ctrl-C before a
-        command has started (option defaults may import torch) exits 130;
+        here it is the error and where to look, on one line. Ctrl-C or SIGTERM
+        before a command has started, the heavy imports included, ends the
+        process at once with 130 / 143 (``_common.startup_signals``); then
         SIGTERM is handled as SIGINT (``_common.handle_signals``).
         """
-        from masked_gatys.cli._common import handle_signals, warnings_as_lines
+        from masked_gatys.cli._common import handle_signals, startup_signals, warnings_as_lines
 
+        given = kwargs["args"] if "args" in kwargs else (args[0] if args else None)
+        argv = list(sys.argv[1:] if given is None else given)
+        preload = bool(argv) and not {"-h", "--help", "--version"} & set(argv)
+        with startup_signals(preload):
+            pass
         if not standalone_mode:
             with handle_signals(), warnings_as_lines():
                 return super().main(*args, standalone_mode=False, **kwargs)

@@ -73,6 +73,43 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _exit_at_once(signum: int, frame: Any) -> None:
+    os.write(2, b"interrupted\n")
+    os._exit(128 + signum)
+
+
+#: what a command imports before its work: loaded under :func:`startup_signals`
+HEAVY_IMPORTS = ("numpy", "torch", "torchvision", "PIL.Image")
+
+
+@contextlib.contextmanager
+def startup_signals(preload: bool) -> Iterator[None]:
+    """SIGINT and SIGTERM end the process at once (130 / 143) until the block ends.
+
+    Before a command has started nothing is written, and an interrupt raised
+    inside a half-done import of numpy or torch leaves a broken interpreter
+    (an AttributeError, a RecursionError or an abort on the way out). With
+    ``preload``, the heavy modules every command needs are imported here, under
+    these handlers. Only the main thread can set handlers; elsewhere the block
+    just runs. The handlers before are put back at the end.
+    """
+    import importlib
+
+    try:
+        previous = {sig: signal.signal(sig, _exit_at_once) for sig in _SIGNALS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        if preload:
+            for name in HEAVY_IMPORTS:
+                importlib.import_module(name)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
     """SIGINT and SIGTERM as described in the module docstring, for the block's duration.

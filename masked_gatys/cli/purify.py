@@ -70,7 +70,11 @@ class _Signals:
 
 
 class _Bar:
-    """A tqdm bar over this process's inputs: images/s, ETA, done / failed / skipped."""
+    """A tqdm bar over this process's inputs: images/s, ETA, done / failed / skipped.
+
+    It counts images as they finish and, during an optimizer batch, the batch's share of its
+    iterations (``PurifyProgress.working``), so it moves and its rate is true from the start.
+    """
 
     def __init__(self, desc: str, quiet: bool) -> None:
         self.desc, self.quiet = desc, quiet
@@ -83,8 +87,9 @@ class _Bar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=p.total - p.skipped, desc=self.desc, unit="img", file=sys.stderr,
-                            dynamic_ncols=True, smoothing=0.05)
-        self.bar.update(p.done + p.failed - self.bar.n)
+                            dynamic_ncols=True, smoothing=0.05,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+        self.bar.update(p.done + p.failed + p.working - self.bar.n)
         self.bar.set_postfix({"failed": p.failed, "skipped": p.skipped}, refresh=False)
         return False
 
@@ -142,9 +147,11 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     masked-gatys purify --merge -o purified/
     torchrun --nproc-per-node 2 -m masked_gatys purify eyes/ -o purified/ --model purifier
 
-    A rerun skips what is done and redoes what failed or was cut off.
-    Ctrl-C or SIGTERM finish the writes under way, record progress and exit
-    with 130 / 143.
+    A rerun skips what is done and redoes what failed, was cut off or
+    changed; OUTPUT's manifest.jsonl keeps the records of every source
+    purified into it. A bad image is recorded as failed and the run goes on;
+    it exits 1 when every image failed. Ctrl-C or SIGTERM finish the writes
+    under way, record progress and exit with 130 / 143.
     """
     from masked_gatys import distributed
 
@@ -195,6 +202,9 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
                    f"({report.seconds:.1f} s); manifest: {where}", err=True)
     if report.failed and fail_fast:
         sys.exit(1)
+    if counts[2] and not counts[0] and not counts[1]:
+        first = next((r["status"] for r in report.records if r.get("status") != "done"), "")
+        raise click.ClickException(f"every image failed ({counts[2]}); the first: {first.removeprefix('failed: ')}")
 
 
 def _merge(out_dir: Path) -> None:

@@ -281,26 +281,62 @@ def _save_every_outputs(output: Path, every: int, most: int, inputs: list) -> li
     return found
 
 
+def _folder_items(content: Path, mask: Path, output: Path) -> list:
+    """The images of ``content`` (its subfolders too), each with its mask from the ``--mask``
+    folder: ``NAME_mask.*``, else ``NAME.*``, at the image's relative place."""
+    import dataclasses
+    from pathlib import PurePosixPath
+
+    from masked_gatys.manifests import IMAGE_EXTS, list_inputs
+
+    items = []
+    for item in list_inputs(content, exclude=[output, mask]):
+        rel = PurePosixPath(item.rel)
+        folder = mask.joinpath(*rel.parent.parts)
+        found = next((folder / f"{name}{ext}" for name in (f"{rel.stem}_mask", rel.stem)
+                      for ext in IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS)
+                      if (folder / f"{name}{ext}").is_file()), None)
+        columns = {**item.columns, "mask": None if found is None else str(found)}
+        items.append(dataclasses.replace(item, mask=found, columns=columns))
+    return items
+
+
+def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model: Path, device: str,
+                    quiet: bool) -> None:
+    """``stylize FOLDER --model``: purify's machinery with one network (batched, resumable, a
+    manifest); an image that cannot be read is recorded as failed and the rest go on."""
+    from masked_gatys.purify import PurifyConfig, purify
+
+    if output is None:
+        raise click.ClickException("a folder of images needs -o OUTPUT_FOLDER")
+    for label, folder in (("the input folder", content), ("the --mask folder", mask)):
+        if folder is not None and output.resolve() == Path(folder).resolve():
+            raise click.ClickException(f"the output folder {output} is {label} {folder}; choose another")
+    if mask is not None and not mask.is_dir():
+        raise click.ClickException(f"--mask {mask}: with a folder of images, give a folder of masks")
+    source = content if mask is None else _folder_items(content, mask, output)
+    config = PurifyConfig(method=str(model), device=device, pupil_shift=False)
+    report = purify(source, output, config=config)
+    if not quiet:
+        click.echo(f"wrote {report.done} images to {output} ({report.skipped} already done, {report.failed} "
+                   f"failed; manifest: {report.manifest})", err=True)
+    if report.failed and not report.done and not report.skipped:
+        first = next(r["status"] for r in report.records if r["status"] != "done")
+        raise click.ClickException(f"every image failed ({report.failed}); the first: "
+                                   f"{first.removeprefix('failed: ')}")
+
+
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
                quiet: bool) -> None:
     """``--model``: a trained network over CONTENT (an image or a folder). Its warnings (the resize
     notice outside the trained sizes) print once each, as they come (cli._common.warnings_as_lines)."""
     device = resolve_device(device)
+    if content.is_dir():
+        _stylize_folder(content, mask, output, model, device, quiet)
+        return
     from masked_gatys.checkpoints import load_model
-    from masked_gatys.train import stylize_folder
 
     net = load_model(model, device=device)
-    if content.is_dir():
-        if output is None:
-            raise click.ClickException("a folder of images needs -o OUTPUT_FOLDER")
-        for label, folder in (("the input folder", content), ("the --mask folder", mask)):
-            if folder is not None and output.resolve() == Path(folder).resolve():
-                raise click.ClickException(f"the output folder {output} is {label} {folder}; choose another")
-        output.mkdir(parents=True, exist_ok=True)
-        written = stylize_folder(net, content, output, mask_dir=mask)
-        if not quiet:
-            click.echo(f"wrote {len(written)} images to {output}", err=True)
-        return
     from masked_gatys.image import load_image, save_image
     from masked_gatys.masks import load_mask
 

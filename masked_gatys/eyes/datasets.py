@@ -23,7 +23,6 @@ Each dataset's own gaze convention is converted explicitly, through gaze vectors
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from masked_gatys.eyes.labels import load_parts, resize_parts
 from masked_gatys.eyes.render import labels_to_rgb, render_eye, vector_to_gaze
 from masked_gatys.files import atomic_write
 from masked_gatys.image import load_image, resize_to, save_image
+from masked_gatys.manifests import read_table
 
 __all__ = [
     "GazeSet",
@@ -246,26 +246,9 @@ def read_labels(path: str | os.PathLike) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise GazeError(f"{p}: no such labels file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GazeError(f"{p}: cannot read labels ({exc})") from None
-    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise GazeError(f"{p}:{n}: not JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise GazeError(f"{p}:{n}: each line must be a JSON object")
-                rows.append(row)
-        return rows
-    if p.suffix.lower() in (".csv", ".tsv"):
-        dialect = "excel-tab" if p.suffix.lower() == ".tsv" else "excel"
-        return [dict(r) for r in csv.DictReader(text.splitlines(), dialect=dialect)]
-    raise GazeError(f"{p}: labels must be .csv, .tsv or .jsonl")
+    if p.suffix.lower() not in (".jsonl", ".json", ".ndjson", ".csv", ".tsv"):
+        raise GazeError(f"{p}: labels must be .csv, .tsv or .jsonl")
+    return read_table(p, error=GazeError)  # the manifests' reader: a byte-order mark is fine
 
 
 def _number(row: dict[str, Any], key: str, where: str, *, required: bool = True) -> float:
@@ -281,6 +264,14 @@ def _number(row: dict[str, Any], key: str, where: str, *, required: bool = True)
     if required and not math.isfinite(out):
         raise GazeError(f"{where}: {key}={value!r} is not finite")
     return out
+
+
+def _angle(row: dict[str, Any], key: str, where: str) -> float:
+    """A gaze angle in degrees: an eye looks at most 90 degrees off straight ahead."""
+    value = _number(row, key, where)
+    if not -90.0 <= value <= 90.0:
+        raise GazeError(f"{where}: {key}={row[key]!r} is outside [-90, 90] degrees")
+    return value
 
 
 def _load_sized(path: Path, size: tuple[int, int] | None, what: str, where: str) -> Tensor:
@@ -343,7 +334,7 @@ def load_labelled_folder(labels: str | os.PathLike, *, size: tuple[int, int] | N
             masks.append(mask)
         if has_parts:
             parts.append(_load_parts_sized(root / str(row["labels"]), image.shape[-2:], where))
-        gaze.append((_number(row, "yaw", where), _number(row, "pitch", where)))
+        gaze.append((_angle(row, "yaw", where), _angle(row, "pitch", where)))
         px, py = _number(row, "pupil_x", where, required=False), _number(row, "pupil_y", where, required=False)
         pupil.append(((px + 0.5) * scale[0] - 0.5, (py + 0.5) * scale[1] - 0.5))
         ids.append(str(row.get("id") or Path(str(row["image"])).stem))

@@ -28,19 +28,18 @@ from masked_gatys.eyes.parts import eye_regions
 from masked_gatys.eyes.render import render_eye
 from masked_gatys.eyes.styles import StylePool
 from masked_gatys.image import load_image, resize_to
+from masked_gatys.manifests import find_companion, list_images
 from masked_gatys.masks import Regions, load_mask, resize_mask
 from masked_gatys.objective import ObjectiveConfig
 
 __all__ = ["RENDER_YAW", "RENDER_PITCH", "TrainingData", "mix_seed", "rendered_eyes", "rendered_data",
-           "sized_data", "folder_data", "load_labels", "list_images", "find_mask", "load_attention",
+           "sized_data", "folder_data", "load_labels", "load_attention",
            "style_pool", "style_gazes", "style_eye", "eye_regions_for"]
 
 # Gaze range of the rendered training eyes, degrees (yaw, pitch): a little
 # wider than MPIIGaze's bulk (about +-25 and +-20 degrees).
 RENDER_YAW = 30.0
 RENDER_PITCH = 20.0
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -79,30 +78,6 @@ def load_attention(path: str | os.PathLike) -> Tensor:
     return attention_of(load_mask(path, mode="binary"))
 
 
-def find_mask(name: str, folders: Sequence[Path]) -> Path | None:
-    """``NAME_mask.EXT`` (else ``NAME.EXT``) in the first of ``folders`` holding one, or None."""
-    for folder in folders:
-        for pattern in (f"{name}_mask", name):
-            for ext in (".png", ".PNG", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-                candidate = folder / f"{pattern}{ext}"
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The input images of a folder, sorted: no hidden files, no ``_mask`` / ``_labels`` companions."""
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: not a folder")
-    # hidden files (a killed atomic write's temporary) and the renderer's companions are not images
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
-                   and not p.stem.endswith(("_mask", "_labels")))
-    if not files:
-        raise ImageError(f"{folder}: no images (png, jpg, ...) found")
-    return files
-
-
 def load_labels(path: Path, size: tuple[int, int]) -> Tensor | None:
     """``NAME_labels.png`` (the renderer's part colours) as ``(1, H, W)`` uint8 at ``size``, or None."""
     if not path.is_file():
@@ -119,8 +94,8 @@ def folder_data(folder: Path, size: tuple[int, int], n_val: int) -> TrainingData
                          "add images or lower --val")
     images, masks, labels = [], [], []
     for path in files:
-        mask_path = find_mask(path.stem, [folder])
-        if mask_path is None or mask_path == path:
+        mask_path = find_companion(path, "mask")
+        if mask_path is None:
             raise MaskError(f"{path}: no mask {path.stem}_mask.png beside it")
         images.append(resize_to(load_image(path), size, mode="bilinear"))
         masks.append(resize_mask(load_attention(mask_path), size))
@@ -219,7 +194,7 @@ def style_eye(style: str, size: tuple[int, int], *, seed: int, style_mask: str |
         return eye.image.float(), eye.mask.float(), eye.labels[None].to(torch.uint8)
     path = Path(style)
     image = load_image(path)
-    mask_path = Path(style_mask) if style_mask is not None else find_mask(path.stem, [path.parent])
+    mask_path = Path(style_mask) if style_mask is not None else find_companion(path, "mask")
     if mask_path == path:
         mask_path = None
     if mask_path is None:
