@@ -1,7 +1,9 @@
 """The eye domain, one concern a module.
 
 - :mod:`masked_gatys.eyes.render`: procedural eye images with masks and ground truth, and the
-  project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``).
+  project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``);
+  :mod:`masked_gatys.eyes.layouts` (framings: unity, mpiigaze, nir; ``guess_layout``),
+  :mod:`masked_gatys.eyes.looks` (captures) and :mod:`masked_gatys.eyes.drawing` under it.
 - :mod:`masked_gatys.eyes.pupil`: pupil centre and pupil shift.
 - :mod:`masked_gatys.eyes.datasets`: gaze data sets (rendered, labelled folders, UnityEyes,
   MPIIGaze).
@@ -44,6 +46,11 @@ _EXPORTS = {
     "load_parts": "parts",
     "pupil_disc": "parts",
     "StylePool": "styles",
+    "style_eye": "render",
+    "render_many": "datasets",
+    "get_layout": "layouts",
+    "guess_layout": "layouts",
+    "LAYOUTS": "layouts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -73,6 +73,13 @@ import torch
 from torch import Tensor
 
 from masked_gatys.errors import MaskedGatysError
+from masked_gatys.eyes.drawing import downsample as _downsample
+from masked_gatys.eyes.drawing import equalise_hist, to_grey
+from masked_gatys.eyes.drawing import sigmoid as _sigmoid
+from masked_gatys.eyes.drawing import smooth_noise as _smooth_noise
+from masked_gatys.eyes.drawing import upsample as _upsample
+from masked_gatys.eyes.layouts import LOOKS, Layout, LayoutError, get_layout
+from masked_gatys.eyes.looks import CAPTURES
 
 __all__ = [
     "EyeError",
@@ -85,6 +92,7 @@ __all__ = [
     "LABEL_COLORS",
     "DOMAINS",
     "labels_to_rgb",
+    "style_eye",
 ]
 
 #: label id -> name
@@ -196,59 +204,6 @@ def _as_vector(g: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- drawing helpers
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
-    """Value noise: a random ``cells`` grid bilinearly stretched to ``shape``; about N(0, 1)."""
-    h, w = shape
-    ch, cw = max(1, cells[0]), max(1, cells[1])
-    grid = rng.standard_normal((ch + 1, cw + 1))
-    yi = np.linspace(0.0, ch, h)
-    xi = np.linspace(0.0, cw, w)
-    y0 = np.minimum(yi.astype(int), ch - 1)
-    x0 = np.minimum(xi.astype(int), cw - 1)
-    fy = (yi - y0)[:, None]
-    fx = (xi - x0)[None, :]
-    # smoothstep hides the grid
-    fy = fy * fy * (3 - 2 * fy)
-    fx = fx * fx * (3 - 2 * fx)
-    g00 = grid[y0][:, x0]
-    g01 = grid[y0][:, x0 + 1]
-    g10 = grid[y0 + 1][:, x0]
-    g11 = grid[y0 + 1][:, x0 + 1]
-    out = (g00 * (1 - fx) + g01 * fx) * (1 - fy) + (g10 * (1 - fx) + g11 * fx) * fy
-    return out.astype(np.float32)
-
-
-def _downsample(a: np.ndarray, s: int) -> np.ndarray:
-    """Mean over ``s`` x ``s`` blocks of the last two axes."""
-    if s == 1:
-        return a
-    *lead, hs, ws = a.shape
-    return a.reshape(*lead, hs // s, s, ws // s, s).mean(axis=(-3, -1))
-
-
-def _upsample(a: np.ndarray, s: int) -> np.ndarray:
-    """Repeat each pixel of ``(H, W)`` into an ``s`` x ``s`` block."""
-    return a if s == 1 else np.repeat(np.repeat(a, s, axis=0), s, axis=1)
-
-
-def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of ``(C, H, W)`` with reflected borders."""
-    if sigma <= 0:
-        return img
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = np.arange(-radius, radius + 1, dtype=np.float32)
-    k = np.exp(-0.5 * (t / sigma) ** 2)
-    k /= k.sum()
-    pad = np.pad(img, ((0, 0), (radius, radius), (radius, radius)), mode="reflect")
-    h, w = img.shape[1:]
-    rows = sum(k[i] * pad[:, i:i + h, :] for i in range(2 * radius + 1))
-    return sum(k[i] * rows[:, :, i:i + w] for i in range(2 * radius + 1)).astype(np.float32)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
-
-
 def _mix(rng: np.random.Generator, palette: Sequence[Sequence[float]], jitter: float) -> np.ndarray:
     base = np.asarray(palette[int(rng.integers(len(palette)))], dtype=np.float64)
     return np.clip(base * (1.0 + jitter * rng.uniform(-1, 1, 3)), 0.0, 1.0)
@@ -279,6 +234,7 @@ _GEOMETRY_KEYS = {
     "iris_color": "RGB in [0, 1]",
     "skin_color": "RGB in [0, 1]",
     "supersample": "supersampling factor per axis (anti-aliasing)",
+    "closure": "0 (open as drawn) .. 1 (closed): how far the upper lid has come down",
 }
 
 
@@ -301,28 +257,44 @@ def render_eye(
     *,
     yaw: float = 0.0,
     pitch: float = 0.0,
-    domain: str = "synthetic",
-    size: tuple[int, int] = (72, 120),
+    domain: str | None = None,
+    size: tuple[int, int] | None = None,
     seed: int = 0,
+    layout: str | Layout = "unity",
+    look: str | None = None,
     **overrides: Any,
 ) -> EyeRender:
-    """Render one eye looking at ``(yaw, pitch)`` degrees in ``domain``.
+    """Render one eye looking at ``(yaw, pitch)`` degrees in ``layout``, seen in ``look``.
 
-    The seed fixes the eye (geometry and appearance) and, in the "real"
-    domain, the capture conditions; the same seed in both domains gives the
-    same geometry, labels and mask. ``overrides`` replace drawn parameters:
-    ``center``, ``half_width``, ``tilt``, ``upper_opening``,
-    ``lower_opening``, ``lid_skew``, ``eyeball_radius``, ``iris_radius``,
-    ``pupil_ratio``, ``inner_corner``, ``iris_color``, ``skin_color``,
-    ``supersample``. Raises :class:`EyeError` on bad arguments.
+    ``layout`` (:mod:`masked_gatys.eyes.layouts`): ``unity`` (``default``, the original
+    framing, 72x120 RGB), ``mpiigaze`` (36x60 grey, equalised) or ``nir`` (240x320 grey,
+    near-infrared); ``size`` defaults to the layout's. ``look``: ``clean`` (the synthetic
+    domain), ``outdoor``, ``webcam``, ``photo``, ``nir`` or ``any`` (one of the layout's real
+    looks, drawn from the seed); without it, ``domain`` ("synthetic", the default, or "real")
+    picks ``clean`` or the layout's first real look (``outdoor`` for unity, so the original
+    renders are unchanged). Grey layouts return three equal channels (``truth["channels"]``
+    is 1). The seed fixes the eye (geometry and appearance) and the capture; the same seed
+    in every look gives the same geometry, labels and mask.
+
+    ``overrides`` replace drawn parameters: ``center``, ``half_width``, ``tilt``,
+    ``upper_opening``, ``lower_opening``, ``lid_skew``, ``eyeball_radius``, ``iris_radius``,
+    ``pupil_ratio``, ``inner_corner``, ``iris_color``, ``skin_color``, ``supersample``, and
+    ``closure`` (0 open as drawn .. 1 closed: the labels then hold no iris and no pupil; the
+    lids may then cover the pupil, in every layout). Raises :class:`EyeError` on bad arguments.
 
     >>> a = render_eye(yaw=0, pitch=0, size=(36, 60), seed=1)
     >>> b = render_eye(yaw=0, pitch=0, size=(36, 60), seed=1, domain="real")
     >>> bool(torch.equal(a.labels, b.labels)), a.truth["pupil_center"] == b.truth["pupil_center"]
     (True, True)
+    >>> c = render_eye(layout="mpiigaze", look="webcam", seed=1, closure=1.0)
+    >>> tuple(c.image.shape), int(c.labels.max()), c.truth["closed"]
+    ((1, 3, 36, 60), 0, True)
     """
-    if domain not in DOMAINS:
-        raise EyeError(f"unknown domain {domain!r}: use 'synthetic' or 'real'")
+    try:
+        lay = get_layout(layout)
+    except LayoutError as exc:
+        raise EyeError(str(exc)) from None
+    look_name, domain = _resolve_look(lay, domain, look, seed)
     unknown = sorted(set(overrides) - set(_GEOMETRY_KEYS))
     if unknown:
         raise EyeError(f"unknown render_eye parameter(s) {unknown}; known: {sorted(_GEOMETRY_KEYS)}")
@@ -334,10 +306,11 @@ def render_eye(
         raise EyeError(f"gaze out of range: |yaw| <= {MAX_YAW:g} and |pitch| <= {MAX_PITCH:g} degrees")
     if seed < 0:
         raise EyeError(f"seed must be >= 0, got {seed}")
-    h, w = _parse_size(size)
+    h, w = _parse_size(size if size is not None else lay.size)
+    original = lay.name == "unity" and look_name in ("clean", "outdoor") and "closure" not in overrides
 
-    geo = _draw_geometry(seed, h, w, yaw, pitch, overrides)
-    look = _draw_appearance(seed, overrides)
+    geo = _draw_geometry(seed, h, w, yaw, pitch, overrides, lay)
+    look_params = _draw_appearance(seed, overrides) if lay.spectrum == "visible" else _draw_nir_appearance(seed, overrides)
     s = int(overrides.get("supersample", 4 if h * w <= 4000 else (3 if h * w <= 20000 else 2)))
     if not 1 <= s <= 8:
         raise EyeError(f"supersample must be 1..8, got {s}")
@@ -347,14 +320,21 @@ def render_eye(
     labels = np.argmax(cover, axis=0)
     mask = cover[2] + cover[3]
 
-    radiance = _shade(geo, look, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
+    radiance = _shade(geo, look_params, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
+    if lay.spectrum == "nir":
+        radiance = radiance * (1.0 - _lashes(geo, look_params, fields, seed, h, w, s))[None]
     domain_params: dict[str, Any] = {}
-    if domain == "real":
-        image, domain_params = _outdoor(radiance, geo, fields, seed, h, w, s)
-    else:
+    if look_name == "clean":
         image = np.clip(_downsample(radiance, s), 0.0, 1.0)
+    else:
+        image, domain_params = CAPTURES[look_name](radiance, geo, fields, seed, h, w, s)
+    if lay.channels == 1:
+        grey = to_grey(image)
+        image = np.repeat(equalise_hist(grey) if lay.equalise else grey, 3, axis=0)
 
-    truth = _truth(geo, look, domain, domain_params, seed, h, w, s)
+    truth = _truth(geo, look_params, domain, domain_params, seed, h, w, s)
+    if not original:
+        truth.update(_layout_truth(geo, lay, look_name, cover, labels))
     return EyeRender(
         image=torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
         labels=torch.from_numpy(labels.astype(np.int64)),
@@ -363,28 +343,44 @@ def render_eye(
     )
 
 
+def _resolve_look(lay: Layout, domain: str | None, look: str | None, seed: int) -> tuple[str, str]:
+    """The capture to draw and its domain, from ``domain`` and ``look`` as given."""
+    if look is None:
+        domain = "synthetic" if domain is None else domain
+        if domain not in DOMAINS:
+            raise EyeError(f"unknown domain {domain!r}: use 'synthetic' or 'real'")
+        return ("clean" if domain == "synthetic" else lay.real_look), domain
+    if look not in LOOKS:
+        raise EyeError(f"unknown look {look!r}: use one of {', '.join(LOOKS)}")
+    if look == "any":
+        look = lay.real_looks[int(np.random.default_rng([int(seed), 5]).integers(len(lay.real_looks)))]
+    want = "synthetic" if look == "clean" else "real"
+    if domain is not None and domain != want:
+        raise EyeError(f"look {look!r} belongs to the {want} domain, not {domain!r}")
+    return look, want
+
+
 def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
-                   overrides: dict[str, Any]) -> dict[str, Any]:
+                   overrides: dict[str, Any], lay: Layout) -> dict[str, Any]:
     rng = np.random.default_rng([seed, 0])
+    r = lay.geometry
     g: dict[str, Any] = {}
     scale = min(w / 2.0, h * 0.95)  # half-width that fits both axes
-    g["half_width"] = float(overrides.get("half_width", scale * rng.uniform(0.60, 0.70)))
-    cx = w / 2.0 - 0.5 + rng.uniform(-0.04, 0.04) * w
-    cy = h / 2.0 - 0.5 + rng.uniform(-0.05, 0.05) * h
+    g["half_width"] = float(overrides.get("half_width", scale * rng.uniform(*r["half_width"])))
+    fx, fy, jx, jy = lay.center
+    cx = w * fx - 0.5 + rng.uniform(-jx, jx) * w
+    cy = h * fy - 0.5 + rng.uniform(-jy, jy) * h
     g["center"] = tuple(float(v) for v in overrides.get("center", (cx, cy)))
-    g["tilt"] = float(overrides.get("tilt", rng.uniform(-8.0, 8.0)))
-    g["upper_opening"] = float(overrides.get("upper_opening", rng.uniform(0.42, 0.66)))
-    g["lower_opening"] = float(overrides.get("lower_opening", rng.uniform(0.22, 0.38)))
-    g["lid_skew"] = float(overrides.get("lid_skew", rng.uniform(-0.25, 0.25)))
-    g["eyeball_radius"] = float(overrides.get("eyeball_radius", rng.uniform(0.80, 0.92)))
-    g["iris_radius"] = float(overrides.get("iris_radius", rng.uniform(0.47, 0.54)))
-    g["pupil_ratio"] = float(overrides.get("pupil_ratio", rng.uniform(0.28, 0.55)))
+    for key in ("tilt", "upper_opening", "lower_opening", "lid_skew", "eyeball_radius", "iris_radius",
+                "pupil_ratio"):
+        g[key] = float(overrides.get(key, rng.uniform(*r[key])))
     g["inner_corner"] = str(overrides.get("inner_corner", "left" if rng.uniform() < 0.5 else "right"))
-    g["eyeball_drop"] = float(rng.uniform(0.0, 0.08))  # eyeball centre below the corner line
+    g["eyeball_drop"] = float(rng.uniform(*r["eyeball_drop"]))  # eyeball centre below the corner line
+    g["closure"] = float(overrides.get("closure", _draw_closure(seed, lay)))
     for key, lo, hi in (("half_width", 4.0, 4096.0), ("upper_opening", 0.05, 2.0),
                         ("lower_opening", 0.05, 2.0), ("lid_skew", -0.5, 0.5),
                         ("eyeball_radius", 0.3, 1.5), ("iris_radius", 0.2, 0.8),
-                        ("pupil_ratio", 0.1, 0.9), ("tilt", -45.0, 45.0)):
+                        ("pupil_ratio", 0.1, 0.9), ("tilt", -45.0, 45.0), ("closure", 0.0, 1.0)):
         if not lo <= g[key] <= hi:
             raise EyeError(f"{key} must be in [{lo:g}, {hi:g}], got {g[key]:g}")
     if g["inner_corner"] not in ("left", "right"):
@@ -415,8 +411,34 @@ def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
     g.update(R=R, eyeball_center=(ex, ey), r_iris=r_iris, r_pupil=g["pupil_ratio"] * r_iris,
              pupil=(px, py), fore=abs(v[2]), eg=eg, ep=ep, yaw=yaw, pitch=pitch,
              vector=tuple(float(c) for c in v))
-    _open_for_pupil(g)
+    if lay.whole_pupil and "closure" not in overrides:
+        _open_for_pupil(g)
+    else:
+        _close_lids(g)
     return g
+
+
+def _draw_closure(seed: int, lay: Layout) -> float:
+    """How far the lids are closed: 0 for most eyes, (0.35, 0.8) for the layout's share of
+    half-closed eyes, (0.9, 1) for its share of closed ones (own stream: the rest unchanged)."""
+    closed, half = lay.closure
+    if closed <= 0 and half <= 0:
+        return 0.0
+    rng = np.random.default_rng([seed, 4])
+    t = rng.uniform()
+    if t < closed:
+        return float(min(1.0, rng.uniform(0.9, 1.1)))
+    if t < closed + half:
+        return float(rng.uniform(0.35, 0.8))
+    return float(rng.uniform(0.0, 0.15))
+
+
+def _close_lids(g: dict[str, Any]) -> None:
+    """Bring the upper lid down over the eye by ``closure``; at 1 it meets the lower lid."""
+    c = g["closure"]
+    up, low = g["upper_opening"], g["lower_opening"]
+    g["upper_opening"] = up - c * (up + 0.7 * low)
+    g["lower_opening"] = low * (1.0 - 0.3 * c)
 
 
 def _lid_profile(u: np.ndarray, skew: float) -> np.ndarray:
@@ -460,6 +482,8 @@ def _fields(g: dict[str, Any], h: int, w: int, s: int) -> dict[str, np.ndarray]:
     upper = -a * g["upper_opening"] * _lid_profile(u, g["lid_skew"])  # lid edge (w), negative = up
     lower = a * g["lower_opening"] * _lid_profile(u, -0.5 * g["lid_skew"])
     open_ = (np.abs(u) < 1.0) & (wv > upper) & (wv < lower)
+    if g.get("closure", 0.0) >= 1.0:  # shut: the lids meet along the whole line
+        open_ = np.zeros_like(open_)
     dxp, dyp = xs - g["pupil"][0], ys - g["pupil"][1]
     along = dxp * g["eg"][0] + dyp * g["eg"][1]
     perp = dxp * g["ep"][0] + dyp * g["ep"][1]
@@ -494,6 +518,123 @@ def _draw_appearance(seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
         "noise_seed": int(rng.integers(2 ** 31)),
     }
     return look
+
+
+def _draw_nir_appearance(seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Materials under near-infrared light: bright skin and sclera, a mid-grey iris whatever
+    its colour, a very dark pupil, dark lashes (own stream ``[seed, 9]``)."""
+    rng = np.random.default_rng([seed, 9])
+    skin = float(rng.uniform(0.62, 0.88))
+    iris = float(rng.uniform(0.30, 0.55))
+    look: dict[str, Any] = {
+        "skin_color": _check_rgb("skin_color", overrides.get("skin_color", np.full(3, skin))),
+        "iris_color": _check_rgb("iris_color", overrides.get("iris_color", np.full(3, iris))),
+        "sclera_color": np.full(3, float(np.clip(skin + rng.uniform(0.02, 0.15), 0.0, 0.97))),
+        "pupil_level": float(rng.uniform(0.01, 0.04)),
+        "lash_darkness": float(rng.uniform(0.3, 0.55)),
+        "crease_gap": float(rng.uniform(0.25, 0.45)),
+        "crease_depth": float(rng.uniform(0.05, 0.15)),
+        "skin_texture": float(rng.uniform(0.03, 0.07)),
+        "iris_contrast": float(rng.uniform(0.15, 0.35)),
+        "iris_phases": rng.uniform(0, 2 * np.pi, 4).tolist(),
+        "iris_freqs": rng.integers(20, 61, 4).tolist(),
+        "noise_seed": int(rng.integers(2 ** 31)),
+        "lashes": int(rng.integers(70, 140)),
+        "lash_strand": float(rng.uniform(0.75, 0.95)),
+    }
+    return look
+
+
+def _lashes(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
+            seed: int, h: int, w: int, s: int) -> np.ndarray:
+    """Darkening ``(H*s, W*s)`` in [0, 1) by lashes drawn as curved strands from both lid
+    margins (photometric only: a lash over the iris leaves the iris label)."""
+    rng = np.random.default_rng([seed, 10])
+    a = g["half_width"]
+    dark = np.zeros((h * s, w * s), dtype=np.float32)
+    n_up = look["lashes"]
+    for side, n, length, sign in (("upper", n_up, (0.10, 0.24), -1.0), ("lower", n_up // 2, (0.04, 0.10), 1.0)):
+        for _ in range(n):
+            u = rng.uniform(-0.95, 0.95)
+            prof = (1.0 - u * u) ** 0.85
+            if side == "upper":
+                wv = -a * g["upper_opening"] * prof * (1.0 + g["lid_skew"] * u)
+            else:
+                wv = a * g["lower_opening"] * prof * (1.0 - 0.5 * g["lid_skew"] * u)
+            x0 = g["center"][0] + a * u * g["axis"][0] + wv * g["normal"][0]
+            y0 = g["center"][1] + a * u * g["axis"][1] + wv * g["normal"][1]
+            # outwards from the lid, fanned towards the corners, curling away from the eye
+            ang = sign * (0.5 * math.pi) + sign * u * rng.uniform(0.4, 0.9) + rng.normal(0.0, 0.15)
+            base = math.atan2(g["normal"][1], g["normal"][0]) - 0.5 * math.pi
+            d0 = (math.cos(base + ang), math.sin(base + ang))
+            ln = rng.uniform(*length) * a
+            curl = rng.uniform(0.1, 0.5) * ln * (1 if u > 0 else -1)
+            pts = [(x0 + t * ln * d0[0] + curl * t * t * -d0[1] * sign,
+                    y0 + t * ln * d0[1] + curl * t * t * d0[0] * sign) for t in np.linspace(0, 1, 7)]
+            width = rng.uniform(0.5, 1.2) * max(1.0, a / 150.0)
+            strength = look["lash_strand"] * rng.uniform(0.7, 1.0)
+            _stroke(dark, pts, width, strength, s)
+    return dark
+
+
+def _stroke(dark: np.ndarray, pts: Sequence[tuple[float, float]], width: float, strength: float, s: int) -> None:
+    """Draw a polyline of ``width`` pixels into ``dark`` (supersampled by ``s``) in place,
+    tapering to the tip; the darkest stroke wins where strokes cross."""
+    hs, ws = dark.shape
+    n = len(pts) - 1
+    for k in range(n):
+        (xa, ya), (xb, yb) = pts[k], pts[k + 1]
+        half = 0.5 * width * (1.0 - 0.7 * k / n)
+        pad = half + 1.0
+        j0 = max(0, int(math.floor((min(xa, xb) - pad + 0.5) * s)))
+        j1 = min(ws, int(math.ceil((max(xa, xb) + pad + 0.5) * s)))
+        i0 = max(0, int(math.floor((min(ya, yb) - pad + 0.5) * s)))
+        i1 = min(hs, int(math.ceil((max(ya, yb) + pad + 0.5) * s)))
+        if j0 >= j1 or i0 >= i1:
+            continue
+        xs = ((np.arange(j0, j1, dtype=np.float32) + 0.5) / s - 0.5)[None, :]
+        ys = ((np.arange(i0, i1, dtype=np.float32) + 0.5) / s - 0.5)[:, None]
+        dx, dy = xb - xa, yb - ya
+        L2 = dx * dx + dy * dy + 1e-9
+        t = np.clip(((xs - xa) * dx + (ys - ya) * dy) / L2, 0.0, 1.0)
+        dist = np.hypot(xs - (xa + t * dx), ys - (ya + t * dy))
+        cov = np.clip(half + 0.5 / s - dist, 0.0, 1.0 / s) * s * strength
+        np.maximum(dark[i0:i1, j0:j1], cov, out=dark[i0:i1, j0:j1])
+
+
+def _layout_truth(g: dict[str, Any], lay: Layout, look: str, cover: np.ndarray,
+                  labels: np.ndarray) -> dict[str, Any]:
+    """Truth of the layouts beyond the original: layout, look, channels, closure, and how
+    much of the iris and the pupil the lids leave visible; closed: no pixel labelled iris or pupil."""
+    iris_area = math.pi * g["r_iris"] ** 2 * g["fore"]
+    pupil_area = math.pi * g["r_pupil"] ** 2 * g["fore"]
+    iris_seen = float(cover[2].sum() + cover[3].sum())
+    pupil_seen = float(cover[3].sum())
+    return {
+        "layout": lay.name,
+        "look": look,
+        "channels": lay.channels,
+        "closure": round(g["closure"], 4),
+        "visible": {"iris": round(min(1.0, iris_seen / max(iris_area, 1e-9)), 4),
+                    "pupil": round(min(1.0, pupil_seen / max(pupil_area, 1e-9)), 4)},
+        "closed": not bool((labels >= 2).any()),
+    }
+
+
+def style_eye(layout: str | Layout = "unity", *, size: tuple[int, int] | None = None, seed: int = 0,
+              yaw: float = 0.0, pitch: float = 0.0) -> EyeRender:
+    """A clean (synthetic-domain) open eye in ``layout``: the style eye for inputs of that layout.
+
+    For ``unity`` it is exactly the style eye the toolkit has always rendered
+    (``render_eye(yaw=0, pitch=0, domain="synthetic", size=size, seed=seed)``).
+
+    >>> e = style_eye("mpiigaze")
+    >>> tuple(e.image.shape), e.truth["closed"], bool((e.image[0, 0] == e.image[0, 2]).all())
+    ((1, 3, 36, 60), False, True)
+    """
+    lay = get_layout(layout)
+    extra: dict[str, Any] = {} if lay.name == "unity" else {"closure": 0.0}
+    return render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=size, seed=seed, layout=lay, **extra)
 
 
 def _check_rgb(name: str, value: Any) -> np.ndarray:
@@ -550,78 +691,6 @@ def _shade(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
     label = f["label"][None]
     out = np.where(label == 0, skin, np.where(label == 1, sclera, np.where(label == 2, iris, pupil)))
     return out.astype(np.float32)
-
-
-def _outdoor(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
-             seed: int, h: int, w: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Outdoor capture of ``radiance``: returns the ``(3, H, W)`` image and the drawn parameters."""
-    rng = np.random.default_rng([seed, 2])
-    p: dict[str, Any] = {}
-    xs, ys = f["xs"], f["ys"]
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-
-    p["light_angle"] = float(rng.uniform(0, 360))
-    p["light_strength"] = float(rng.uniform(0.3, 0.7))
-    la = math.radians(p["light_angle"])
-    ramp = ((xs - cx) * math.cos(la) + (ys - cy) * math.sin(la)) / (0.5 * math.hypot(w, h))
-    light = np.clip(1.0 + p["light_strength"] * ramp, 0.25, None)
-
-    p["shadow"] = bool(rng.uniform() < 0.7)
-    p["shadow_angle"] = float(rng.uniform(0, 360))
-    p["shadow_point"] = [float(rng.uniform(0.1, 0.9) * w), float(rng.uniform(0.1, 0.9) * h)]
-    p["shadow_factor"] = float(rng.uniform(0.45, 0.75))
-    p["shadow_softness"] = float(rng.uniform(0.5, 3.0))
-    if p["shadow"]:
-        sa = math.radians(p["shadow_angle"])
-        dist = (xs - p["shadow_point"][0]) * math.cos(sa) + (ys - p["shadow_point"][1]) * math.sin(sa)
-        light = light * (1.0 - (1.0 - p["shadow_factor"]) * _sigmoid(dist / p["shadow_softness"]))
-
-    p["color_temperature"] = float(rng.uniform(-1, 1))  # > 0 warm, < 0 cool
-    p["tint"] = float(rng.uniform(-0.3, 0.3))
-    t = p["color_temperature"]
-    gains = np.array([1 + 0.2 * t, 1 + 0.04 * p["tint"], 1 - 0.2 * t], dtype=np.float32)
-    img = radiance * light[None] * gains[:, None, None]
-
-    # sky reflected by the cornea: a faint veil over the iris disc
-    p["cornea_reflection"] = float(rng.uniform(0.0, 0.04))
-    rng_tex = np.random.default_rng([seed, 3])
-    veil = p["cornea_reflection"] * (1 + 0.5 * _upsample(_smooth_noise(rng_tex, (h, w), (4, 6)), s))
-    img = img + (veil * (f["rho"] <= 1.0) * f["open"] * light)[None]
-
-    # glints: small bright spots on the cornea, offset towards the light
-    n = int(rng.integers(1, 4))
-    glints = []
-    for _ in range(n):
-        ang = la + math.pi + rng.uniform(-1.0, 1.0)
-        dist_r = rng.uniform(0.1, 0.75) * g["r_iris"]
-        gx = g["pupil"][0] + dist_r * math.cos(ang)
-        gy = g["pupil"][1] + dist_r * math.sin(ang)
-        sigma = float(rng.uniform(0.25, 0.45) * max(1.0, g["r_iris"] / 8.0))
-        amp = float(rng.uniform(0.6, 1.0))
-        glints.append({"center": [float(gx), float(gy)], "sigma": sigma, "amplitude": amp})
-        spot = amp * np.exp(-0.5 * ((xs - gx) ** 2 + (ys - gy) ** 2) / sigma ** 2) * f["open"]
-        img = img + spot[None]
-    p["glints"] = glints
-
-    img = _downsample(img, s)
-    p["blur_sigma"] = float(rng.uniform(0.3, 0.8))
-    img = _gaussian_blur(img, p["blur_sigma"])
-    p["exposure"] = float(rng.uniform(0.65, 1.35))
-    p["gamma"] = float(rng.uniform(0.85, 1.2))
-    p["contrast"] = float(rng.uniform(0.75, 1.15))
-    p["saturation"] = float(rng.uniform(0.7, 1.0))
-    img = np.clip(img * p["exposure"], 0.0, 1.0) ** (1.0 / p["gamma"])
-    img = (img - 0.5) * p["contrast"] + 0.5
-    grey = img.mean(axis=0, keepdims=True)
-    img = grey + p["saturation"] * (img - grey)
-    p["read_noise"] = float(rng.uniform(0.01, 0.03))
-    p["shot_noise"] = float(rng.uniform(0.015, 0.04))
-    p["chroma_noise"] = float(rng.uniform(0.3, 0.7))  # share of the noise that differs per channel
-    sd = np.sqrt(p["read_noise"] ** 2 + p["shot_noise"] ** 2 * np.clip(img, 0, 1))
-    c = p["chroma_noise"]
-    noise = (math.sqrt(1 - c * c) * rng.standard_normal((1, h, w)) + c * rng.standard_normal(img.shape))
-    img = img + sd * noise.astype(np.float32)
-    return np.clip(img, 0.0, 1.0).astype(np.float32), p
 
 
 def _truth(g: dict[str, Any], look: dict[str, Any], domain: str, domain_params: dict[str, Any],
