@@ -63,34 +63,32 @@ def _render_pool(n: int, seed: int, size: tuple[int, int]) -> dict[str, torch.Te
     return {"images": torch.stack(imgs), "labels": torch.stack(labs)}
 
 
+#: the size each layout is rendered at for training (twice the working size or more, so that a
+#: zoom stays sharp; the network sees every image at 36x60)
+RENDER_SIZES = {"unity": (72, 120), "mpiigaze": (72, 120), "nir": (120, 160)}
+
+
 def _layout_pool(n: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
-    """Renders of every layout and look the renderer offers (if it offers any): {name: pool}."""
+    """Renders of every layout in each of its looks (where the renderer has layouts): {name: pool}."""
     try:
-        from masked_gatys.eyes import render as R
         from masked_gatys.eyes.datasets import render_set
+        from masked_gatys.eyes.layouts import LAYOUTS
     except ImportError:
         return {}
-    layouts = getattr(R, "LAYOUTS", None)
-    if not layouts:
-        return {}
-    looks = getattr(R, "LOOKS", None) or (None,)
     pools = {}
-    for layout in layouts:
-        for look in looks:
-            kwargs = {"layout": layout}
-            if look is not None:
-                kwargs["look"] = look
-            try:
-                gs = render_set(n, seed=seed, **kwargs)
-            except (TypeError, ValueError):
-                continue
-            images = gs.images
-            labels = getattr(gs, "labels", None)
-            if labels is None:
-                continue
-            grey = (images * LUMA.view(1, 3, 1, 1)).sum(1) if images.shape[1] == 3 else images[:, 0]
-            pools[f"{layout}/{look}"] = {"images": (grey * 255).round().clamp(0, 255).to(torch.uint8),
-                                         "labels": labels.to(torch.uint8)}
+    for name, layout in LAYOUTS.items():
+        for look in ("clean",) + tuple(layout.real_looks):
+            gs = render_set(n, layout=name, look=look, seed=seed, size=RENDER_SIZES.get(name, layout.size))
+            grey = (gs.images * LUMA.view(1, 3, 1, 1)).sum(1) if gs.images.shape[1] == 3 else gs.images[:, 0]
+            pools[f"{name}/{look}"] = {"images": (grey * 255).round().clamp(0, 255).to(torch.uint8),
+                                       "labels": gs.parts.to(torch.uint8), "zoom": (0.92, 1.12)}
+    # the unity layout draws no closed eyes by itself: shut and half-shut ones
+    for closure in (1.0, 0.6):
+        gs = render_set(max(1, n // 3), layout="unity", look="any", seed=seed + 1, size=RENDER_SIZES["unity"],
+                        closure=closure)
+        grey = (gs.images * LUMA.view(1, 3, 1, 1)).sum(1)
+        pools[f"unity/any/closure-{closure}"] = {"images": (grey * 255).round().clamp(0, 255).to(torch.uint8),
+                                                 "labels": gs.parts.to(torch.uint8), "zoom": (0.92, 1.12)}
     return pools
 
 
@@ -200,14 +198,15 @@ def _strokes(img: torch.Tensor, lab: torch.Tensor, g: torch.Generator, n: int = 
 
 
 def augment(images: torch.Tensor, labels: torch.Tensor, g: torch.Generator, size=DEFAULT_SIZE,
-            closed_share: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+            closed_share: float = 0.1, zoom: tuple[float, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A training batch at ``size``: grey images (B, 1, h, w) in [0, 1] and labels (B, h, w)."""
     b = images.shape[0]
     x = images.float()[:, None] / 255.0
     lab = labels.long()
     # geometry: zoom from the whole frame (0.8) to near-eye frames (the iris fills the height: ~2.8)
     zoom_kind = torch.rand(1, generator=g).item()
-    zoom = (0.9, 1.3) if zoom_kind < 0.45 else ((1.2, 1.8) if zoom_kind < 0.75 else (1.8, 3.2))
+    if zoom is None:
+        zoom = (0.9, 1.3) if zoom_kind < 0.45 else ((1.2, 1.8) if zoom_kind < 0.75 else (1.8, 3.2))
     theta = _affine(b, g, zoom, _eye_centres(lab), lab)
     grid = F.affine_grid(theta, (b, 1, *size), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -286,7 +285,7 @@ def iou(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
 def _batch(pools, n, g):
     pool = pools[int(torch.randint(len(pools), (1,), generator=g))]
     idx = torch.randint(pool["images"].shape[0], (n,), generator=g)
-    return pool["images"][idx], pool["labels"][idx]
+    return pool["images"][idx], pool["labels"][idx], pool.get("zoom")
 
 
 def validate(net, val_sets) -> dict:
@@ -344,7 +343,7 @@ def main(argv=None) -> int:
     for name, pool in [("present", val_pools[0])] + sorted(val_layouts.items()):
         xs, ls = [], []
         for _ in range(2):
-            x, lab = augment(pool["images"][:64], pool["labels"][:64], vg, closed_share=0.0)
+            x, lab = augment(pool["images"][:64], pool["labels"][:64], vg, closed_share=0.0, zoom=pool.get("zoom"))
             xs.append(x)
             ls.append(lab)
         val_sets[name] = (torch.cat(xs), torch.cat(ls))
@@ -375,8 +374,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     net.train()
     while step < a.steps:
-        imgs, labs = _batch(pools, a.batch, g)
-        x, lab = augment(imgs, labs, g)
+        imgs, labs, zoom = _batch(pools, a.batch, g)
+        x, lab = augment(imgs, labs, g, zoom=zoom, closed_share=0.1 if zoom is None else 0.03)
         lr = a.lr * 0.5 * (1 + math.cos(math.pi * min(step / a.steps, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr

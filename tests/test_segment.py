@@ -208,18 +208,13 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _layout_renders():
-    """One tiny render of every layout the renderer has (the present framing where it has none)."""
+    """Two small renders of every layout, in its looks (seeds no training used)."""
     from masked_gatys.eyes.datasets import render_set
+    from masked_gatys.eyes.layouts import LAYOUTS
 
-    try:
-        from masked_gatys.eyes.layouts import layout_names
-    except ImportError:
-        return [("present", render_set(2, size=(36, 60), seed=11, domain="real"))]
-    out = []
-    for name in layout_names():
-        size = (36, 60) if name == "unity" else None
-        out.append((name, render_set(2, layout=name, look="any", seed=11, size=size)))
-    return out
+    sizes = {"unity": (36, 60), "mpiigaze": (36, 60), "nir": (96, 128)}
+    return [(name, render_set(2, layout=name, look="any", seed=31, size=sizes.get(name)))
+            for name in LAYOUTS]
 
 
 def test_shipped_segmenter_loads_and_finds_the_pupil_of_each_layout():
@@ -229,15 +224,14 @@ def test_shipped_segmenter_loads_and_finds_the_pupil_of_each_layout():
         labels = segment(eyes.images, model=seg)
         truth = eyes.parts.long()
         for i in range(labels.shape[0]):
+            if not (truth[i] >= 2).any():  # a closed eye drawn by the layout
+                assert not (labels[i] >= 2).any(), name
+                continue
             assert _iou(labels[i] == 3, truth[i] == 3) > 0.5, name
             assert _iou(labels[i] >= 2, truth[i] >= 2) > 0.6, name
 
 
 def test_shipped_segmenter_gives_no_iris_on_a_closed_eye():
-    try:
-        from masked_gatys.eyes.layouts import layout_names  # noqa: F401
-    except ImportError:
-        pytest.skip("the renderer draws no closed eyes")
     from masked_gatys.eyes.datasets import render_set
 
     eyes = render_set(2, layout="mpiigaze", look="any", seed=5, closure=1.0)

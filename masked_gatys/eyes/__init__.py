@@ -9,6 +9,8 @@
   MPIIGaze).
 - :mod:`masked_gatys.eyes.gaze`: gaze estimators (the paper's CNN, kNN, SVR, random forest).
 - :mod:`masked_gatys.eyes.experiment`: the paper's gaze experiment (``masked-gatys gaze``).
+- :mod:`masked_gatys.eyes.segment`: eye parts (skin, sclera, iris, pupil) from the image, by a
+  small shipped network (``segment``, ``load_segmenter``; ``masked-gatys segment``).
 
 ``render`` and ``pupil`` stand on numpy and torch alone; ``experiment`` uses the engine
 (``masked_gatys.purify``). The names below are loaded on first use.

@@ -32,10 +32,13 @@ writes them, :func:`auto_masks` does the whole job for a list of images.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -43,8 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from masked_gatys.errors import CheckpointError, ImageError
+from masked_gatys.errors import CheckpointError, ImageError, MaskedGatysError
 from masked_gatys.eyes.render import LABEL_COLORS, labels_to_rgb
+from masked_gatys.files import atomic_write, write_json_atomic
+from masked_gatys.image import load_image, save_image
+from masked_gatys.manifests import existing_records, list_inputs, manifest_name, select_shard, write_manifest
 
 __all__ = ["CLASSES", "SegNet", "Segmenter", "segment", "load_segmenter", "postprocess", "prepare_input",
            "label_image", "mask_image", "write_companions", "auto_masks", "masks_for", "SHIPPED",
@@ -281,10 +287,6 @@ def load_segmenter(path: str | os.PathLike | None = None, *, device: str = "cpu"
 
 def save_segmenter(seg: Segmenter, path: str | os.PathLike, **extra: Any) -> None:
     """Write a checkpoint :func:`load_segmenter` reads, atomically (``extra``: more top-level keys)."""
-    import io
-
-    from masked_gatys.files import atomic_write
-
     if seg.net.fused:
         raise CheckpointError("a fused segmenter cannot be saved; save the network as trained")
     state = {k: v.detach().cpu().clone() for k, v in seg.net.state_dict().items()}
@@ -345,8 +347,6 @@ def write_companions(labels: Tensor, image_path: str | os.PathLike,
                      out_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``NAME_labels.png`` and ``NAME_mask.png`` for the image at ``image_path`` (beside it,
     or in ``out_dir``), atomically; returns their paths (labels, mask)."""
-    from masked_gatys.image import save_image
-
     image_path = Path(image_path)
     folder = Path(out_dir) if out_dir is not None else image_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -374,8 +374,6 @@ def auto_masks(images: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
 
     Images are read with :func:`masked_gatys.image.load_image` and batched by size.
     """
-    from masked_gatys.image import load_image
-
     seg = _resolve(model)
     paths = [Path(p) for p in images]
     out: list[tuple[Path, Path] | None] = [None] * len(paths)
@@ -412,18 +410,12 @@ SETTINGS_FILE = "segment.json"
 
 
 def _outputs(rel: str) -> tuple[str, str]:
-    from pathlib import PurePosixPath
-
     p = PurePosixPath(rel)
     return str(p.with_name(f"{p.stem}_labels.png")), str(p.with_name(f"{p.stem}_mask.png"))
 
 
 def _check_model(out_dir: Path, identity: dict[str, Any]) -> None:
     """Outputs of one folder come from one segmenter: record it, refuse another."""
-    import json
-
-    from masked_gatys.files import write_json_atomic
-
     path = out_dir / SETTINGS_FILE
     mine = {"software": "masked-gatys", "segmenter": identity.get("sha256", "unsaved network")}
     if path.is_file():
@@ -451,13 +443,6 @@ def segment_folder(source: Any, out_dir: str | os.PathLike, *, model: Any = None
     skipped; a bad image is recorded as ``failed: reason``. ``progress(done, failed, skipped,
     total)`` after each batch; returning True stops after it.
     """
-    from datetime import datetime, timezone
-
-    from masked_gatys.errors import MaskedGatysError
-    from masked_gatys.image import load_image, save_image
-    from masked_gatys.manifests import (existing_records, list_inputs, manifest_name, select_shard,
-                                        write_manifest)
-
     out_dir = Path(out_dir)
     src = None if isinstance(source, (list, tuple)) else Path(source)
     if src is not None and src.is_dir() and src.resolve() == out_dir.resolve():
