@@ -101,7 +101,7 @@ LAYOUTS: dict[str, Layout] = {
                     "corner, no brows, the iris under the upper lid",
         geometry={"half_width": (0.84, 0.95), "tilt": (-6.0, 6.0), "upper_opening": (0.22, 0.40),
                   "lower_opening": (0.22, 0.34), "lid_skew": (-0.2, 0.2),
-                  "eyeball_radius": (0.80, 0.90), "iris_radius": (0.31, 0.37),
+                  "eyeball_radius": (0.80, 0.90), "iris_radius": (0.35, 0.41),
                   "pupil_ratio": (0.30, 0.50), "eyeball_drop": (0.0, 0.06)},
         center=(0.5, 0.46, 0.03, 0.04), closure=(0.04, 0.12), whole_pupil=False),
     "nir": Layout(
@@ -109,11 +109,11 @@ LAYOUTS: dict[str, Layout] = {
         real_looks=("nir",), yaw_range=28.0, pitch_range=18.0,
         description="a head-mounted near-infrared eye camera: 240x320 grey, one eye filling the "
                     "frame, a large dark pupil, bright skin and sclera, lashes, glints",
-        geometry={"half_width": (0.95, 1.45), "tilt": (-10.0, 10.0), "upper_opening": (0.26, 0.48),
-                  "lower_opening": (0.24, 0.40), "lid_skew": (-0.25, 0.25),
+        geometry={"half_width": (1.05, 1.6), "tilt": (-10.0, 10.0), "upper_opening": (0.42, 0.62),
+                  "lower_opening": (0.32, 0.48), "lid_skew": (-0.25, 0.25),
                   "eyeball_radius": (0.80, 0.90), "iris_radius": (0.46, 0.54),
                   "pupil_ratio": (0.30, 0.58), "eyeball_drop": (0.0, 0.08)},
-        center=(0.5, 0.5, 0.10, 0.08), closure=(0.05, 0.25), whole_pupil=False),
+        center=(0.5, 0.5, 0.12, 0.08), closure=(0.05, 0.25), whole_pupil=False),
 }
 _ALIASES = {"default": "unity"}
 

@@ -218,9 +218,9 @@ def webcam(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
         refl, p["glasses"] = _glasses(rng, f, h, w)
         img = img + refl
     img = _downsample(img, s)
-    return _finish(img, rng, p, lowres=(1.0, 2.2), blur=(0.2, 0.8), exposure=(0.6, 1.3), gamma=(0.8, 1.25),
-                   contrast=(0.7, 1.2), read=(0.01, 0.04), shot=(0.01, 0.05), jpeg_share=0.8,
-                   quality=(35, 95), grey=False), p
+    return _finish(img, rng, p, lowres=(1.0, 2.5), blur=(0.3, 0.9), exposure=(0.6, 1.3), gamma=(0.8, 1.25),
+                   contrast=(0.7, 1.2), read=(0.002, 0.012), shot=(0.002, 0.015), jpeg_share=0.8,
+                   quality=(60, 95), grey=False), p
 
 
 def photo(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],

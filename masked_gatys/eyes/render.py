@@ -80,6 +80,7 @@ from masked_gatys.eyes.drawing import smooth_noise as _smooth_noise
 from masked_gatys.eyes.drawing import upsample as _upsample
 from masked_gatys.eyes.layouts import LOOKS, Layout, LayoutError, get_layout
 from masked_gatys.eyes.looks import CAPTURES
+from masked_gatys.eyes.scene import layout_shading, nir_appearance
 
 __all__ = [
     "EyeError",
@@ -310,7 +311,13 @@ def render_eye(
     original = lay.name == "unity" and look_name in ("clean", "outdoor") and "closure" not in overrides
 
     geo = _draw_geometry(seed, h, w, yaw, pitch, overrides, lay)
-    look_params = _draw_appearance(seed, overrides) if lay.spectrum == "visible" else _draw_nir_appearance(seed, overrides)
+    if lay.spectrum == "visible":
+        look_params = _draw_appearance(seed, overrides)
+    else:
+        look_params = nir_appearance(seed)
+        for key in ("skin_color", "iris_color"):
+            if key in overrides:
+                look_params[key] = _check_rgb(key, overrides[key])
     s = int(overrides.get("supersample", 4 if h * w <= 4000 else (3 if h * w <= 20000 else 2)))
     if not 1 <= s <= 8:
         raise EyeError(f"supersample must be 1..8, got {s}")
@@ -321,8 +328,8 @@ def render_eye(
     mask = cover[2] + cover[3]
 
     radiance = _shade(geo, look_params, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
-    if lay.spectrum == "nir":
-        radiance = radiance * (1.0 - _lashes(geo, look_params, fields, seed, h, w, s))[None]
+    if lay.name != "unity":
+        radiance = layout_shading(radiance, geo, look_params, fields, lay.name, seed, h, w, s)
     domain_params: dict[str, Any] = {}
     if look_name == "clean":
         image = np.clip(_downsample(radiance, s), 0.0, 1.0)
@@ -430,7 +437,7 @@ def _draw_closure(seed: int, lay: Layout) -> float:
         return float(min(1.0, rng.uniform(0.9, 1.1)))
     if t < closed + half:
         return float(rng.uniform(0.35, 0.8))
-    return float(rng.uniform(0.0, 0.15))
+    return float(rng.uniform(0.0, 0.08))
 
 
 def _close_lids(g: dict[str, Any]) -> None:
@@ -518,88 +525,6 @@ def _draw_appearance(seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
         "noise_seed": int(rng.integers(2 ** 31)),
     }
     return look
-
-
-def _draw_nir_appearance(seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Materials under near-infrared light: bright skin and sclera, a mid-grey iris whatever
-    its colour, a very dark pupil, dark lashes (own stream ``[seed, 9]``)."""
-    rng = np.random.default_rng([seed, 9])
-    skin = float(rng.uniform(0.62, 0.88))
-    iris = float(rng.uniform(0.30, 0.55))
-    look: dict[str, Any] = {
-        "skin_color": _check_rgb("skin_color", overrides.get("skin_color", np.full(3, skin))),
-        "iris_color": _check_rgb("iris_color", overrides.get("iris_color", np.full(3, iris))),
-        "sclera_color": np.full(3, float(np.clip(skin + rng.uniform(0.02, 0.15), 0.0, 0.97))),
-        "pupil_level": float(rng.uniform(0.01, 0.04)),
-        "lash_darkness": float(rng.uniform(0.3, 0.55)),
-        "crease_gap": float(rng.uniform(0.25, 0.45)),
-        "crease_depth": float(rng.uniform(0.05, 0.15)),
-        "skin_texture": float(rng.uniform(0.03, 0.07)),
-        "iris_contrast": float(rng.uniform(0.15, 0.35)),
-        "iris_phases": rng.uniform(0, 2 * np.pi, 4).tolist(),
-        "iris_freqs": rng.integers(20, 61, 4).tolist(),
-        "noise_seed": int(rng.integers(2 ** 31)),
-        "lashes": int(rng.integers(70, 140)),
-        "lash_strand": float(rng.uniform(0.75, 0.95)),
-    }
-    return look
-
-
-def _lashes(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
-            seed: int, h: int, w: int, s: int) -> np.ndarray:
-    """Darkening ``(H*s, W*s)`` in [0, 1) by lashes drawn as curved strands from both lid
-    margins (photometric only: a lash over the iris leaves the iris label)."""
-    rng = np.random.default_rng([seed, 10])
-    a = g["half_width"]
-    dark = np.zeros((h * s, w * s), dtype=np.float32)
-    n_up = look["lashes"]
-    for side, n, length, sign in (("upper", n_up, (0.10, 0.24), -1.0), ("lower", n_up // 2, (0.04, 0.10), 1.0)):
-        for _ in range(n):
-            u = rng.uniform(-0.95, 0.95)
-            prof = (1.0 - u * u) ** 0.85
-            if side == "upper":
-                wv = -a * g["upper_opening"] * prof * (1.0 + g["lid_skew"] * u)
-            else:
-                wv = a * g["lower_opening"] * prof * (1.0 - 0.5 * g["lid_skew"] * u)
-            x0 = g["center"][0] + a * u * g["axis"][0] + wv * g["normal"][0]
-            y0 = g["center"][1] + a * u * g["axis"][1] + wv * g["normal"][1]
-            # outwards from the lid, fanned towards the corners, curling away from the eye
-            ang = sign * (0.5 * math.pi) + sign * u * rng.uniform(0.4, 0.9) + rng.normal(0.0, 0.15)
-            base = math.atan2(g["normal"][1], g["normal"][0]) - 0.5 * math.pi
-            d0 = (math.cos(base + ang), math.sin(base + ang))
-            ln = rng.uniform(*length) * a
-            curl = rng.uniform(0.1, 0.5) * ln * (1 if u > 0 else -1)
-            pts = [(x0 + t * ln * d0[0] + curl * t * t * -d0[1] * sign,
-                    y0 + t * ln * d0[1] + curl * t * t * d0[0] * sign) for t in np.linspace(0, 1, 7)]
-            width = rng.uniform(0.5, 1.2) * max(1.0, a / 150.0)
-            strength = look["lash_strand"] * rng.uniform(0.7, 1.0)
-            _stroke(dark, pts, width, strength, s)
-    return dark
-
-
-def _stroke(dark: np.ndarray, pts: Sequence[tuple[float, float]], width: float, strength: float, s: int) -> None:
-    """Draw a polyline of ``width`` pixels into ``dark`` (supersampled by ``s``) in place,
-    tapering to the tip; the darkest stroke wins where strokes cross."""
-    hs, ws = dark.shape
-    n = len(pts) - 1
-    for k in range(n):
-        (xa, ya), (xb, yb) = pts[k], pts[k + 1]
-        half = 0.5 * width * (1.0 - 0.7 * k / n)
-        pad = half + 1.0
-        j0 = max(0, int(math.floor((min(xa, xb) - pad + 0.5) * s)))
-        j1 = min(ws, int(math.ceil((max(xa, xb) + pad + 0.5) * s)))
-        i0 = max(0, int(math.floor((min(ya, yb) - pad + 0.5) * s)))
-        i1 = min(hs, int(math.ceil((max(ya, yb) + pad + 0.5) * s)))
-        if j0 >= j1 or i0 >= i1:
-            continue
-        xs = ((np.arange(j0, j1, dtype=np.float32) + 0.5) / s - 0.5)[None, :]
-        ys = ((np.arange(i0, i1, dtype=np.float32) + 0.5) / s - 0.5)[:, None]
-        dx, dy = xb - xa, yb - ya
-        L2 = dx * dx + dy * dy + 1e-9
-        t = np.clip(((xs - xa) * dx + (ys - ya) * dy) / L2, 0.0, 1.0)
-        dist = np.hypot(xs - (xa + t * dx), ys - (ya + t * dy))
-        cov = np.clip(half + 0.5 / s - dist, 0.0, 1.0 / s) * s * strength
-        np.maximum(dark[i0:i1, j0:j1], cov, out=dark[i0:i1, j0:j1])
 
 
 def _layout_truth(g: dict[str, Any], lay: Layout, look: str, cover: np.ndarray,

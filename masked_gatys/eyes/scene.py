@@ -1,0 +1,132 @@
+"""What the layouts add to the renderer's scene: near-infrared materials, lashes drawn as
+strands, and the shading of a webcam eye (the socket, a thick lash line, the lower lid).
+
+Everything here changes the radiance only, never the geometry: the labels stay exact. The
+``unity`` layout uses none of it, so its renders are unchanged.
+
+>>> sorted(nir_appearance(0))[:3]
+['crease_depth', 'crease_gap', 'iris_color']
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["nir_appearance", "lashes", "layout_shading"]
+
+
+def nir_appearance(seed: int) -> dict[str, Any]:
+    """Materials under near-infrared light: bright skin and sclera, a mid-grey iris whatever
+    its colour, a very dark pupil, dark lashes (own stream ``[seed, 9]``)."""
+    rng = np.random.default_rng([seed, 9])
+    skin = float(rng.uniform(0.60, 0.85))
+    iris = float(rng.uniform(0.35, 0.60))
+    look: dict[str, Any] = {
+        "skin_color": np.full(3, skin),
+        "iris_color": np.full(3, iris),
+        "sclera_color": np.full(3, float(rng.uniform(0.85, 0.97))),
+        "pupil_level": float(rng.uniform(0.01, 0.04)),
+        "lash_darkness": float(rng.uniform(0.3, 0.55)),
+        "crease_gap": float(rng.uniform(0.25, 0.45)),
+        "crease_depth": float(rng.uniform(0.05, 0.15)),
+        "skin_texture": float(rng.uniform(0.02, 0.05)),
+        "iris_contrast": float(rng.uniform(0.15, 0.35)),
+        "iris_phases": rng.uniform(0, 2 * np.pi, 4).tolist(),
+        "iris_freqs": rng.integers(20, 61, 4).tolist(),
+        "noise_seed": int(rng.integers(2 ** 31)),
+        "lashes": int(rng.integers(120, 220)),
+        "lash_strand": float(rng.uniform(0.85, 1.0)),
+    }
+    return look
+
+
+def lashes(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
+            seed: int, h: int, w: int, s: int) -> np.ndarray:
+    """Darkening ``(H*s, W*s)`` in [0, 1) by lashes drawn as curved strands from both lid
+    margins (photometric only: a lash over the iris leaves the iris label)."""
+    rng = np.random.default_rng([seed, 10])
+    a = g["half_width"]
+    dark = np.zeros((h * s, w * s), dtype=np.float32)
+    n_up = look["lashes"]
+    for side, n, length, sign in (("upper", n_up, (0.12, 0.32), -1.0), ("lower", n_up // 2, (0.04, 0.12), 1.0)):
+        for _ in range(n):
+            u = rng.uniform(-0.95, 0.95)
+            prof = (1.0 - u * u) ** 0.85
+            if side == "upper":
+                wv = -a * g["upper_opening"] * prof * (1.0 + g["lid_skew"] * u)
+            else:
+                wv = a * g["lower_opening"] * prof * (1.0 - 0.5 * g["lid_skew"] * u)
+            x0 = g["center"][0] + a * u * g["axis"][0] + wv * g["normal"][0]
+            y0 = g["center"][1] + a * u * g["axis"][1] + wv * g["normal"][1]
+            # outwards from the lid, fanned towards the corners, curling away from the eye
+            ang = sign * (0.5 * math.pi) + sign * u * rng.uniform(0.4, 0.9) + rng.normal(0.0, 0.15)
+            base = math.atan2(g["normal"][1], g["normal"][0]) - 0.5 * math.pi
+            d0 = (math.cos(base + ang), math.sin(base + ang))
+            ln = rng.uniform(*length) * a
+            curl = rng.uniform(0.1, 0.5) * ln * (1 if u > 0 else -1)
+            pts = [(x0 + t * ln * d0[0] + curl * t * t * -d0[1] * sign,
+                    y0 + t * ln * d0[1] + curl * t * t * d0[0] * sign) for t in np.linspace(0, 1, 7)]
+            width = rng.uniform(0.6, 1.5) * max(1.0, a / 150.0)
+            strength = look["lash_strand"] * rng.uniform(0.7, 1.0)
+            _stroke(dark, pts, width, strength, s)
+    return dark
+
+
+def _stroke(dark: np.ndarray, pts: Sequence[tuple[float, float]], width: float, strength: float, s: int) -> None:
+    """Draw a polyline of ``width`` pixels into ``dark`` (supersampled by ``s``) in place,
+    tapering to the tip; the darkest stroke wins where strokes cross."""
+    hs, ws = dark.shape
+    n = len(pts) - 1
+    for k in range(n):
+        (xa, ya), (xb, yb) = pts[k], pts[k + 1]
+        half = 0.5 * width * (1.0 - 0.7 * k / n)
+        pad = half + 1.0
+        j0 = max(0, int(math.floor((min(xa, xb) - pad + 0.5) * s)))
+        j1 = min(ws, int(math.ceil((max(xa, xb) + pad + 0.5) * s)))
+        i0 = max(0, int(math.floor((min(ya, yb) - pad + 0.5) * s)))
+        i1 = min(hs, int(math.ceil((max(ya, yb) + pad + 0.5) * s)))
+        if j0 >= j1 or i0 >= i1:
+            continue
+        xs = ((np.arange(j0, j1, dtype=np.float32) + 0.5) / s - 0.5)[None, :]
+        ys = ((np.arange(i0, i1, dtype=np.float32) + 0.5) / s - 0.5)[:, None]
+        dx, dy = xb - xa, yb - ya
+        L2 = dx * dx + dy * dy + 1e-9
+        t = np.clip(((xs - xa) * dx + (ys - ya) * dy) / L2, 0.0, 1.0)
+        dist = np.hypot(xs - (xa + t * dx), ys - (ya + t * dy))
+        cov = np.clip(half + 0.5 / s - dist, 0.0, 1.0 / s) * s * strength
+        np.maximum(dark[i0:i1, j0:j1], cov, out=dark[i0:i1, j0:j1])
+
+
+
+def webcam_shading(g: dict[str, Any], f: dict[str, np.ndarray], seed: int, s: int) -> np.ndarray:
+    """Gain ``(H*s, W*s)`` of an eye seen by a webcam in room light (own stream ``[seed, 11]``):
+    the socket darker than the brow bone and the cheek, a thick dark lash line along the upper
+    lid, a darker lower lid margin and under-eye shadow, a dimmer sclera and iris."""
+    rng = np.random.default_rng([seed, 11])
+    a = g["half_width"]
+    u, wv, upper, lower, label = f["u"], f["w"], f["upper"], f["lower"], f["label"]
+    d2 = (u / rng.uniform(1.0, 1.3)) ** 2 + ((wv / a - rng.uniform(-0.1, 0.1)) / rng.uniform(0.45, 0.7)) ** 2
+    gain = 1.0 - rng.uniform(0.15, 0.45) * np.exp(-0.5 * d2)
+    above = upper - wv
+    band = np.exp(-np.clip(above, 0, None) / (rng.uniform(0.05, 0.11) * a)) * (above > -0.5 / s)
+    outer = np.clip(1.0 - 0.45 * np.abs(u) ** 4, 0, 1)
+    gain = gain * (1.0 - rng.uniform(0.45, 0.8) * band * outer)
+    below = wv - lower
+    margin = np.exp(-np.clip(below, 0, None) / (0.04 * a)) * (below > -0.5 / s)
+    gain = gain * (1.0 - rng.uniform(0.15, 0.4) * margin * outer)
+    bag = np.exp(-0.5 * ((below - rng.uniform(0.2, 0.35) * a) / (0.1 * a)) ** 2) * (below > 0)
+    gain = gain * (1.0 - rng.uniform(0.0, 0.25) * bag)
+    gain = gain * np.where(label == 1, rng.uniform(0.55, 0.9), 1.0) * np.where(label == 2, rng.uniform(0.5, 0.9), 1.0)
+    return gain.astype(np.float32)
+
+
+def layout_shading(radiance: np.ndarray, g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
+                   layout: str, seed: int, h: int, w: int, s: int) -> np.ndarray:
+    """The radiance of ``layout``'s scene: near-infrared eyes get their lashes, visible-light
+    layouts other than ``unity`` the webcam shading."""
+    if "lashes" in look:
+        return radiance * (1.0 - lashes(g, look, f, seed, h, w, s))[None]
+    return radiance * webcam_shading(g, f, seed, s)[None]
