@@ -185,3 +185,78 @@ def test_guess_layout():
     assert guess_layout((1, 100, 100))[0] == "unity"
     name, reason = guess_layout((3, 240, 320))
     assert name == "unity" and "matches no" in reason
+
+
+# ---------------------------------------------------------------- where the layouts are used
+
+
+def _purify_objective(folder, out, **kw):
+    import warnings
+
+    from masked_gatys.purify import PurifyConfig, purify
+
+    cfg = PurifyConfig(method="masked", style="rendered", weights="random", max_layer="relu2_1", iterations=0,
+                       pupil_shift=False, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = purify(folder, out, config=cfg).records[0]
+    return record["objective"], [str(w.message) for w in caught]
+
+
+def _direct_objective(folder, style):
+    from masked_gatys.image import load_image
+    from masked_gatys.masks import load_mask
+    from masked_gatys.stylize import StylizeConfig, stylize
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stylize(load_image(folder / "e.png"), style.image, mask=load_mask(folder / "e_mask.png"),
+                             style_mask=style.mask,
+                             config=StylizeConfig(preset="masked", iterations=0, weights="random",
+                                                  max_layer="relu2_1")).total)
+
+
+def test_purify_style_rendered_follows_the_inputs_layout(tmp_path):
+    """A grey 36x60 eye gets the mpiigaze style eye (and a warning saying so); --layout unity
+    brings back the original style eye; an RGB eye keeps the original without a word."""
+    from masked_gatys.image import save_image
+
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    eye = render_eye(layout="mpiigaze", look="webcam", seed=5, closure=0.0)
+    save_image(eye.image[:, :1], grey / "e.png")
+    save_image(eye.binary_mask, grey / "e_mask.png")
+    guessed, said = _purify_objective(grey, tmp_path / "a")
+    assert guessed == pytest.approx(_direct_objective(grey, style_eye("mpiigaze", size=(36, 60))), rel=1e-4)
+    assert any("mpiigaze layout" in m for m in said)
+    named, said = _purify_objective(grey, tmp_path / "b", layout="unity")
+    assert named == pytest.approx(_direct_objective(grey, style_eye("unity", size=(36, 60))), rel=1e-4)
+    assert not any("layout" in m for m in said) and named != pytest.approx(guessed, rel=1e-3)
+
+    rgb = tmp_path / "rgb"
+    rgb.mkdir()
+    eye = render_eye(domain="real", size=(36, 60), seed=5)
+    save_image(eye.image, rgb / "e.png")
+    save_image(eye.binary_mask, rgb / "e_mask.png")
+    kept, said = _purify_objective(rgb, tmp_path / "c")
+    assert kept == pytest.approx(_direct_objective(rgb, style_eye("unity", size=(36, 60))), rel=1e-4)
+    assert not any("layout" in m for m in said)
+
+
+def test_gaze_experiment_renders_in_its_layout(tmp_path):
+    from masked_gatys.eyes.experiment import ExperimentConfig, _rendered, _style_files
+    from masked_gatys.image import load_image
+
+    cfg = ExperimentConfig(out=str(tmp_path), layout="mpiigaze")
+    s = _rendered(cfg, 3, "synthetic", 0, None)
+    direct = render_set(3, domain="synthetic", size=(36, 60), seed=0, layout="mpiigaze",
+                        yaw_range=cfg.yaw_range, pitch_range=cfg.pitch_range)
+    assert torch.equal(s.images, (direct.images * 255).round() / 255)
+    assert torch.equal(s.images[:, 0], s.images[:, 1])  # grey
+    unity = _rendered(ExperimentConfig(out=str(tmp_path)), 3, "synthetic", 0, None)
+    assert not torch.equal(unity.images, s.images)  # its own cache, not the unity set's
+    image, _ = _style_files(cfg)
+    style = load_image(image)
+    assert torch.equal(style[0, 0], style[0, 1]) and "style-mpiigaze" in image

@@ -91,6 +91,9 @@ class ExperimentConfig:
     test_seed: int = 1
     yaw_range: float = 30.0
     pitch_range: float = 20.0
+    # the renderer's framing of rendered train and test eyes and of the rendered style eye
+    # (masked_gatys.eyes.layouts): mpiigaze for the paper's Table 2 setting
+    layout: str = "unity"
     purify: tuple[str, ...] = ("none", "masked", "purifier")
     purify_synthetic: bool = False
     purify_n: int | None = None
@@ -178,7 +181,8 @@ def _from_blob(blob: dict[str, Any]) -> GazeSet:
 
 
 def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: Progress | None) -> GazeSet:
-    key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range)
+    extra = () if cfg.layout in ("unity", "default") else (cfg.layout,)  # unity: the caches made before layouts
+    key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range, *extra)
     path = Path(cfg.out) / "data" / f"render-{domain}-{n}-{key}.pt"
     if path.is_file():
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -187,7 +191,7 @@ def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: P
         # a cache from before part labels were kept: its eyes are the same, only the labels are added
     stage = f"render {domain} ({n})"
     s = render_set(n, domain=domain, size=cfg.size, seed=seed, yaw_range=cfg.yaw_range,
-                   pitch_range=cfg.pitch_range,
+                   pitch_range=cfg.pitch_range, layout=cfg.layout,
                    progress=None if progress is None else (lambda d, t: progress(stage, d, t)))
     blob = {"images": (s.images * 255).round().to(torch.uint8), "gaze": torch.from_numpy(s.gaze),
             "masks": (s.masks * 255).round().to(torch.uint8), "pupil": torch.from_numpy(s.pupil),
@@ -269,14 +273,14 @@ def _fit_estimators(cfg: ExperimentConfig, train: GazeSet, names: Sequence[str],
 def _style_files(cfg: ExperimentConfig) -> tuple[str, str | None]:
     if cfg.style is not None:
         return cfg.style, cfg.style_mask
-    from masked_gatys.eyes.render import render_eye
+    from masked_gatys.eyes.render import style_eye
     from masked_gatys.image import save_image
 
-    folder = Path(cfg.out) / "style"
+    folder = Path(cfg.out) / ("style" if cfg.layout in ("unity", "default") else f"style-{cfg.layout}")
     folder.mkdir(parents=True, exist_ok=True)
     image, mask = folder / "style.png", folder / "style_mask.png"
     if not (image.is_file() and mask.is_file()):
-        eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=cfg.size, seed=0)
+        eye = style_eye(cfg.layout, size=cfg.size, seed=0)  # unity: the synthetic render of seed 0 at (0, 0)
         save_image(eye.image, image)
         save_image(eye.binary_mask.expand(1, 3, -1, -1), mask)
     return str(image), str(mask)

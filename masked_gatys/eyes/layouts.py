@@ -28,7 +28,7 @@ from typing import Any
 
 from masked_gatys.errors import MaskedGatysError
 
-__all__ = ["Layout", "LAYOUTS", "LOOKS", "LayoutError", "get_layout", "guess_layout", "layout_names"]
+__all__ = ["Layout", "LAYOUTS", "LOOKS", "LayoutError", "get_layout", "guess_layout", "layout_for", "layout_names"]
 
 
 class LayoutError(MaskedGatysError, ValueError):
@@ -155,17 +155,17 @@ def _shape_of(image: Any) -> tuple[int, int, int]:
         return c, h, w
     else:
         shape, data = tuple(image.shape), image
-    if len(shape) == 4:
-        shape = shape[1:]
-        data = data[0] if data is not None else None
     if len(shape) == 2:
         return 1, shape[0], shape[1]
-    if len(shape) != 3:
-        raise LayoutError(f"an image is (1, C, H, W), (C, H, W) or (H, W), got shape {shape}")
-    c = shape[0]
-    if c == 3 and data is not None and bool((data[0] == data[1]).all() and (data[1] == data[2]).all()):
-        c = 1
-    return c, shape[1], shape[2]
+    if len(shape) == 3 and data is not None:
+        data = data[None]
+    if len(shape) not in (3, 4):
+        raise LayoutError(f"an image is (N, C, H, W), (C, H, W) or (H, W), got shape {shape}")
+    c, h, w = shape[-3:]
+    if c == 3 and data is not None:  # grey when every image of the batch has three equal channels
+        if bool((data[:, 0] == data[:, 1]).all() and (data[:, 1] == data[:, 2]).all()):
+            c = 1
+    return c, h, w
 
 
 def guess_layout(image: Any) -> tuple[str, str]:
@@ -174,8 +174,8 @@ def guess_layout(image: Any) -> tuple[str, str]:
     Grey (one channel, or three equal ones) 36x60 is ``mpiigaze`` (also any grey image of
     that 3:5 aspect up to 72x120); grey 4:3 images of at least 120x160 are ``nir``; anything
     else is ``unity``, the original framing, and the reason says it was not recognised.
-    ``image``: a tensor or array ``(1, C, H, W)``, ``(C, H, W)``, ``(H, W)``, a PIL image,
-    or a shape tuple.
+    ``image``: a tensor or array ``(N, C, H, W)`` (grey when all N are), ``(C, H, W)``,
+    ``(H, W)``, a PIL image, or a shape tuple.
 
     >>> guess_layout((1, 240, 320))[0], guess_layout((3, 240, 320))[0]
     ('nir', 'unity')
@@ -188,3 +188,17 @@ def guess_layout(image: Any) -> tuple[str, str]:
         return "nir", f"a {h}x{w} grey 4:3 image is a near-infrared eye-camera frame"
     what = "grey" if grey else "colour"
     return "unity", f"a {h}x{w} {what} image matches no data set's layout: the original framing (unity)"
+
+
+def layout_for(image: Any, layout: str | None = None) -> tuple[str, str]:
+    """The layout to use for ``image``: ``layout`` when named, else :func:`guess_layout`'s,
+    with the reason (say it to the user when it was guessed).
+
+    >>> layout_for((1, 36, 60), "unity")
+    ('unity', 'named')
+    >>> layout_for((1, 36, 60))[0]
+    'mpiigaze'
+    """
+    if layout is not None:
+        return get_layout(layout).name, "named"
+    return guess_layout(image)
