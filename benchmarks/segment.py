@@ -158,7 +158,9 @@ def mpiigaze(seg, folder: Path) -> tuple[dict, list]:
         except MaskedGatysError:
             no_pupil_found += 1
             x = y = None
-        inside = (x is not None and n == 1 and eye[int(round(y)), int(round(x))])
+        h, w = eye.shape
+        inside = (x is not None and n == 1
+                  and eye[min(h - 1, max(0, int(round(y)))), min(w - 1, max(0, int(round(x))))])
         holds += bool(inside)
         rows.append((f.name, img[0].numpy(), lab, (x, y), bool(inside)))
     total = len(files)
