@@ -237,3 +237,42 @@ def test_shipped_segmenter_gives_no_iris_on_a_closed_eye():
     eyes = render_set(2, layout="mpiigaze", look="any", seed=5, closure=1.0)
     assert (eyes.parts < 2).all()
     assert (segment(eyes.images) < 2).all()
+
+
+def _reference_postprocess(lab, fb, min_iris):
+    """One eye, written plainly: the component with the most pupil (then the largest, then the
+    first) if big enough, the others to the fallback; then the largest pupil (then the first)."""
+    from scipy import ndimage
+
+    out = lab.copy()
+    comps, n = ndimage.label(out >= 2)
+    best = None
+    for k in range(1, n + 1):
+        key = (int(((comps == k) & (out == 3)).sum()), int((comps == k).sum()), -k)
+        best = key if best is None or key > best else best
+    keep = -best[2] if best is not None and best[1] >= max(1.0, min_iris * out.size) else -1
+    drop = (out >= 2) & (comps != keep)
+    out[drop] = fb[drop]
+    pcomps, pn = ndimage.label(out == 3)
+    if pn > 1:
+        sizes = [int((pcomps == k).sum()) for k in range(1, pn + 1)]
+        big = 1 + int(np.argmax(sizes))
+        out[(out == 3) & (pcomps != big)] = 2
+    return out
+
+
+def test_postprocess_of_a_batch_matches_a_plain_one_eye_version():
+    rng = np.random.default_rng(0)
+    lab = np.zeros((12, 36, 60), np.int64)
+    for i in range(12):  # blobs of iris with specks and patches of pupil, some touching the edges
+        for _ in range(5):
+            y, x, r = rng.integers(0, 36), rng.integers(0, 60), rng.integers(1, 9)
+            lab[i, max(0, y - r):y + r, max(0, x - r):x + r] = 2
+            if rng.uniform() < 0.6:
+                q = rng.integers(0, 3)
+                lab[i, max(0, y - q):y + q + 1, max(0, x - q):x + q + 1] = 3
+    lab[5] = 0  # an image without any iris beside the others
+    fb = rng.integers(0, 2, lab.shape)
+    batch = postprocess(lab, fb, min_iris=0.01)
+    for i in range(12):
+        assert np.array_equal(batch[i], _reference_postprocess(lab[i], fb[i], 0.01)), i

@@ -147,12 +147,15 @@ def prepare_input(images: Tensor, size: tuple[int, int] = DEFAULT_SIZE) -> Tenso
     same result.
 
     >>> x = torch.rand(1, 1, 20, 30)
-    >>> bool(torch.allclose(prepare_input(x), prepare_input(x.expand(1, 3, 20, 30))))
+    >>> bool(torch.equal(prepare_input(x), prepare_input(x.expand(1, 3, 20, 30))))
     True
     """
     x = _as_batch(images)
     if x.shape[1] == 3:
-        x = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if bool((x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all()):
+            x = x[:, :1]  # grey given as three equal channels: exactly the one-channel input
+        else:
+            x = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if tuple(x.shape[-2:]) != tuple(size):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     mean = x.mean(dim=(2, 3), keepdim=True)
@@ -177,12 +180,32 @@ def _as_batch(images: Any) -> Tensor:
     return x.float()
 
 
-def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = MIN_IRIS) -> np.ndarray:
-    """One eye's labels ``(H, W)`` with one iris holding one pupil, or no iris at all.
+def _one_per_image(comps: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
+    """Which of the ``n`` components of a batch ``(B, H, W)`` to keep: the best-scoring one of each
+    image (the lowest-numbered of equals). Returns a boolean per component number (0 = none)."""
+    b = comps.shape[0]
+    owner = np.zeros(n + 1, np.int64)
+    owner[comps.reshape(b, -1)] = np.arange(b)[:, None]
+    score = score.astype(np.int64).copy()
+    score[0] = -1
+    best = np.full(b, -1, np.int64)
+    np.maximum.at(best, owner[1:], score[1:])
+    ids = np.nonzero(score == best[owner])[0]
+    ids = ids[ids > 0]
+    chosen = np.full(b, n + 1, np.int64)
+    np.minimum.at(chosen, owner[ids], ids)
+    keep = np.zeros(n + 2, bool)
+    keep[chosen] = True
+    return keep[:n + 1]
 
-    ``fallback`` ``(H, W)``: the class (0 skin or 1 sclera) a dropped iris or
-    pupil pixel becomes. ``min_iris``: the smallest iris kept, as a share of
-    the image.
+
+def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = MIN_IRIS) -> np.ndarray:
+    """Labels ``(H, W)`` or ``(B, H, W)`` with, per eye, one iris holding one pupil, or no iris.
+
+    The iris+pupil component holding the most pupil (the largest of equals) is kept if it
+    covers at least ``min_iris`` of the image; every other iris or pupil pixel becomes its
+    ``fallback`` class (same shape: 0 skin or 1 sclera); then the largest pupil component is
+    kept and other pupil pixels become iris.
 
     >>> lab = np.zeros((10, 10), int); lab[2:7, 2:7] = 2; lab[4, 4] = 3; lab[9, 9] = 2
     >>> out = postprocess(lab, np.ones((10, 10), int), min_iris=0.05)
@@ -193,28 +216,29 @@ def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = M
     """
     from scipy import ndimage  # deferred: scipy.ndimage is slow to import and only needed here
 
-    out = labels.copy()
+    single = labels.ndim == 2
+    out = (labels[None] if single else labels).copy()
+    fb = fallback[None] if single else fallback
+    b, h, w = out.shape
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)  # 4-connected, never across images
     eye = out >= 2
-    if not eye.any():
-        return out
-    comps, n = ndimage.label(eye)
-    sizes = np.bincount(comps.ravel(), minlength=n + 1)
-    pupil_in = np.bincount(comps[out == 3], minlength=n + 1)
-    pupil_in[0] = 0
-    sizes[0] = 0
-    keep = int(np.argmax(pupil_in)) if pupil_in.max() > 0 else int(np.argmax(sizes))
-    if sizes[keep] < max(1.0, min_iris * out.size):
-        keep = -1
-    drop = eye & (comps != keep)
-    out[drop] = fallback[drop]
+    if eye.any():
+        comps, n = ndimage.label(eye, structure)
+        sizes = np.bincount(comps.ravel(), minlength=n + 1)
+        pupil_in = np.bincount(comps[out == 3], minlength=n + 1)
+        keep = _one_per_image(comps, n, pupil_in * (h * w + 1) + sizes)
+        keep &= sizes >= max(1.0, min_iris * h * w)
+        keep[0] = False
+        drop = eye & ~keep[comps]
+        out[drop] = fb[drop]
     pupil = out == 3
     if pupil.any():
-        pcomps, pn = ndimage.label(pupil)
+        pcomps, pn = ndimage.label(pupil, structure)
         if pn > 1:
-            psizes = np.bincount(pcomps.ravel(), minlength=pn + 1)
-            psizes[0] = 0
-            out[pupil & (pcomps != int(np.argmax(psizes)))] = 2
-    return out
+            pkeep = _one_per_image(pcomps, pn, np.bincount(pcomps.ravel(), minlength=pn + 1))
+            out[pupil & ~pkeep[pcomps]] = 2
+    return out[0] if single else out
 
 
 @dataclass
@@ -248,8 +272,7 @@ class Segmenter:
             return labels
         fallback = logits[:, :2].argmax(1).numpy()
         lab = labels.numpy()
-        return torch.from_numpy(np.stack([postprocess(lab[i], fallback[i], min_iris=self.min_iris)
-                                          for i in range(lab.shape[0])]).astype(np.int64))
+        return torch.from_numpy(postprocess(lab, fallback, min_iris=self.min_iris).astype(np.int64))
 
 
 def _data_dir() -> Path:
