@@ -1,8 +1,8 @@
 """The layouts benchmark: how close the renderer's layouts come to real eyes of the same kind.
 
 For each layout with real eyes of its kind (``mpiigaze``: MPIIGaze's normalised patches;
-``nir``: near-infrared eye-camera frames), N renders of the layout in its real looks
-(``render_many(N, layout=..., look="any", seed=0)``) and the real eyes in ``--real`` (a folder
+``nir``: near-infrared eye-camera frames), N renders of the layout in its real domain
+(``render_many(N, layout=..., domain="real", seed=0)``: the ``webcam`` and ``nir`` looks) and the real eyes in ``--real`` (a folder
 with ``mpiigaze/*.jpg`` and ``nir/*.png``, never a path of this project) are reduced to grey
 [0, 255] and measured the same way:
 
@@ -62,10 +62,11 @@ def load_real(folder: Path, layout: str, limit: int | None = None) -> list[np.nd
     return [np.asarray(Image.open(f).convert("L"), dtype=np.float32) for f in files]
 
 
-def render_grey(layout: str, n: int, seed: int = 0, look: str = "any") -> list[np.ndarray]:
-    """``n`` renders of ``layout`` in ``look``, grey float arrays in [0, 255]."""
+def render_grey(layout: str, n: int, seed: int = 0, look: str | None = None) -> list[np.ndarray]:
+    """``n`` renders of ``layout`` in ``look`` (None: the layout's real look), grey float arrays
+    in [0, 255]."""
     out = []
-    for eye in render_many(n, layout=layout, look=look, seed=seed):
+    for eye in render_many(n, layout=layout, look=look, domain="real" if look is None else None, seed=seed):
         img = eye.image[0].numpy()
         grey = img[0] if eye.truth.get("channels", 3) == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
         out.append(np.clip(np.rint(grey * 255.0), 0, 255).astype(np.float32))  # as written to an 8-bit file
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real", type=Path, help="folder with mpiigaze/*.jpg and nir/*.png (real eyes)")
     ap.add_argument("--n", type=int, default=400, help="renders per layout")
+    ap.add_argument("--real-n", type=int, default=None, help="use only the first N real eyes of each kind")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path, help="write the comparison tables here")
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         per_eye = (time.process_time() - t0) / args.n
         entry: dict[str, Any] = {"rendered": measure(rendered), "cpu_seconds_per_render": round(per_eye, 4)}
         if args.real:
-            real = load_real(args.real, layout)
+            real = load_real(args.real, layout, args.real_n)
             if real:
                 entry["real"] = measure(real)
                 entry["z"] = compare(entry["real"], entry["rendered"])
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(markdown(record))
     if args.sheet and args.real:
         caption = "\n".join(ATTRIBUTION[k] for k in ("mpiigaze", "nir")) + \
-            "\nRendered: masked-gatys render_eye(layout=..., look='any'), seed 0"
+            "\nRendered: masked-gatys render_many(n, layout=..., domain='real', seed=0)"
         _write_pair_sheet(sheet_rows, caption, args.sheet)
     if args.renders_sheet:
         _write_renders_sheet(args.renders_sheet, args.seed)

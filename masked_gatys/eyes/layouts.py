@@ -59,7 +59,8 @@ class Layout:
     jitter ``(jx, jy)`` around it in the same fractions. The other geometry ranges are the
     renderer's parameters (:data:`masked_gatys.eyes.render._GEOMETRY_KEYS`). ``closure``:
     ``(share of closed eyes, share of half-closed eyes)``; ``whole_pupil``: the lids always
-    open over the whole pupil (the original renderer's rule).
+    open over the whole pupil (the original renderer's rule); ``inner_left``: the share of eyes
+    with the inner corner (caruncle) on the left.
     """
 
     name: str
@@ -75,6 +76,7 @@ class Layout:
     center: tuple[float, float, float, float] = (0.5, 0.5, 0.04, 0.05)
     closure: tuple[float, float] = (0.0, 0.0)
     whole_pupil: bool = True
+    inner_left: float = 0.5
 
     @property
     def real_look(self) -> str:
@@ -103,7 +105,7 @@ LAYOUTS: dict[str, Layout] = {
                   "lower_opening": (0.22, 0.34), "lid_skew": (-0.2, 0.2),
                   "eyeball_radius": (0.80, 0.90), "iris_radius": (0.35, 0.41),
                   "pupil_ratio": (0.30, 0.50), "eyeball_drop": (0.0, 0.06)},
-        center=(0.5, 0.46, 0.03, 0.04), closure=(0.04, 0.12), whole_pupil=False),
+        center=(0.5, 0.46, 0.03, 0.04), closure=(0.04, 0.12), whole_pupil=False, inner_left=0.8),
     "nir": Layout(
         name="nir", size=(240, 320), channels=1, spectrum="nir", equalise=False,
         real_looks=("nir",), yaw_range=28.0, pitch_range=18.0,
@@ -112,7 +114,7 @@ LAYOUTS: dict[str, Layout] = {
         geometry={"half_width": (1.05, 1.6), "tilt": (-10.0, 10.0), "upper_opening": (0.42, 0.62),
                   "lower_opening": (0.32, 0.48), "lid_skew": (-0.25, 0.25),
                   "eyeball_radius": (0.80, 0.90), "iris_radius": (0.46, 0.54),
-                  "pupil_ratio": (0.30, 0.58), "eyeball_drop": (0.0, 0.08)},
+                  "pupil_ratio": (0.38, 0.65), "eyeball_drop": (0.0, 0.08)},
         center=(0.5, 0.5, 0.12, 0.08), closure=(0.05, 0.25), whole_pupil=False),
 }
 _ALIASES = {"default": "unity"}

@@ -269,8 +269,8 @@ def nir(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
     spots, p["glints"] = _glints(rng, g, f, n, 0.35, (1.0 * scale, 2.6 * scale), (1.2, 2.5), anchor=anchor)
     img = img + spots[None]
     img = _downsample(img, s)
-    return _finish(img, rng, p, lowres=(1.0, 1.5), blur=(0.3, 1.3), exposure=(0.8, 1.2), gamma=(0.8, 1.2),
-                   contrast=(0.85, 1.25), read=(0.005, 0.03), shot=(0.005, 0.03), jpeg_share=0.5,
+    return _finish(img, rng, p, lowres=(1.0, 1.5), blur=(0.5, 1.5), exposure=(0.85, 1.25), gamma=(0.8, 1.2),
+                   contrast=(0.9, 1.3), read=(0.002, 0.012), shot=(0.002, 0.012), jpeg_share=0.5,
                    quality=(50, 95), grey=True), p
 
 

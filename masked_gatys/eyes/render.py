@@ -313,6 +313,8 @@ def render_eye(
     geo = _draw_geometry(seed, h, w, yaw, pitch, overrides, lay)
     if lay.spectrum == "visible":
         look_params = _draw_appearance(seed, overrides)
+        if lay.name != "unity":
+            look_params["crease_depth"] *= 0.5  # the webcam shading draws the lid's own shadows
     else:
         look_params = nir_appearance(seed)
         for key in ("skin_color", "iris_color"):
@@ -381,7 +383,7 @@ def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
     for key in ("tilt", "upper_opening", "lower_opening", "lid_skew", "eyeball_radius", "iris_radius",
                 "pupil_ratio"):
         g[key] = float(overrides.get(key, rng.uniform(*r[key])))
-    g["inner_corner"] = str(overrides.get("inner_corner", "left" if rng.uniform() < 0.5 else "right"))
+    g["inner_corner"] = str(overrides.get("inner_corner", "left" if rng.uniform() < lay.inner_left else "right"))
     g["eyeball_drop"] = float(rng.uniform(*r["eyeball_drop"]))  # eyeball centre below the corner line
     g["closure"] = float(overrides.get("closure", _draw_closure(seed, lay)))
     for key, lo, hi in (("half_width", 4.0, 4096.0), ("upper_opening", 0.05, 2.0),

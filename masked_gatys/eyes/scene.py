@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from masked_gatys.eyes.drawing import smooth_noise, upsample
+
 __all__ = ["nir_appearance", "lashes", "layout_shading"]
 
 
@@ -22,12 +24,12 @@ def nir_appearance(seed: int) -> dict[str, Any]:
     """Materials under near-infrared light: bright skin and sclera, a mid-grey iris whatever
     its colour, a very dark pupil, dark lashes (own stream ``[seed, 9]``)."""
     rng = np.random.default_rng([seed, 9])
-    skin = float(rng.uniform(0.60, 0.85))
-    iris = float(rng.uniform(0.35, 0.60))
+    skin = float(rng.uniform(0.70, 0.95))
+    iris = float(rng.uniform(0.40, 0.65))
     look: dict[str, Any] = {
         "skin_color": np.full(3, skin),
         "iris_color": np.full(3, iris),
-        "sclera_color": np.full(3, float(rng.uniform(0.85, 0.97))),
+        "sclera_color": np.full(3, float(rng.uniform(0.90, 1.0))),
         "pupil_level": float(rng.uniform(0.01, 0.04)),
         "lash_darkness": float(rng.uniform(0.3, 0.55)),
         "crease_gap": float(rng.uniform(0.25, 0.45)),
@@ -37,7 +39,7 @@ def nir_appearance(seed: int) -> dict[str, Any]:
         "iris_phases": rng.uniform(0, 2 * np.pi, 4).tolist(),
         "iris_freqs": rng.integers(20, 61, 4).tolist(),
         "noise_seed": int(rng.integers(2 ** 31)),
-        "lashes": int(rng.integers(120, 220)),
+        "lashes": int(rng.integers(100, 180)),
         "lash_strand": float(rng.uniform(0.85, 1.0)),
     }
     return look
@@ -104,23 +106,42 @@ def _stroke(dark: np.ndarray, pts: Sequence[tuple[float, float]], width: float, 
 def webcam_shading(g: dict[str, Any], f: dict[str, np.ndarray], seed: int, s: int) -> np.ndarray:
     """Gain ``(H*s, W*s)`` of an eye seen by a webcam in room light (own stream ``[seed, 11]``):
     the socket darker than the brow bone and the cheek, a thick dark lash line along the upper
-    lid, a darker lower lid margin and under-eye shadow, a dimmer sclera and iris."""
+    lid (thickest towards the outer corner), a darker lower lid margin and under-eye shadow, a
+    dimmer sclera and iris."""
     rng = np.random.default_rng([seed, 11])
     a = g["half_width"]
     u, wv, upper, lower, label = f["u"], f["w"], f["upper"], f["lower"], f["label"]
-    d2 = (u / rng.uniform(1.0, 1.3)) ** 2 + ((wv / a - rng.uniform(-0.1, 0.1)) / rng.uniform(0.45, 0.7)) ** 2
-    gain = 1.0 - rng.uniform(0.15, 0.45) * np.exp(-0.5 * d2)
+    out_u = u if g["inner_corner"] == "left" else -u  # +1 at the outer corner
+    # the socket: darkest a little below the corner line and towards the outer corner
+    d2 = ((out_u - rng.uniform(0.0, 0.3)) / rng.uniform(1.0, 1.3)) ** 2 \
+        + ((wv / a - rng.uniform(0.05, 0.2)) / rng.uniform(0.3, 0.45)) ** 2
+    gain = 1.0 - rng.uniform(0.3, 0.55) * np.exp(-0.5 * d2)
     above = upper - wv
-    band = np.exp(-np.clip(above, 0, None) / (rng.uniform(0.05, 0.11) * a)) * (above > -0.5 / s)
-    outer = np.clip(1.0 - 0.45 * np.abs(u) ** 4, 0, 1)
-    gain = gain * (1.0 - rng.uniform(0.45, 0.8) * band * outer)
+    thick = rng.uniform(0.05, 0.09) * a * (1.0 + 1.2 * np.clip(out_u, 0, None))
+    band = np.exp(-np.clip(above, 0, None) / thick) * (above > -0.5 / s)
+    fade = np.clip(1.0 - 0.7 * np.clip(-out_u, 0, None) ** 2, 0, 1)
+    gain = gain * (1.0 - rng.uniform(0.55, 0.85) * band * fade)
     below = wv - lower
-    margin = np.exp(-np.clip(below, 0, None) / (0.04 * a)) * (below > -0.5 / s)
-    gain = gain * (1.0 - rng.uniform(0.15, 0.4) * margin * outer)
-    bag = np.exp(-0.5 * ((below - rng.uniform(0.2, 0.35) * a) / (0.1 * a)) ** 2) * (below > 0)
-    gain = gain * (1.0 - rng.uniform(0.0, 0.25) * bag)
-    gain = gain * np.where(label == 1, rng.uniform(0.55, 0.9), 1.0) * np.where(label == 2, rng.uniform(0.5, 0.9), 1.0)
+    margin = np.exp(-np.clip(below, 0, None) / (0.05 * a)) * (below > -0.5 / s)
+    gain = gain * (1.0 - rng.uniform(0.3, 0.6) * margin * fade)
+    bag = np.exp(-0.5 * ((below - rng.uniform(0.15, 0.3) * a) / (0.1 * a)) ** 2) * (below > 0)
+    gain = gain * (1.0 - rng.uniform(0.1, 0.35) * bag)
+    # the eyeball: dim, and shadowed by the lower lid too
+    low_ao = 1.0 - rng.uniform(0.2, 0.45) * np.exp(-np.clip(lower - wv, 0, None) / (0.12 * a))
+    gain = gain * np.where(label == 1, rng.uniform(0.45, 0.8) * low_ao, 1.0)
+    gain = gain * np.where(label == 2, rng.uniform(0.4, 0.8) * low_ao, 1.0)
     return gain.astype(np.float32)
+
+
+def iris_speckle(f: dict[str, np.ndarray], seed: int, h: int, w: int, s: int) -> np.ndarray:
+    """Gain ``(H*s, W*s)``: the fine light flecks and crypts a near-infrared camera sees in the
+    iris (own stream ``[seed, 12]``); 1 outside the iris."""
+    rng = np.random.default_rng([seed, 12])
+    fine = smooth_noise(rng, (h, w), (max(2, h // 3), max(2, w // 3)))
+    finer = smooth_noise(rng, (h, w), (max(2, h // 2), max(2, w // 2)))
+    tex = upsample(np.clip(0.6 * fine + 0.6 * finer, -2.5, 2.5), s)
+    gain = 1.0 + rng.uniform(0.06, 0.16) * tex
+    return np.where(f["label"] == 2, gain, 1.0).astype(np.float32)
 
 
 def layout_shading(radiance: np.ndarray, g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
@@ -128,5 +149,5 @@ def layout_shading(radiance: np.ndarray, g: dict[str, Any], look: dict[str, Any]
     """The radiance of ``layout``'s scene: near-infrared eyes get their lashes, visible-light
     layouts other than ``unity`` the webcam shading."""
     if "lashes" in look:
-        return radiance * (1.0 - lashes(g, look, f, seed, h, w, s))[None]
+        return radiance * ((1.0 - lashes(g, look, f, seed, h, w, s)) * iris_speckle(f, seed, h, w, s))[None]
     return radiance * webcam_shading(g, f, seed, s)[None]
