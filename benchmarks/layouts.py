@@ -132,7 +132,8 @@ def _tile(img: np.ndarray, tile: tuple[int, int]) -> Image.Image:
 def sheet(rows: list[tuple[str, list[np.ndarray]]], tile: tuple[int, int], cols: int, caption: str) -> Image.Image:
     """A grid: one labelled row of ``cols`` tiles per entry, and a caption at the bottom."""
     label_w, pad = 150, 4
-    height = len(rows) * (tile[0] + pad) + 40
+    cap_h = 14 * len(caption.splitlines()) + 8 if caption else 0
+    height = len(rows) * (tile[0] + pad) + cap_h
     out = Image.new("L", (label_w + cols * (tile[1] + pad), height), 255)
     draw = ImageDraw.Draw(out)
     for r, (name, imgs) in enumerate(rows):
@@ -140,7 +141,8 @@ def sheet(rows: list[tuple[str, list[np.ndarray]]], tile: tuple[int, int], cols:
         draw.multiline_text((4, y + tile[0] // 2 - 12), name, fill=0)
         for c, img in enumerate(imgs[:cols]):
             out.paste(_tile(img, tile), (label_w + c * (tile[1] + pad), y))
-    draw.multiline_text((4, height - 36), caption, fill=0)
+    if caption:
+        draw.multiline_text((4, height - cap_h + 2), caption, fill=0)
     return out
 
 
@@ -192,9 +194,9 @@ def _write_pair_sheet(rows: list[tuple[str, list[np.ndarray]]], caption: str, pa
     nir = [r for r in rows if r[0].startswith("nir")]
     a = sheet(mp, (108, 180), 8, "")
     b = sheet([(name, [im for im in imgs]) for name, imgs in nir], (135, 180), 8, caption)
-    out = Image.new("L", (max(a.width, b.width), a.height - 40 + b.height), 255)
+    out = Image.new("L", (max(a.width, b.width), a.height + b.height), 255)
     out.paste(a, (0, 0))
-    out.paste(b, (0, a.height - 40))
+    out.paste(b, (0, a.height))
     out.save(path)
 
 

@@ -75,12 +75,12 @@ from torch import Tensor
 from masked_gatys.errors import MaskedGatysError
 from masked_gatys.eyes.drawing import downsample as _downsample
 from masked_gatys.eyes.drawing import equalise_hist, to_grey
-from masked_gatys.eyes.drawing import sigmoid as _sigmoid
-from masked_gatys.eyes.drawing import smooth_noise as _smooth_noise
-from masked_gatys.eyes.drawing import upsample as _upsample
 from masked_gatys.eyes.layouts import LOOKS, Layout, LayoutError, get_layout
 from masked_gatys.eyes.looks import CAPTURES
+from masked_gatys.eyes.scene import close_lids as _close_lids
+from masked_gatys.eyes.scene import draw_closure as _draw_closure
 from masked_gatys.eyes.scene import layout_shading, nir_appearance
+from masked_gatys.eyes.scene import shade as _shade
 
 __all__ = [
     "EyeError",
@@ -427,29 +427,6 @@ def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
     return g
 
 
-def _draw_closure(seed: int, lay: Layout) -> float:
-    """How far the lids are closed: 0 for most eyes, (0.35, 0.8) for the layout's share of
-    half-closed eyes, (0.9, 1) for its share of closed ones (own stream: the rest unchanged)."""
-    closed, half = lay.closure
-    if closed <= 0 and half <= 0:
-        return 0.0
-    rng = np.random.default_rng([seed, 4])
-    t = rng.uniform()
-    if t < closed:
-        return float(min(1.0, rng.uniform(0.9, 1.1)))
-    if t < closed + half:
-        return float(rng.uniform(0.35, 0.8))
-    return float(rng.uniform(0.0, 0.08))
-
-
-def _close_lids(g: dict[str, Any]) -> None:
-    """Bring the upper lid down over the eye by ``closure``; at 1 it meets the lower lid."""
-    c = g["closure"]
-    up, low = g["upper_opening"], g["lower_opening"]
-    g["upper_opening"] = up - c * (up + 0.7 * low)
-    g["lower_opening"] = low * (1.0 - 0.3 * c)
-
-
 def _lid_profile(u: np.ndarray, skew: float) -> np.ndarray:
     """Lid shape along the corner line, ``u`` in half-widths: 0 at the corners, ~1 at the peak."""
     inside = np.clip(1.0 - u * u, 0.0, None)
@@ -569,55 +546,6 @@ def _check_rgb(name: str, value: Any) -> np.ndarray:
     if arr.shape != (3,) or np.any(arr < 0) or np.any(arr > 1):
         raise EyeError(f"{name} must be three numbers in [0, 1], got {value!r}")
     return arr
-
-
-def _shade(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
-           seed: int, h: int, w: int, s: int) -> np.ndarray:
-    """Evenly lit colours on the supersampled grid, ``(3, H*s, W*s)`` float32."""
-    a = g["half_width"]
-    rng = np.random.default_rng(look["noise_seed"])
-    u, wv, upper, lower = f["u"], f["w"], f["upper"], f["lower"]
-
-    # skin: two scales of texture, crease, lash line, darker lid margins
-    # smooth textures are drawn at the output resolution and repeated per subpixel
-    tex = _upsample(_smooth_noise(rng, (h, w), (max(2, h // 12), max(2, w // 12)))
-                    + 0.5 * _smooth_noise(rng, (h, w), (max(2, h // 3), max(2, w // 3))), s)
-    skin_gain = 1.0 + look["skin_texture"] * tex
-    above = upper - wv  # pixels above the upper lid edge (>0 above)
-    crease_at = a * look["crease_gap"]
-    skin_gain = skin_gain * (1.0 - look["crease_depth"] * np.exp(-0.5 * ((above - crease_at) / (0.06 * a)) ** 2))
-    lash = np.exp(-np.clip(above, 0, None) / (0.035 * a)) * (above > -0.5 / s)
-    lash_w = np.clip(1.0 - 0.6 * np.abs(u) ** 3, 0, 1)
-    skin_gain = skin_gain * (1.0 - look["lash_darkness"] * lash * lash_w)
-    below = wv - lower
-    skin_gain = skin_gain * (1.0 - 0.12 * np.exp(-np.clip(below, 0, None) / (0.05 * a)))
-    skin = look["skin_color"][:, None, None] * skin_gain[None]
-
-    # eyeball: sphere shading, lid shadows (ambient occlusion)
-    ball = np.clip(f["ball"], 0, 1.6)
-    sphere = 0.72 + 0.28 * np.sqrt(np.clip(1.0 - np.minimum(ball, 1.0) ** 2, 0, None))
-    lid_ao = (1.0 - 0.38 * np.exp(-np.clip(wv - upper, 0, None) / (0.13 * a))) \
-        * (1.0 - 0.15 * np.exp(-np.clip(lower - wv, 0, None) / (0.07 * a)))
-    vein = 1.0 + 0.03 * _upsample(_smooth_noise(rng, (h, w), (max(2, h // 4), max(2, w // 4))), s)
-    sclera = look["sclera_color"][:, None, None] * (sphere * lid_ao * vein)[None]
-    corner = g["corners"][g["inner_corner"]]
-    dc = np.sqrt((f["xs"] - corner[0]) ** 2 + (f["ys"] - corner[1]) ** 2) / (0.22 * a)
-    pink = np.exp(-dc * dc)[None]
-    sclera = sclera * (1 - 0.6 * pink) + 0.6 * pink * np.array([0.82, 0.50, 0.50])[:, None, None] * lid_ao[None]
-
-    # iris: radial striations, limbal ring, collarette; pupil
-    rho, theta = f["rho"], f["theta"]
-    stri = sum(np.sin(k * theta + ph + 3.0 * rho) for k, ph in zip(look["iris_freqs"], look["iris_phases"])) / 4.0
-    iris_gain = 1.0 + look["iris_contrast"] * stri * np.clip(rho - g["pupil_ratio"], 0, 1)
-    iris_gain = iris_gain * (1.0 - 0.55 * _sigmoid((rho - 0.86) / 0.04))  # limbal ring
-    coll = 1.45 * g["pupil_ratio"] + 0.1
-    iris_gain = iris_gain * (1.0 + 0.35 * np.exp(-0.5 * ((rho - coll) / 0.06) ** 2))
-    iris = look["iris_color"][:, None, None] * (iris_gain * lid_ao)[None]
-    pupil = np.full((3, 1, 1), look["pupil_level"], dtype=np.float32) * lid_ao[None]
-
-    label = f["label"][None]
-    out = np.where(label == 0, skin, np.where(label == 1, sclera, np.where(label == 2, iris, pupil)))
-    return out.astype(np.float32)
 
 
 def _truth(g: dict[str, Any], look: dict[str, Any], domain: str, domain_params: dict[str, Any],

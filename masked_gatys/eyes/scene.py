@@ -1,8 +1,11 @@
-"""What the layouts add to the renderer's scene: near-infrared materials, lashes drawn as
-strands, and the shading of a webcam eye (the socket, a thick lash line, the lower lid).
+"""The renderer's scene: the evenly lit colours of skin, eyeball, iris and pupil (:func:`shade`,
+the original renderer's), and what the layouts add: closed and half-closed lids, near-infrared
+materials, lashes drawn as strands, and the shading of a webcam eye (the socket, a thick lash
+line, the lower lid).
 
-Everything here changes the radiance only, never the geometry: the labels stay exact. The
-``unity`` layout uses none of it, so its renders are unchanged.
+Apart from the lids (geometry, so the labels follow them), everything here changes the
+radiance only: the labels stay exact. The ``unity`` layout uses none of the additions, so its
+renders are unchanged.
 
 >>> sorted(nir_appearance(0))[:3]
 ['crease_depth', 'crease_gap', 'iris_color']
@@ -15,9 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from masked_gatys.eyes.drawing import smooth_noise, upsample
+from masked_gatys.eyes.drawing import sigmoid, smooth_noise, upsample
+from masked_gatys.eyes.layouts import Layout
 
-__all__ = ["nir_appearance", "lashes", "layout_shading"]
+__all__ = ["shade", "draw_closure", "close_lids", "nir_appearance", "lashes", "layout_shading"]
 
 
 def nir_appearance(seed: int) -> dict[str, Any]:
@@ -151,3 +155,75 @@ def layout_shading(radiance: np.ndarray, g: dict[str, Any], look: dict[str, Any]
     if "lashes" in look:
         return radiance * ((1.0 - lashes(g, look, f, seed, h, w, s)) * iris_speckle(f, seed, h, w, s))[None]
     return radiance * webcam_shading(g, f, seed, s)[None]
+
+
+def draw_closure(seed: int, lay: Layout) -> float:
+    """How far the lids are closed: 0 for most eyes, (0.35, 0.8) for the layout's share of
+    half-closed eyes, (0.9, 1) for its share of closed ones (own stream: the rest unchanged)."""
+    closed, half = lay.closure
+    if closed <= 0 and half <= 0:
+        return 0.0
+    rng = np.random.default_rng([seed, 4])
+    t = rng.uniform()
+    if t < closed:
+        return float(min(1.0, rng.uniform(0.9, 1.1)))
+    if t < closed + half:
+        return float(rng.uniform(0.35, 0.8))
+    return float(rng.uniform(0.0, 0.08))
+
+
+def close_lids(g: dict[str, Any]) -> None:
+    """Bring the upper lid down over the eye by ``closure``; at 1 it meets the lower lid."""
+    c = g["closure"]
+    up, low = g["upper_opening"], g["lower_opening"]
+    g["upper_opening"] = up - c * (up + 0.7 * low)
+    g["lower_opening"] = low * (1.0 - 0.3 * c)
+
+
+def shade(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
+           seed: int, h: int, w: int, s: int) -> np.ndarray:
+    """Evenly lit colours on the supersampled grid, ``(3, H*s, W*s)`` float32."""
+    a = g["half_width"]
+    rng = np.random.default_rng(look["noise_seed"])
+    u, wv, upper, lower = f["u"], f["w"], f["upper"], f["lower"]
+
+    # skin: two scales of texture, crease, lash line, darker lid margins
+    # smooth textures are drawn at the output resolution and repeated per subpixel
+    tex = upsample(smooth_noise(rng, (h, w), (max(2, h // 12), max(2, w // 12)))
+                    + 0.5 * smooth_noise(rng, (h, w), (max(2, h // 3), max(2, w // 3))), s)
+    skin_gain = 1.0 + look["skin_texture"] * tex
+    above = upper - wv  # pixels above the upper lid edge (>0 above)
+    crease_at = a * look["crease_gap"]
+    skin_gain = skin_gain * (1.0 - look["crease_depth"] * np.exp(-0.5 * ((above - crease_at) / (0.06 * a)) ** 2))
+    lash = np.exp(-np.clip(above, 0, None) / (0.035 * a)) * (above > -0.5 / s)
+    lash_w = np.clip(1.0 - 0.6 * np.abs(u) ** 3, 0, 1)
+    skin_gain = skin_gain * (1.0 - look["lash_darkness"] * lash * lash_w)
+    below = wv - lower
+    skin_gain = skin_gain * (1.0 - 0.12 * np.exp(-np.clip(below, 0, None) / (0.05 * a)))
+    skin = look["skin_color"][:, None, None] * skin_gain[None]
+
+    # eyeball: sphere shading, lid shadows (ambient occlusion)
+    ball = np.clip(f["ball"], 0, 1.6)
+    sphere = 0.72 + 0.28 * np.sqrt(np.clip(1.0 - np.minimum(ball, 1.0) ** 2, 0, None))
+    lid_ao = (1.0 - 0.38 * np.exp(-np.clip(wv - upper, 0, None) / (0.13 * a))) \
+        * (1.0 - 0.15 * np.exp(-np.clip(lower - wv, 0, None) / (0.07 * a)))
+    vein = 1.0 + 0.03 * upsample(smooth_noise(rng, (h, w), (max(2, h // 4), max(2, w // 4))), s)
+    sclera = look["sclera_color"][:, None, None] * (sphere * lid_ao * vein)[None]
+    corner = g["corners"][g["inner_corner"]]
+    dc = np.sqrt((f["xs"] - corner[0]) ** 2 + (f["ys"] - corner[1]) ** 2) / (0.22 * a)
+    pink = np.exp(-dc * dc)[None]
+    sclera = sclera * (1 - 0.6 * pink) + 0.6 * pink * np.array([0.82, 0.50, 0.50])[:, None, None] * lid_ao[None]
+
+    # iris: radial striations, limbal ring, collarette; pupil
+    rho, theta = f["rho"], f["theta"]
+    stri = sum(np.sin(k * theta + ph + 3.0 * rho) for k, ph in zip(look["iris_freqs"], look["iris_phases"])) / 4.0
+    iris_gain = 1.0 + look["iris_contrast"] * stri * np.clip(rho - g["pupil_ratio"], 0, 1)
+    iris_gain = iris_gain * (1.0 - 0.55 * sigmoid((rho - 0.86) / 0.04))  # limbal ring
+    coll = 1.45 * g["pupil_ratio"] + 0.1
+    iris_gain = iris_gain * (1.0 + 0.35 * np.exp(-0.5 * ((rho - coll) / 0.06) ** 2))
+    iris = look["iris_color"][:, None, None] * (iris_gain * lid_ao)[None]
+    pupil = np.full((3, 1, 1), look["pupil_level"], dtype=np.float32) * lid_ao[None]
+
+    label = f["label"][None]
+    out = np.where(label == 0, skin, np.where(label == 1, sclera, np.where(label == 2, iris, pupil)))
+    return out.astype(np.float32)
