@@ -260,3 +260,27 @@ def test_gaze_experiment_renders_in_its_layout(tmp_path):
     image, _ = _style_files(cfg)
     style = load_image(image)
     assert torch.equal(style[0, 0], style[0, 1]) and "style-mpiigaze" in image
+
+
+def test_render_eyes_command_layouts(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from masked_gatys.cli.eyes import render_eyes_command
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(render_eyes_command, [str(out), "--n", "2", "--layout", "mpiigaze", "--look", "any"])
+    assert result.exit_code == 0, result.output
+    im = Image.open(out / "0001.png")
+    assert im.mode == "L" and im.size == (60, 36)
+    truth = [json.loads(line) for line in (out / "truth.jsonl").read_text().splitlines()]
+    assert [t["layout"] for t in truth] == ["mpiigaze", "mpiigaze"]
+    eye = next(iter(render_many(1, layout="mpiigaze", look="any", seed=0, start=1)))
+    labels = np.asarray(Image.open(out / "0001_labels.png").convert("RGB"))
+    assert np.array_equal(labels[..., 2] == 255, (eye.labels.numpy() == 1) | (eye.labels.numpy() == 2))
+    # the default is the original: RGB 72x120 in the real domain
+    result = CliRunner().invoke(render_eyes_command, [str(tmp_path / "u"), "--n", "1"])
+    assert result.exit_code == 0 and Image.open(tmp_path / "u" / "0000.png").size == (120, 72)
+    assert "layout" not in json.loads((tmp_path / "u" / "truth.jsonl").read_text())
+    result = CliRunner().invoke(render_eyes_command, [str(tmp_path / "x"), "--look", "webcam", "--domain", "synthetic"])
+    assert result.exit_code != 0 and "real domain" in result.output

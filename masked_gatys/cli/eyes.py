@@ -108,6 +108,7 @@ def render_eyes_command(out_dir: Path, n: int, domain: str | None, layout: str, 
     lines = []
     digits = max(4, len(str(n - 1)))
     lay = get_layout(layout)
+    size = size or lay.size  # render_many's unity default is render_set's 36x60; render-eyes' is 72x120
     eyes = render_many(n, domain=domain, size=size, seed=seed, yaw_range=yaw_range, pitch_range=pitch_range,
                        layout=layout, look=look)
     what = look or domain

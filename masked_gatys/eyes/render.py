@@ -53,6 +53,16 @@ specular glints on the cornea, a slight Gaussian blur, exposure, gamma,
 contrast and saturation changes, and signal-dependent sensor noise (partly
 shared by the three channels, partly per channel).
 
+*Layouts and looks* (:mod:`masked_gatys.eyes.layouts`): the above is the ``unity`` layout
+(``default``) in the looks ``clean`` (synthetic) and ``outdoor`` (real), unchanged. The
+``mpiigaze`` layout frames the eye as MPIIGaze's normalised patches (36x60, corner to corner,
+no brows, grey, histogram-equalised; a webcam's socket shading and thick lash line); ``nir``
+as a near-infrared eye camera (240x320, one eye filling the frame, near-infrared materials,
+lashes as strands). Both draw closed and half-closed lids (the lids may cover the pupil; a shut
+eye has no iris or pupil label). The looks ``webcam``, ``photo`` and ``nir``
+(:mod:`masked_gatys.eyes.looks`) are captures: photometric steps and resampling on the same
+pixel grid, so one seed has the same labels in every look.
+
 How it differs from real photographs: no eyelashes as strands, no skin pores,
 wrinkles, make-up, eyebrows or glasses; no perspective (orthographic
 projection), no refraction of the iris by the cornea, no motion blur, no
