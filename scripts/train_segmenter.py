@@ -66,6 +66,9 @@ def _render_pool(n: int, seed: int, size: tuple[int, int]) -> dict[str, torch.Te
 #: the size each layout is rendered at for training (twice the working size or more, so that a
 #: zoom stays sharp; the network sees every image at 36x60)
 RENDER_SIZES = {"unity": (72, 120), "mpiigaze": (72, 120), "nir": (120, 160)}
+#: the zoom range of each layout's renders in training: real near-infrared frames come closer
+#: than the nir layout (DeepVOG's iris fills the frame's height, its pupil is 90-100 px of 240)
+LAYOUT_ZOOM = {"nir": (0.95, 2.0)}
 
 
 def _layout_pool(n: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -332,6 +335,8 @@ def main(argv=None) -> int:
         if layouts:
             torch.save(layouts, lay_path)
             log(f"rendered layouts {sorted(layouts)} in {time.time() - t:.0f} s")
+    for name, pool in layouts.items():
+        pool["zoom"] = LAYOUT_ZOOM.get(name.split("/")[0], (0.92, 1.12))
     pools = pools + list(layouts.values())
     log(f"pools: {len(pools)} ({', '.join(sorted(layouts)) or 'present framing only'})")
 
