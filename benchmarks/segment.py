@@ -55,11 +55,27 @@ def _stats(values) -> dict:
             "p90": round(float(np.percentile(v, 90)), 4), "max": round(float(v.max()), 4)}
 
 
+def _check_held_out(n: int, seed: int) -> int:
+    """The benchmark's eye seeds are none of the training script's (its render_set seeds 7 and 8,
+    its direct seeds below 10,000, its validation sets 99,000 and 99,500); returns how many
+    training seeds were checked."""
+    from masked_gatys.eyes.datasets import eye_seed_and_gaze
+
+    train = set(range(10_000))
+    for s, count in ((7, 500), (8, 500), (99_500, 60)):
+        train |= {eye_seed_and_gaze(s, i)[0] for i in range(count)}
+    ours = {eye_seed_and_gaze(seed, i)[0] for i in range(n)}
+    clash = ours & train
+    if clash:
+        raise SystemExit(f"benchmark eye seeds {sorted(clash)[:3]} were used in training; choose another --seed")
+    return len(train)
+
+
 def renders(seg, n: int, seed: int) -> dict:
     from masked_gatys.eyes.datasets import render_set
     from masked_gatys.eyes.layouts import LAYOUTS
 
-    out = {}
+    out = {"held_out_checked_against": _check_held_out(n, seed)}
     for name, layout in LAYOUTS.items():
         for look in ("clean",) + tuple(layout.real_looks):
             t = time.time()

@@ -316,6 +316,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, help="start from this checkpoint's weights (new optimizer)")
+    ap.add_argument("--anneal", type=int, metavar="K",
+                    help="with --resume: bring the learning rate from where it is to 0 over the next K "
+                         "steps (a cosine) and stop there")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -362,6 +365,7 @@ def main(argv=None) -> int:
     net = SegNet(width=a.width)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     step, best = 0, -1.0
+    anneal = None  # (first step, steps, learning rate at the first step)
     g = torch.Generator().manual_seed(a.seed)
     last = a.out / "last.pt"
     if a.resume and last.is_file():
@@ -370,18 +374,27 @@ def main(argv=None) -> int:
         opt.load_state_dict(ck["opt"])
         step, best = ck["step"], ck["best"]
         g.set_state(ck["gen"])
+        anneal = ck.get("anneal")
         log(f"resumed at step {step} (best {best:.4f})")
     elif a.init is not None:
         ck = torch.load(a.init, weights_only=True)
         net.load_state_dict(ck["state"])
         log(f"initialised from {a.init.name}")
+    if a.anneal:
+        lr_now = a.lr * 0.5 * (1 + math.cos(math.pi * min(step / a.steps, 1.0)))
+        anneal = (step, a.anneal, lr_now)
+        log(f"annealing from step {step} over {a.anneal} steps from lr {lr_now:.2e}")
+    last_step = anneal[0] + anneal[1] if anneal else a.steps
     weights = torch.tensor([1.0, 1.0, 1.5, 2.0])
     t0 = time.time()
     net.train()
-    while step < a.steps:
+    while step < last_step:
         imgs, labs, zoom = _batch(pools, a.batch, g)
         x, lab = augment(imgs, labs, g, zoom=zoom, closed_share=0.1 if zoom is None else 0.03)
-        lr = a.lr * 0.5 * (1 + math.cos(math.pi * min(step / a.steps, 1.0)))
+        if anneal:
+            lr = anneal[2] * 0.5 * (1 + math.cos(math.pi * min((step - anneal[0]) / anneal[1], 1.0)))
+        else:
+            lr = a.lr * 0.5 * (1 + math.cos(math.pi * min(step / a.steps, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr
         logits = net(prepare_input(x))
@@ -399,7 +412,7 @@ def main(argv=None) -> int:
         if step % 50 == 0:
             log(f"step {step} loss {loss.item():.4f} lr {lr:.2e} {(time.time() - t0) / 50:.3f} s/step")
             t0 = time.time()
-        if step % a.val_every == 0 or step == a.steps:
+        if step % a.val_every == 0 or step == last_step:
             res = validate(net, val_sets)
             score = float(np.nanmean([v[k] for v in res.values() for k in (2, 3)]))
             rec = {"step": step, "loss": round(loss.item(), 5), "score": round(score, 5),
@@ -417,7 +430,7 @@ def main(argv=None) -> int:
                 save_segmenter(seg, a.out / "best.pt")
                 net.train()
             state = {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                     "gen": g.get_state()}
+                     "gen": g.get_state(), "anneal": anneal}
             import io
 
             buf = io.BytesIO()
