@@ -389,8 +389,13 @@ def main(argv=None) -> int:
     t0 = time.time()
     net.train()
     while step < last_step:
-        imgs, labs, zoom = _batch(pools, a.batch, g)
-        x, lab = augment(imgs, labs, g, zoom=zoom, closed_share=0.1 if zoom is None else 0.03)
+        # a batch mixes four pools (each augmented at its own size and zoom): one pool per batch
+        # gave BatchNorm batch statistics its running averages never see
+        parts = []
+        for _ in range(4):
+            imgs, labs, zoom = _batch(pools, a.batch // 4, g)
+            parts.append(augment(imgs, labs, g, zoom=zoom, closed_share=0.1 if zoom is None else 0.03))
+        x, lab = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         if anneal:
             lr = anneal[2] * 0.5 * (1 + math.cos(math.pi * min((step - anneal[0]) / anneal[1], 1.0)))
         else:
