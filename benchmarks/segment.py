@@ -64,7 +64,7 @@ def _check_held_out(n: int, seed: int) -> int:
     train = set(range(10_000))
     for s, count in ((7, 500), (8, 500), (99_500, 60)):
         train |= {eye_seed_and_gaze(s, i)[0] for i in range(count)}
-    ours = {eye_seed_and_gaze(seed, i)[0] for i in range(n)}
+    ours = {eye_seed_and_gaze(seed, i)[0] for i in range(n)} | {eye_seed_and_gaze(seed + 1, i)[0] for i in range(n)}
     clash = ours & train
     if clash:
         raise SystemExit(f"benchmark eye seeds {sorted(clash)[:3]} were used in training; choose another --seed")
@@ -118,6 +118,13 @@ def renders(seg, n: int, seed: int) -> dict:
             b = (truth >= 2)
             out[key]["iou_iris_with_pupil"] = round(float((a & b).sum() / max(1, (a | b).sum())), 4)
             print(key, out[key]["iou"], out[key]["iris_centre_px_at_36x60"].get("median"), file=sys.stderr)
+        # shut eyes on purpose (closure 1: no iris in the labels), a quarter as many, any look
+        shut = render_set(max(1, n // 4), layout=name, look="any", seed=seed + 1, closure=1.0)
+        assert not (shut.parts >= 2).any()
+        pred = segment(shut.images, model=seg)
+        out[f"{name}/shut"] = {"n": int(pred.shape[0]),
+                               "given_no_iris": round(float((pred >= 2).flatten(1).any(1).logical_not()
+                                                            .float().mean()), 4)}
     return out
 
 

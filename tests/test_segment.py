@@ -276,3 +276,12 @@ def test_postprocess_of_a_batch_matches_a_plain_one_eye_version():
     batch = postprocess(lab, fb, min_iris=0.01)
     for i in range(12):
         assert np.array_equal(batch[i], _reference_postprocess(lab[i], fb[i], 0.01)), i
+
+
+def test_segment_folder_reads_a_manifest_and_keeps_its_columns(tmp_path, net):
+    src = _renders(tmp_path / "eyes", n=2)
+    (tmp_path / "list.csv").write_text("image,yaw\neyes/0000.png,1.5\neyes/0001.png,-2\n")
+    report = segment_folder(tmp_path / "list.csv", tmp_path / "out", model=net)
+    assert report.done == 2 and [r["yaw"] for r in report.records] == ["1.5", "-2"]
+    assert (tmp_path / "out" / "eyes" / "0001_mask.png").is_file()
+    assert src.is_dir()
