@@ -285,3 +285,16 @@ def test_segment_folder_reads_a_manifest_and_keeps_its_columns(tmp_path, net):
     assert report.done == 2 and [r["yaw"] for r in report.records] == ["1.5", "-2"]
     assert (tmp_path / "out" / "eyes" / "0001_mask.png").is_file()
     assert src.is_dir()
+
+
+def test_open_iris_cuts_a_thin_spur_and_keeps_the_disc():
+    yy, xx = np.mgrid[:36, :60]
+    lab = np.zeros((36, 60), np.int64)
+    disc = (yy - 18) ** 2 + (xx - 20) ** 2 <= 8 ** 2
+    lab[disc] = 2
+    lab[(yy - 18) ** 2 + (xx - 20) ** 2 <= 3 ** 2] = 3
+    lab[10:12, 20:55] = 2  # a spur two pixels thick along the lid
+    out = postprocess(lab, np.ones_like(lab), open_iris=0.35)
+    assert (out[10:12, 32:55] == 1).all()  # the spur is gone
+    assert ((out >= 2) == disc).mean() > 0.99 and (out == 3).sum() == (lab == 3).sum()
+    assert np.array_equal(postprocess(lab, np.ones_like(lab)), lab)  # off by default

@@ -199,13 +199,35 @@ def _one_per_image(comps: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
     return keep[:n + 1]
 
 
-def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = MIN_IRIS) -> np.ndarray:
+def _open_irises(out: np.ndarray, fb: np.ndarray, fraction: float) -> None:
+    """Cut thin spurs off each image's iris (a morphological opening with a disc of ``fraction``
+    of the iris's equivalent radius; the pupil is never cut), in place."""
+    from scipy import ndimage  # deferred: see postprocess
+
+    for i in range(out.shape[0]):
+        eye = out[i] >= 2
+        area = int(eye.sum())
+        r = int(round(fraction * float(np.sqrt(area / np.pi))))
+        if area == 0 or r < 1:
+            continue
+        ys, xs = np.nonzero(eye)
+        y0, y1, x0, x1 = max(0, ys.min() - r), ys.max() + r + 1, max(0, xs.min() - r), xs.max() + r + 1
+        box = eye[y0:y1, x0:x1]
+        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        opened = ndimage.binary_opening(box, structure=(yy * yy + xx * xx) <= r * r) | (out[i, y0:y1, x0:x1] == 3)
+        cut = box & ~opened
+        out[i, y0:y1, x0:x1][cut] = fb[i, y0:y1, x0:x1][cut]
+
+
+def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = MIN_IRIS,
+                open_iris: float = 0.0) -> np.ndarray:
     """Labels ``(H, W)`` or ``(B, H, W)`` with, per eye, one iris holding one pupil, or no iris.
 
     The iris+pupil component holding the most pupil (the largest of equals) is kept if it
     covers at least ``min_iris`` of the image; every other iris or pupil pixel becomes its
     ``fallback`` class (same shape: 0 skin or 1 sclera); then the largest pupil component is
-    kept and other pupil pixels become iris.
+    kept and other pupil pixels become iris. ``open_iris`` > 0 first cuts spurs thinner than
+    that fraction of the iris's radius off the iris (a dark lash line or lid taken for iris).
 
     >>> lab = np.zeros((10, 10), int); lab[2:7, 2:7] = 2; lab[4, 4] = 3; lab[9, 9] = 2
     >>> out = postprocess(lab, np.ones((10, 10), int), min_iris=0.05)
@@ -222,6 +244,8 @@ def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = M
     b, h, w = out.shape
     structure = np.zeros((3, 3, 3), bool)
     structure[1] = ndimage.generate_binary_structure(2, 1)  # 4-connected, never across images
+    if open_iris > 0 and (out >= 2).any():
+        _open_irises(out, fb, open_iris)
     eye = out >= 2
     if eye.any():
         comps, n = ndimage.label(eye, structure)
@@ -252,6 +276,7 @@ class Segmenter:
     size: tuple[int, int] = DEFAULT_SIZE
     identity: dict[str, Any] | None = None
     min_iris: float = MIN_IRIS
+    open_iris: float = 0.0
 
     def logits(self, images: Tensor) -> Tensor:
         """Raw logits ``(B, 4, H, W)`` at the input's size (no post-processing)."""
@@ -272,7 +297,7 @@ class Segmenter:
             return labels
         fallback = logits[:, :2].argmax(1).numpy()
         lab = labels.numpy()
-        return torch.from_numpy(postprocess(lab, fallback, min_iris=self.min_iris).astype(np.int64))
+        return torch.from_numpy(postprocess(lab, fallback, min_iris=self.min_iris, open_iris=self.open_iris).astype(np.int64))
 
 
 def _data_dir() -> Path:
@@ -305,7 +330,7 @@ def load_segmenter(path: str | os.PathLike | None = None, *, device: str = "cpu"
         raise CheckpointError(f"{p}: not a segmenter checkpoint ({str(exc).splitlines()[0][:120]})") from None
     net.fuse().to(device)
     identity = dict(ck.get("identity") or {}, file=p.name, sha256=_sha256(p))
-    return Segmenter(net, size, identity, float(cfg.get("min_iris", MIN_IRIS)))
+    return Segmenter(net, size, identity, float(cfg.get("min_iris", MIN_IRIS)), float(cfg.get("open_iris", 0.0)))
 
 
 def save_segmenter(seg: Segmenter, path: str | os.PathLike, **extra: Any) -> None:
@@ -313,7 +338,8 @@ def save_segmenter(seg: Segmenter, path: str | os.PathLike, **extra: Any) -> Non
     if seg.net.fused:
         raise CheckpointError("a fused segmenter cannot be saved; save the network as trained")
     state = {k: v.detach().cpu().clone() for k, v in seg.net.state_dict().items()}
-    ck = {"state": state, "config": {"width": seg.net.width, "size": list(seg.size), "min_iris": seg.min_iris},
+    ck = {"state": state, "config": {"width": seg.net.width, "size": list(seg.size), "min_iris": seg.min_iris,
+                                     "open_iris": seg.open_iris},
           "identity": dict(seg.identity or {}), **extra}
     buf = io.BytesIO()
     torch.save(ck, buf)
