@@ -101,11 +101,11 @@ LAYOUTS: dict[str, Layout] = {
         real_looks=("webcam", "photo", "outdoor"), yaw_range=25.0, pitch_range=18.0,
         description="MPIIGaze's normalised patches: 36x60 grey, histogram-equalised, corner to "
                     "corner, no brows, the iris under the upper lid",
-        geometry={"half_width": (0.84, 0.95), "tilt": (-6.0, 6.0), "upper_opening": (0.22, 0.40),
+        geometry={"half_width": (0.84, 0.95), "tilt": (-6.0, 6.0), "upper_opening": (0.20, 0.36),
                   "lower_opening": (0.22, 0.34), "lid_skew": (-0.2, 0.2),
                   "eyeball_radius": (0.80, 0.90), "iris_radius": (0.35, 0.41),
                   "pupil_ratio": (0.30, 0.50), "eyeball_drop": (0.0, 0.06)},
-        center=(0.5, 0.46, 0.03, 0.04), closure=(0.04, 0.12), whole_pupil=False, inner_left=0.8),
+        center=(0.5, 0.45, 0.03, 0.04), closure=(0.04, 0.12), whole_pupil=False, inner_left=0.8),
     "nir": Layout(
         name="nir", size=(240, 320), channels=1, spectrum="nir", equalise=False,
         real_looks=("nir",), yaw_range=28.0, pitch_range=18.0,

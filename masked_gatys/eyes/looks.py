@@ -218,9 +218,9 @@ def webcam(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
         refl, p["glasses"] = _glasses(rng, f, h, w)
         img = img + refl
     img = _downsample(img, s)
-    return _finish(img, rng, p, lowres=(1.0, 2.5), blur=(0.3, 0.9), exposure=(0.6, 1.3), gamma=(0.8, 1.25),
-                   contrast=(0.7, 1.2), read=(0.002, 0.012), shot=(0.002, 0.015), jpeg_share=0.8,
-                   quality=(60, 95), grey=False), p
+    return _finish(img, rng, p, lowres=(1.0, 1.8), blur=(0.2, 0.7), exposure=(0.6, 1.3), gamma=(0.8, 1.25),
+                   contrast=(0.7, 1.2), read=(0.001, 0.008), shot=(0.001, 0.01), jpeg_share=0.8,
+                   quality=(70, 95), grey=False), p
 
 
 def photo(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
@@ -247,7 +247,7 @@ def photo(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
     img = grey + p["saturation"] * (img - grey)
     p["grey"] = bool(rng.uniform() < 0.15)
     return _finish(img, rng, p, lowres=(1.0, 3.0), blur=(0.0, 1.2), exposure=(0.5, 1.4), gamma=(0.75, 1.3),
-                   contrast=(0.6, 1.3), read=(0.005, 0.05), shot=(0.01, 0.06), jpeg_share=0.85,
+                   contrast=(0.6, 1.3), read=(0.003, 0.03), shot=(0.005, 0.04), jpeg_share=0.85,
                    quality=(20, 95), grey=p["grey"]), p
 
 

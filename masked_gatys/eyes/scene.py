@@ -132,8 +132,8 @@ def webcam_shading(g: dict[str, Any], f: dict[str, np.ndarray], seed: int, s: in
     gain = gain * (1.0 - rng.uniform(0.1, 0.35) * bag)
     # the eyeball: dim, and shadowed by the lower lid too
     low_ao = 1.0 - rng.uniform(0.2, 0.45) * np.exp(-np.clip(lower - wv, 0, None) / (0.12 * a))
-    gain = gain * np.where(label == 1, rng.uniform(0.45, 0.8) * low_ao, 1.0)
-    gain = gain * np.where(label == 2, rng.uniform(0.4, 0.8) * low_ao, 1.0)
+    gain = gain * np.where(label == 1, rng.uniform(0.6, 0.9) * low_ao, 1.0)
+    gain = gain * np.where(label == 2, rng.uniform(0.35, 0.7) * low_ao, 1.0)
     return gain.astype(np.float32)
 
 
