@@ -95,6 +95,18 @@ def _layout_pool(n: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
     return pools
 
 
+def _native_pool(n: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    from masked_gatys.eyes.datasets import render_set
+    from masked_gatys.eyes.layouts import LAYOUTS
+
+    pools = {}
+    for look in ("clean",) + tuple(LAYOUTS["mpiigaze"].real_looks):
+        gs = render_set(n, layout="mpiigaze", look=look, seed=seed)
+        pools[f"mpiigaze/{look}/36x60"] = {"images": (gs.images[:, 0] * 255).round().clamp(0, 255).to(torch.uint8),
+                                           "labels": gs.parts.to(torch.uint8)}
+    return pools
+
+
 def load_pools(out: Path, n: int, seed: int, log) -> list[dict[str, torch.Tensor]]:
     pools = []
     for size in ((72, 120), (96, 128)):
@@ -338,6 +350,15 @@ def main(argv=None) -> int:
         if layouts:
             torch.save(layouts, lay_path)
             log(f"rendered layouts {sorted(layouts)} in {time.time() - t:.0f} s")
+    native_path = a.out / f"pool-native-mpiigaze-{a.layout_pool}-{a.seed}.pt"
+    if native_path.is_file():
+        native = torch.load(native_path)
+    else:  # the mpiigaze layout at its own 36x60 too: its looks' blur and low resolution are per pixel
+        t = time.time()
+        native = _native_pool(a.layout_pool, a.seed + 9)
+        torch.save(native, native_path)
+        log(f"rendered native mpiigaze {sorted(native)} in {time.time() - t:.0f} s")
+    layouts = {**layouts, **native}
     for name, pool in layouts.items():
         pool["zoom"] = LAYOUT_ZOOM.get(name.split("/")[0], (0.92, 1.12))
     pools = pools + list(layouts.values())
