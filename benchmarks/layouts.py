@@ -206,13 +206,13 @@ def _write_renders_sheet(path: Path, seed: int) -> None:
                           ("mpiigaze", ("clean", "webcam", "photo")), ("nir", ("clean", "nir"))):
         for look in looks:
             imgs = []
-            for eye in render_many(8, layout=layout, look=look, seed=seed):
+            for eye in render_many(6, layout=layout, look=look, seed=seed):
                 imgs.append(np.rint(eye.image[0].numpy().mean(axis=0) * 255.0) if get_layout(layout).channels == 1
                             else None)
                 if imgs[-1] is None:  # colour: keep the RGB
                     imgs[-1] = np.rint(eye.image[0].permute(1, 2, 0).numpy() * 255.0)
             rows.append((f"{layout}\n{look}", imgs))
-    tile, pad, label_w, cols = (96, 160), 4, 110, 8
+    tile, pad, label_w, cols = (72, 120), 3, 100, 6
     out = Image.new("RGB", (label_w + cols * (tile[1] + pad), len(rows) * (tile[0] + pad) + 24), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     for r, (name, imgs) in enumerate(rows):
@@ -222,7 +222,7 @@ def _write_renders_sheet(path: Path, seed: int) -> None:
             im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert("RGB")
             out.paste(im.resize((tile[1], tile[0]), Image.BILINEAR), (label_w + c * (tile[1] + pad), y))
     draw.text((4, out.height - 18), f"masked-gatys render_eye(layout, look), seed {seed}; unity shown at 72x120, "
-              "mpiigaze 36x60, nir 240x320, all scaled to 96x160", fill=(0, 0, 0))
+              "mpiigaze 36x60, nir 240x320, all scaled to 72x120", fill=(0, 0, 0))
     out.save(path)
 
 

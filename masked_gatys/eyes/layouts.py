@@ -114,7 +114,7 @@ LAYOUTS: dict[str, Layout] = {
         geometry={"half_width": (1.05, 1.6), "tilt": (-10.0, 10.0), "upper_opening": (0.42, 0.62),
                   "lower_opening": (0.32, 0.48), "lid_skew": (-0.25, 0.25),
                   "eyeball_radius": (0.80, 0.90), "iris_radius": (0.46, 0.54),
-                  "pupil_ratio": (0.38, 0.65), "eyeball_drop": (0.0, 0.08)},
+                  "pupil_ratio": (0.28, 0.52), "eyeball_drop": (0.0, 0.08)},
         center=(0.5, 0.5, 0.12, 0.08), closure=(0.05, 0.25), whole_pupil=False),
 }
 _ALIASES = {"default": "unity"}
