@@ -63,7 +63,8 @@ from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_set
 from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
 from masked_gatys.errors import MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, parts_from_labels
-from masked_gatys.eyes.render import render_eye
+from masked_gatys.eyes.layouts import layout_for
+from masked_gatys.eyes.render import style_eye
 from masked_gatys.eyes.styles import StylePool
 from masked_gatys.files import atomic_write, sha256_file
 from masked_gatys.image import load_image, save_image
@@ -102,6 +103,11 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     input's size (the style the shipped networks were trained on)."""
     style_mask: str | None = None
     """None: ``STYLE_mask.png`` beside the style image if there is one."""
+    layout: str | None = None
+    """The layout of ``style="rendered"``'s eye (``unity``, ``mpiigaze``, ``nir``:
+    :mod:`masked_gatys.eyes.layouts`); None: guessed from each batch's size and channels (grey
+    36x60 is ``mpiigaze``, grey 4:3 frames ``nir``, anything else ``unity``), with a warning
+    when the guess is not ``unity``."""
     style_pool: str | None = None
     """A folder of synthetic style eyes with masks (optimizer only): each input eye takes the
     pool eye that looks most like it as its style (:mod:`masked_gatys.eyes.styles`), in place
@@ -263,22 +269,35 @@ class _Optimizer:
         identity["weights"] = self.encoder.identity.to_dict()
         identity["objective"] = objective_cfg.to_dict()
         self.identity = identity
-        self._rendered: dict[tuple[int, int], tuple[Tensor, Regions, Tensor]] = {}
+        self._rendered: dict[tuple[tuple[int, int], str], tuple[Tensor, Regions, Tensor]] = {}
+        self._said: set[str] = set()
         self._stop = stop
 
-    def _style_for(self, hw: tuple[int, int]) -> tuple[Tensor, Regions | None]:
+    def _style_key(self, images: Tensor) -> tuple[tuple[int, int], str]:
+        """The rendered style eye's size and layout for this batch (the layout named or guessed)."""
+        name, reason = layout_for(images, self.cfg.layout)
+        if self.cfg.layout is None and name != "unity" and name not in self._said:
+            self._said.add(name)
+            warnings.warn(f"style 'rendered': {reason}, so the style eye is rendered in the {name} layout "
+                          "(--layout names another)", stacklevel=4)
+        return tuple(images.shape[-2:]), name
+
+    def _style_for(self, images: Tensor) -> tuple[Tensor, Regions | None]:
         if not self.rendered:
             return self.style, self.style_regions  # type: ignore[return-value]
-        if hw not in self._rendered:
-            eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=hw, seed=self.cfg.seed)
-            self._rendered[hw] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
-        return self._rendered[hw][:2]
+        key = self._style_key(images)
+        if key not in self._rendered:
+            # unity: the same eye as always, render_eye(yaw=0, pitch=0, domain="synthetic", seed)
+            eye = style_eye(key[1], size=key[0], seed=self.cfg.seed)
+            self._rendered[key] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
+        return self._rendered[key][:2]
 
-    def _style_parts_for(self, hw: tuple[int, int]) -> Tensor | None:
+    def _style_parts_for(self, images: Tensor) -> Tensor | None:
         """The one style eye's part labels: the rendered eye's, or ``STYLE_labels.png``."""
+        hw = tuple(images.shape[-2:])
         if self.rendered:
-            self._style_for(hw)  # rendered once per size, with its labels
-            return self._rendered[hw][2]
+            self._style_for(images)  # rendered once per size and layout, with its labels
+            return self._rendered[self._style_key(images)][2]
         if self.style_parts is not None and tuple(self.style_parts.shape[-2:]) == tuple(hw):
             return self.style_parts
         return None
@@ -289,8 +308,8 @@ class _Optimizer:
             style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
             style_regions = Regions.from_binary(pool_masks)
         else:
-            style, style_regions = self._style_for(tuple(images.shape[-2:]))
-            style_parts = self._style_parts_for(tuple(images.shape[-2:]))
+            style, style_regions = self._style_for(images)
+            style_parts = self._style_parts_for(images)
         if parts is not None and style_parts is not None and self.cfg.method == "masked":
             # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
             masks = parts_from_labels(parts)
@@ -641,6 +660,8 @@ def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
     for key in ("style", "style_mask", "style_pool", "weights"):  # compared by content (sha256) in identity
         d.pop(key, None)
+    if d.get("layout") is None:  # guessed per batch from the inputs: runs from before --layout match
+        d.pop("layout", None)
     if cfg.is_network and cfg.method not in NETWORKS:
         d["method"] = Path(cfg.method).name
     d["identity"] = identity

@@ -29,6 +29,8 @@ _COMMANDS = {
              "Purify a rendered real-looking eye; write a comparison sheet."),
     "purify": ("masked_gatys.cli.purify", "purify_command",
                "Purify a folder or manifest of images: resumable, sharded, under torchrun."),
+    "segment": ("masked_gatys.cli.segment", "segment_command",
+                "Label skin, sclera, iris and pupil of eye images; write NAME_labels.png and NAME_mask.png."),
     "train": ("masked_gatys.cli.train", "train_command",
               "Train a feed-forward network on the style objective."),
     "gaze": ("masked_gatys.cli.gaze", "gaze_command",

@@ -18,7 +18,6 @@ import click
 
 from masked_gatys.cli._common import MAX_SEED, Size, check_writable_output, error_boundary, resolve_device
 from masked_gatys.config import DEMO_ITERATIONS, DEMO_MAX_LAYER, DEMO_SIZE  # torch-free: a fast --help
-from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
 from masked_gatys.files import atomic_write
 
 
@@ -30,51 +29,71 @@ def _size_option(default: str) -> Any:
 @click.command("render-eyes")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--n", "n", default=16, show_default=True, type=click.IntRange(1, 1_000_000), help="Number of eyes.")
-@click.option("--domain", type=click.Choice(["real", "synthetic"]), default="real", show_default=True,
-              help="real: outdoor capture (light, shadow, glints, noise); synthetic: clean UnityEyes look.")
-@_size_option("72x120")
+@click.option("--domain", type=click.Choice(["real", "synthetic"]), default=None,
+              help="real (default): the layout's real look (unity: outdoor capture with light, shadow, glints, "
+                   "noise); synthetic: the clean UnityEyes look. Implied by --look when that is given.")
+@click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default="unity",
+              show_default=True,
+              help="Framing: unity (the original, 72x120 RGB), mpiigaze (MPIIGaze's normalised 36x60 grey, "
+                   "equalised patches), nir (240x320 near-infrared eye-camera frames).")
+@click.option("--look", type=click.Choice(["clean", "outdoor", "webcam", "photo", "nir", "any"]), default=None,
+              help="Capture: clean (synthetic), outdoor, webcam (laptop webcam), photo (RGB photo crop), nir "
+                   "(near-infrared camera), any (one of the layout's real looks per eye). Default: --domain's.")
+@click.option("--size", default=None, metavar="HxW", type=Size(min=16),
+              help="Image size, height x width.  [default: the layout's: 72x120, 36x60, 240x320]")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="Seed of the whole set.")
-@click.option("--yaw-range", default=30.0, show_default=True, type=click.FloatRange(0, 60),
-              help="Yaw drawn uniformly in +-this many degrees.")
-@click.option("--pitch-range", default=20.0, show_default=True, type=click.FloatRange(0, 45),
-              help="Pitch drawn uniformly in +-this many degrees.")
+@click.option("--yaw-range", default=None, type=click.FloatRange(0, 60),
+              help="Yaw drawn uniformly in +-this many degrees.  [default: the layout's: 30, 25, 28]")
+@click.option("--pitch-range", default=None, type=click.FloatRange(0, 45),
+              help="Pitch drawn uniformly in +-this many degrees.  [default: the layout's: 20, 18, 18]")
 @click.option("--force", is_flag=True,
               help="Render into a folder that is not empty: an earlier render-eyes set there (NNNN.png, "
                    "NNNN_mask.png, NNNN_labels.png, truth.jsonl) is removed first; other files are refused.")
 @error_boundary
-def render_eyes_command(out_dir: Path, n: int, domain: str, size: tuple[int, int], seed: int,
-                        yaw_range: float, pitch_range: float, force: bool) -> None:
+def render_eyes_command(out_dir: Path, n: int, domain: str | None, layout: str, look: str | None,
+                        size: tuple[int, int] | None, seed: int, yaw_range: float | None,
+                        pitch_range: float | None, force: bool) -> None:
     """Render N eye images with masks and ground truth into OUT_DIR.
 
-    Writes NNNN.png (the eye), NNNN_mask.png (attention = iris + pupil,
-    white), NNNN_labels.png (black skin, white sclera, blue iris, red pupil)
-    and truth.jsonl (one JSON object per eye: pupil centre in pixels, iris
-    ellipse, gaze (yaw, pitch) in degrees, eye corners, drawn parameters).
-    The same seed gives the same files.
+    Writes NNNN.png (the eye; grey for the grey layouts), NNNN_mask.png
+    (attention = iris + pupil, white), NNNN_labels.png (black skin, white
+    sclera, blue iris, red pupil) and truth.jsonl (one JSON object per eye:
+    pupil centre in pixels, iris ellipse, gaze (yaw, pitch) in degrees, eye
+    corners, drawn parameters; for the mpiigaze and nir layouts also the
+    layout, look, closure and the visible share of iris and pupil: their
+    eyes may be half or wholly closed). The same seed gives the same files.
     """
     from tqdm import tqdm
 
-    from masked_gatys.eyes import labels_to_rgb, render_eye
+    from masked_gatys.eyes import labels_to_rgb
+    from masked_gatys.eyes.datasets import render_many
+    from masked_gatys.eyes.layouts import get_layout
     from masked_gatys.image import save_image
 
+    if look is None and domain is None:
+        domain = "real"
     truth_path = out_dir / "truth.jsonl"
     _clear_earlier_set(out_dir, force)
     check_writable_output(truth_path)
     lines = []
     digits = max(4, len(str(n - 1)))
-    for i in tqdm(range(n), desc=f"render-eyes ({domain})", unit="eye", file=sys.stderr,
-                  disable=None, leave=False):
-        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
-        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed)
+    lay = get_layout(layout)
+    size = size or lay.size  # render_many's unity default is render_set's 36x60; render-eyes' is 72x120
+    eyes = render_many(n, domain=domain, size=size, seed=seed, yaw_range=yaw_range, pitch_range=pitch_range,
+                       layout=layout, look=look)
+    what = look or domain
+    for i, eye in enumerate(tqdm(eyes, total=n, desc=f"render-eyes ({lay.name}, {what})", unit="eye",
+                                 file=sys.stderr, disable=None, leave=False)):
         stem = f"{i:0{digits}d}"
         names = {"image": f"{stem}.png", "mask": f"{stem}_mask.png", "labels": f"{stem}_labels.png"}
-        save_image(eye.image, out_dir / names["image"])
+        save_image(eye.image[:, :1] if lay.channels == 1 else eye.image, out_dir / names["image"])
         save_image(eye.binary_mask, out_dir / names["mask"])
         save_image(labels_to_rgb(eye.labels), out_dir / names["labels"])
         lines.append(json.dumps({"index": i, "files": names, **eye.truth}, sort_keys=True))
+        size = tuple(eye.truth["size"])
     text = "\n".join(lines) + "\n"
     atomic_write(truth_path, lambda fh: fh.write(text.encode("utf-8")))
-    click.echo(f"wrote {n} {domain} eyes ({size[0]}x{size[1]}) and truth.jsonl to {out_dir}", err=True)
+    click.echo(f"wrote {n} {lay.name} {what} eyes ({size[0]}x{size[1]}) and truth.jsonl to {out_dir}", err=True)
 
 
 _RENDERED = re.compile(r"\d{4,}(_mask|_labels)?\.png|truth\.jsonl")

@@ -65,6 +65,10 @@ class _Bar:
                    "set path; repeat for several. [default: render]")
 @click.option("--test-n", type=click.IntRange(min=1), default=None, help="Eyes per test set. [default: 500]")
 @click.option("--size", type=Size(min=20), default=None, metavar="HxW", help="Eye size. [default: 36x60]")
+@click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
+              help="Framing of the rendered eyes (train, test and style): unity (the original, RGB), "
+                   "mpiigaze (MPIIGaze's grey, equalised patches: the paper's Table 2 setting), nir "
+                   "(near-infrared frames; give --size too). [default: unity]")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Training set seed. [default: 0]")
 @click.option("--test-seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Test set seed. [default: 1]")
 @click.option("--purify", type=CommaList(), default=None,
@@ -110,7 +114,8 @@ class _Bar:
 @click.option("-q", "--quiet", is_flag=True, default=False, help="No progress bars.")
 @error_boundary
 def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: str | None, train_n: int | None,
-                 test: tuple[str, ...], test_n: int | None, size: tuple[int, int] | None, seed: int | None,
+                 test: tuple[str, ...], test_n: int | None, size: tuple[int, int] | None, layout: str | None,
+                 seed: int | None,
                  test_seed: int | None, purify: tuple[str, ...] | None, purify_synthetic: bool,
                  purify_n: int | None,
                  style: str | None, style_mask: str | None, style_pool: str | None, style_pool_n: int | None,
@@ -128,7 +133,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
 
     changes: dict[str, Any] = {k: v for k, v in {
         "estimators": estimators, "train": train, "train_n": train_n, "test": tuple(test) or None,
-        "test_n": test_n, "size": size, "seed": seed, "test_seed": test_seed, "purify": purify,
+        "test_n": test_n, "size": size, "layout": layout, "seed": seed, "test_seed": test_seed, "purify": purify,
         "purify_n": purify_n, "style": style, "style_mask": style_mask, "style_pool_n": style_pool_n,
         "iterations": iterations, "weights": weights,
         "max_layer": max_layer, "batch_size": batch_size}.items() if v is not None}

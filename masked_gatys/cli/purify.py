@@ -108,6 +108,10 @@ class _Bar:
               help="Objective preset for the optimizer (gatys, masked, regional, ...).")
 @click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
+@click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
+              help="Layout of the --style rendered eye: unity (RGB, the original), mpiigaze (36x60 grey, "
+                   "equalised), nir (near-infrared frames).  [default: guessed from each batch's size and "
+                   "channels, said when not unity]")
 @click.option("--style-pool", type=click.Path(file_okay=False), metavar="FOLDER",
               help="Synthetic style eyes with NAME_mask.png (or a manifest.jsonl): each eye takes the "
                    "nearest-looking one as its style, instead of one --style for all.")
@@ -132,7 +136,7 @@ class _Bar:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
 def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str, style: str | None,
-                   style_mask: str | None, style_pool: str | None, iterations: int, batch_size: int | None, weights: str | None,
+                   style_mask: str | None, layout: str | None, style_pool: str | None, iterations: int, batch_size: int | None, weights: str | None,
                    max_layer: str | None, content_weight: float | None, style_weight: float | None,
                    tv_weight: float | None, history_size: int, seed: int, device: str,
                    shard: tuple[int, int] | None, merge: bool, fail_fast: bool, pupil_shift: bool,
@@ -173,7 +177,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     from masked_gatys.purify import PurifyConfig, purify
 
     config = PurifyConfig(
-        method=model if model is not None else preset, style=style, style_mask=style_mask,
+        method=model if model is not None else preset, style=style, style_mask=style_mask, layout=layout,
         style_pool=style_pool, iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)

@@ -4,7 +4,9 @@ Eye primitives (layer L1: they import only the core, and earlier modules of this
 
 - :mod:`masked_gatys.eyes.labels`: part label ids and colours, and the regions they make.
 - :mod:`masked_gatys.eyes.render`: procedural eye images with masks and ground truth, and the
-  project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``).
+  project's gaze convention (``gaze_to_vector``, ``vector_to_gaze``, ``angular_error``);
+  :mod:`masked_gatys.eyes.layouts` (framings: unity, mpiigaze, nir; ``guess_layout``),
+  :mod:`masked_gatys.eyes.looks` (captures) and :mod:`masked_gatys.eyes.drawing` under it.
 - :mod:`masked_gatys.eyes.pupil`: pupil centre and pupil shift.
 - :mod:`masked_gatys.eyes.parts`: iris and pupil regions of an eye from its attention mask.
 - :mod:`masked_gatys.eyes.features`: appearance features (grey, standardised, small).
@@ -13,6 +15,8 @@ Eye primitives (layer L1: they import only the core, and earlier modules of this
 - :mod:`masked_gatys.eyes.styles`: style pools (the nearest synthetic eye per content eye).
 - :mod:`masked_gatys.eyes.gaze`: gaze estimators (the paper's CNN, kNN, SVR, random forest).
 - :mod:`masked_gatys.eyes.training_data`: the networks' eye training data.
+- :mod:`masked_gatys.eyes.segment`: eye parts (skin, sclera, iris, pupil) from the image, by a
+  small shipped network (``segment``, ``load_segmenter``; ``masked-gatys segment``).
 
 Applications (layer L3, on top of the pipelines, though they live here):
 
@@ -55,6 +59,11 @@ _EXPORTS = {
     "load_parts": "labels",
     "pupil_disc": "parts",
     "StylePool": "styles",
+    "style_eye": "render",
+    "render_many": "datasets",
+    "get_layout": "layouts",
+    "guess_layout": "layouts",
+    "LAYOUTS": "layouts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +38,8 @@ from torch import Tensor
 
 from masked_gatys.errors import GazeError, MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, resize_parts
-from masked_gatys.eyes.render import labels_to_rgb, render_eye, vector_to_gaze
+from masked_gatys.eyes.layouts import get_layout
+from masked_gatys.eyes.render import EyeRender, labels_to_rgb, render_eye, vector_to_gaze
 from masked_gatys.files import atomic_write
 from masked_gatys.image import load_image, resize_to, save_image
 from masked_gatys.manifests import read_table
@@ -47,6 +48,7 @@ __all__ = [
     "GazeSet",
     "eye_seed_and_gaze",
     "render_set",
+    "render_many",
     "load_labelled_folder",
     "load_unityeyes",
     "load_mpiigaze",
@@ -196,39 +198,74 @@ def eye_seed_and_gaze(seed: int, index: int, *, yaw_range: float = 30.0,
     return eye_seed, round(yaw, 4), round(pitch, 4)
 
 
-def render_set(n: int, *, domain: str = "synthetic", size: tuple[int, int] = (36, 60), seed: int = 0,
-               yaw_range: float = 30.0, pitch_range: float = 20.0,
-               progress: Progress | None = None, **look: Any) -> GazeSet:
-    """``n`` rendered eyes in ``domain`` with exact masks, gaze and pupil centres.
+def render_set(n: int, *, domain: str | None = None, size: tuple[int, int] | None = None, seed: int = 0,
+               yaw_range: float | None = None, pitch_range: float | None = None,
+               progress: Progress | None = None, layout: str = "unity", look: str | None = None,
+               **overrides: Any) -> GazeSet:
+    """``n`` rendered eyes in ``domain`` with exact masks, labels, gaze and pupil centres.
 
     The same ``seed`` (and ranges) in both domains gives the same eyes, so the synthetic set
     is the upper bound for the real one. Eye ``i`` is image ``i`` of
-    ``masked-gatys render-eyes --seed SEED``. ``look``: overrides passed to every
-    :func:`render_eye` (e.g. ``skin_color``, ``iris_color``: one look for all the eyes).
+    ``masked-gatys render-eyes --seed SEED``. ``layout`` and ``look``: as in
+    :func:`masked_gatys.eyes.render.render_eye` (``look`` decides the domain when given);
+    ``size`` defaults to 36x60 for ``unity`` and to the layout's size otherwise, the gaze
+    ranges to the layout's (30 and 20 degrees for ``unity``). ``parts`` holds the label maps.
+    ``overrides``: passed to every :func:`render_eye` (e.g. ``skin_color``, ``iris_color``:
+    one look for all the eyes).
 
     >>> s = render_set(2, size=(36, 60), seed=3, yaw_range=10, pitch_range=5)
     >>> bool((abs(s.gaze[:, 0]) <= 10).all() and (abs(s.gaze[:, 1]) <= 5).all())
     True
+    >>> m = render_set(2, layout="mpiigaze", look="any", seed=3)
+    >>> m.size, m.source["layout"], tuple(m.parts.shape)
+    ((36, 60), 'mpiigaze', (2, 36, 60))
     """
     if n < 1:
         raise GazeError(f"a rendered set needs at least 1 eye, got {n}")
-    images, masks, gaze, pupil, parts = [], [], [], [], []
-    for i in range(n):
-        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
-        eye = render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed, **look)
-        images.append(eye.image)
-        masks.append(eye.mask)
-        parts.append(eye.labels.to(torch.uint8))
-        gaze.append((yaw, pitch))
-        pupil.append(eye.truth["pupil_center"])
+    eyes = []
+    for eye in render_many(n, domain=domain, size=size, seed=seed, yaw_range=yaw_range,
+                           pitch_range=pitch_range, layout=layout, look=look, **overrides):
+        eyes.append(eye)
         if progress is not None:
-            progress(i + 1, n)
-    source = {"kind": "rendered", "domain": domain, "n": n, "size": list(size), "seed": seed,
-              "yaw_range": yaw_range, "pitch_range": pitch_range}
-    if look:
-        source["look"] = {k: np.asarray(v).round(4).tolist() for k, v in look.items()}
-    return GazeSet(torch.cat(images), np.array(gaze), torch.cat(masks), np.array(pupil, dtype=np.float64),
-                   tuple(f"{i:05d}" for i in range(n)), source, torch.stack(parts))
+            progress(len(eyes), n)
+    lay = get_layout(layout)
+    yaw_range = lay.yaw_range if yaw_range is None else yaw_range
+    pitch_range = lay.pitch_range if pitch_range is None else pitch_range
+    hw = tuple(eyes[0].truth["size"])
+    domain = eyes[0].truth["domain"] if look is None else ("synthetic" if look == "clean" else "real")
+    source: dict[str, Any] = {"kind": "rendered", "domain": domain, "n": n, "size": list(hw), "seed": seed,
+                              "yaw_range": yaw_range, "pitch_range": pitch_range}
+    if lay.name != "unity" or look is not None:
+        source.update(layout=lay.name, look=look)
+    if overrides:
+        source["look" if "look" not in source else "overrides"] = {
+            k: np.asarray(v).round(4).tolist() for k, v in overrides.items()}
+    gaze = [(e.truth["gaze"]["yaw"], e.truth["gaze"]["pitch"]) for e in eyes]
+    return GazeSet(torch.cat([e.image for e in eyes]), np.array(gaze), torch.cat([e.mask for e in eyes]),
+                   np.array([e.truth["pupil_center"] for e in eyes], dtype=np.float64),
+                   tuple(f"{i:05d}" for i in range(n)), source,
+                   torch.stack([e.labels.to(torch.uint8) for e in eyes]))
+
+
+def render_many(n: int, *, domain: str | None = None, size: tuple[int, int] | None = None, seed: int = 0,
+                yaw_range: float | None = None, pitch_range: float | None = None, layout: str = "unity",
+                look: str | None = None, start: int = 0, **overrides: Any) -> Iterator[EyeRender]:
+    """Eyes ``start .. start + n - 1`` of the rendered set ``seed``, one :class:`EyeRender`
+    at a time (image, labels, mask and the whole truth): what :func:`render_set` and
+    ``render-eyes`` draw, for training a segmenter on any slice of an endless set.
+
+    >>> [e.truth["layout"] for e in render_many(2, layout="nir", size=(48, 64), look="nir")]
+    ['nir', 'nir']
+    """
+    lay = get_layout(layout)
+    if size is None:
+        size = (36, 60) if lay.name == "unity" else lay.size
+    yaw_range = lay.yaw_range if yaw_range is None else yaw_range
+    pitch_range = lay.pitch_range if pitch_range is None else pitch_range
+    for i in range(start, start + n):
+        eye_seed, yaw, pitch = eye_seed_and_gaze(seed, i, yaw_range=yaw_range, pitch_range=pitch_range)
+        yield render_eye(yaw=yaw, pitch=pitch, domain=domain, size=size, seed=eye_seed, layout=layout,
+                         look=look, **overrides)
 
 
 # --------------------------------------------------------------------------- labelled folders

@@ -45,7 +45,7 @@ from masked_gatys import __version__
 from masked_gatys.checkpoints import shipped_checkpoint
 from masked_gatys.errors import GazeError
 from masked_gatys.eyes.pupil import pupil_center
-from masked_gatys.eyes.render import render_eye
+from masked_gatys.eyes.render import style_eye
 from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, resize_to, save_image
 from masked_gatys.objective import preset
@@ -104,6 +104,9 @@ class ExperimentConfig:
     test_seed: int = 1
     yaw_range: float = 30.0
     pitch_range: float = 20.0
+    # the renderer's framing of rendered train and test eyes and of the rendered style eye
+    # (masked_gatys.eyes.layouts): mpiigaze for the paper's Table 2 setting
+    layout: str = "unity"
     purify: tuple[str, ...] = ("none", "masked", "purifier")
     purify_synthetic: bool = False
     purify_n: int | None = None
@@ -189,7 +192,8 @@ def _from_blob(blob: dict[str, Any]) -> GazeSet:
 
 
 def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: Progress | None) -> GazeSet:
-    key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range)
+    extra = () if cfg.layout in ("unity", "default") else (cfg.layout,)  # unity: the caches made before layouts
+    key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range, *extra)
     path = Path(cfg.out) / "data" / f"render-{domain}-{n}-{key}.pt"
     if path.is_file():
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -198,7 +202,7 @@ def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: P
         # a cache from before part labels were kept: its eyes are the same, only the labels are added
     stage = f"render {domain} ({n})"
     s = render_set(n, domain=domain, size=cfg.size, seed=seed, yaw_range=cfg.yaw_range,
-                   pitch_range=cfg.pitch_range,
+                   pitch_range=cfg.pitch_range, layout=cfg.layout,
                    progress=None if progress is None else (lambda d, t: progress(stage, d, t)))
     blob = {"images": (s.images * 255).round().to(torch.uint8), "gaze": torch.from_numpy(s.gaze),
             "masks": (s.masks * 255).round().to(torch.uint8), "pupil": torch.from_numpy(s.pupil),
@@ -278,11 +282,11 @@ def _style_files(cfg: ExperimentConfig) -> tuple[str, str | None]:
     if cfg.style is not None:
         return cfg.style, cfg.style_mask
 
-    folder = Path(cfg.out) / "style"
+    folder = Path(cfg.out) / ("style" if cfg.layout in ("unity", "default") else f"style-{cfg.layout}")
     folder.mkdir(parents=True, exist_ok=True)
     image, mask = folder / "style.png", folder / "style_mask.png"
     if not (image.is_file() and mask.is_file()):
-        eye = render_eye(yaw=0.0, pitch=0.0, domain="synthetic", size=cfg.size, seed=0)
+        eye = style_eye(cfg.layout, size=cfg.size, seed=0)  # unity: the synthetic render of seed 0 at (0, 0)
         save_image(eye.image, image)
         save_image(eye.binary_mask.expand(1, 3, -1, -1), mask)
     return str(image), str(mask)

@@ -53,6 +53,16 @@ specular glints on the cornea, a slight Gaussian blur, exposure, gamma,
 contrast and saturation changes, and signal-dependent sensor noise (partly
 shared by the three channels, partly per channel).
 
+*Layouts and looks* (:mod:`masked_gatys.eyes.layouts`): the above is the ``unity`` layout
+(``default``) in the looks ``clean`` (synthetic) and ``outdoor`` (real), unchanged. The
+``mpiigaze`` layout frames the eye as MPIIGaze's normalised patches (36x60, corner to corner,
+no brows, grey, histogram-equalised; a webcam's socket shading and thick lash line); ``nir``
+as a near-infrared eye camera (240x320, one eye filling the frame, near-infrared materials,
+lashes as strands). Both draw closed and half-closed lids (the lids may cover the pupil; a shut
+eye has no iris or pupil label). The looks ``webcam``, ``photo`` and ``nir``
+(:mod:`masked_gatys.eyes.looks`) are captures: photometric steps and resampling on the same
+pixel grid, so one seed has the same labels in every look.
+
 How it differs from real photographs: no eyelashes as strands, no skin pores,
 wrinkles, make-up, eyebrows or glasses; no perspective (orthographic
 projection), no refraction of the iris by the cornea, no motion blur, no
@@ -74,6 +84,14 @@ from torch import Tensor
 
 from masked_gatys.errors import MaskedGatysError
 from masked_gatys.eyes.labels import LABEL_COLORS, LABELS  # re-exported: the label ids and colours live in labels
+from masked_gatys.eyes.drawing import downsample as _downsample
+from masked_gatys.eyes.drawing import equalise_hist, to_grey
+from masked_gatys.eyes.layouts import LOOKS, Layout, LayoutError, get_layout
+from masked_gatys.eyes.looks import CAPTURES
+from masked_gatys.eyes.scene import close_lids as _close_lids
+from masked_gatys.eyes.scene import draw_closure as _draw_closure
+from masked_gatys.eyes.scene import layout_shading, nir_appearance
+from masked_gatys.eyes.scene import shade as _shade
 
 __all__ = [
     "EyeError",
@@ -86,6 +104,7 @@ __all__ = [
     "LABEL_COLORS",
     "DOMAINS",
     "labels_to_rgb",
+    "style_eye",
 ]
 
 DOMAINS = ("synthetic", "real")
@@ -191,59 +210,6 @@ def _as_vector(g: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- drawing helpers
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
-    """Value noise: a random ``cells`` grid bilinearly stretched to ``shape``; about N(0, 1)."""
-    h, w = shape
-    ch, cw = max(1, cells[0]), max(1, cells[1])
-    grid = rng.standard_normal((ch + 1, cw + 1))
-    yi = np.linspace(0.0, ch, h)
-    xi = np.linspace(0.0, cw, w)
-    y0 = np.minimum(yi.astype(int), ch - 1)
-    x0 = np.minimum(xi.astype(int), cw - 1)
-    fy = (yi - y0)[:, None]
-    fx = (xi - x0)[None, :]
-    # smoothstep hides the grid
-    fy = fy * fy * (3 - 2 * fy)
-    fx = fx * fx * (3 - 2 * fx)
-    g00 = grid[y0][:, x0]
-    g01 = grid[y0][:, x0 + 1]
-    g10 = grid[y0 + 1][:, x0]
-    g11 = grid[y0 + 1][:, x0 + 1]
-    out = (g00 * (1 - fx) + g01 * fx) * (1 - fy) + (g10 * (1 - fx) + g11 * fx) * fy
-    return out.astype(np.float32)
-
-
-def _downsample(a: np.ndarray, s: int) -> np.ndarray:
-    """Mean over ``s`` x ``s`` blocks of the last two axes."""
-    if s == 1:
-        return a
-    *lead, hs, ws = a.shape
-    return a.reshape(*lead, hs // s, s, ws // s, s).mean(axis=(-3, -1))
-
-
-def _upsample(a: np.ndarray, s: int) -> np.ndarray:
-    """Repeat each pixel of ``(H, W)`` into an ``s`` x ``s`` block."""
-    return a if s == 1 else np.repeat(np.repeat(a, s, axis=0), s, axis=1)
-
-
-def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of ``(C, H, W)`` with reflected borders."""
-    if sigma <= 0:
-        return img
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = np.arange(-radius, radius + 1, dtype=np.float32)
-    k = np.exp(-0.5 * (t / sigma) ** 2)
-    k /= k.sum()
-    pad = np.pad(img, ((0, 0), (radius, radius), (radius, radius)), mode="reflect")
-    h, w = img.shape[1:]
-    rows = sum(k[i] * pad[:, i:i + h, :] for i in range(2 * radius + 1))
-    return sum(k[i] * rows[:, :, i:i + w] for i in range(2 * radius + 1)).astype(np.float32)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
-
-
 def _mix(rng: np.random.Generator, palette: Sequence[Sequence[float]], jitter: float) -> np.ndarray:
     base = np.asarray(palette[int(rng.integers(len(palette)))], dtype=np.float64)
     return np.clip(base * (1.0 + jitter * rng.uniform(-1, 1, 3)), 0.0, 1.0)
@@ -274,6 +240,7 @@ _GEOMETRY_KEYS = {
     "iris_color": "RGB in [0, 1]",
     "skin_color": "RGB in [0, 1]",
     "supersample": "supersampling factor per axis (anti-aliasing)",
+    "closure": "0 (open as drawn) .. 1 (closed): how far the upper lid has come down",
 }
 
 
@@ -296,28 +263,44 @@ def render_eye(
     *,
     yaw: float = 0.0,
     pitch: float = 0.0,
-    domain: str = "synthetic",
-    size: tuple[int, int] = (72, 120),
+    domain: str | None = None,
+    size: tuple[int, int] | None = None,
     seed: int = 0,
+    layout: str | Layout = "unity",
+    look: str | None = None,
     **overrides: Any,
 ) -> EyeRender:
-    """Render one eye looking at ``(yaw, pitch)`` degrees in ``domain``.
+    """Render one eye looking at ``(yaw, pitch)`` degrees in ``layout``, seen in ``look``.
 
-    The seed fixes the eye (geometry and appearance) and, in the "real"
-    domain, the capture conditions; the same seed in both domains gives the
-    same geometry, labels and mask. ``overrides`` replace drawn parameters:
-    ``center``, ``half_width``, ``tilt``, ``upper_opening``,
-    ``lower_opening``, ``lid_skew``, ``eyeball_radius``, ``iris_radius``,
-    ``pupil_ratio``, ``inner_corner``, ``iris_color``, ``skin_color``,
-    ``supersample``. Raises :class:`EyeError` on bad arguments.
+    ``layout`` (:mod:`masked_gatys.eyes.layouts`): ``unity`` (``default``, the original
+    framing, 72x120 RGB), ``mpiigaze`` (36x60 grey, equalised) or ``nir`` (240x320 grey,
+    near-infrared); ``size`` defaults to the layout's. ``look``: ``clean`` (the synthetic
+    domain), ``outdoor``, ``webcam``, ``photo``, ``nir`` or ``any`` (one of the layout's real
+    looks, drawn from the seed); without it, ``domain`` ("synthetic", the default, or "real")
+    picks ``clean`` or the layout's first real look (``outdoor`` for unity, so the original
+    renders are unchanged). Grey layouts return three equal channels (``truth["channels"]``
+    is 1). The seed fixes the eye (geometry and appearance) and the capture; the same seed
+    in every look gives the same geometry, labels and mask.
+
+    ``overrides`` replace drawn parameters: ``center``, ``half_width``, ``tilt``,
+    ``upper_opening``, ``lower_opening``, ``lid_skew``, ``eyeball_radius``, ``iris_radius``,
+    ``pupil_ratio``, ``inner_corner``, ``iris_color``, ``skin_color``, ``supersample``, and
+    ``closure`` (0 open as drawn .. 1 closed: the labels then hold no iris and no pupil; the
+    lids may then cover the pupil, in every layout). Raises :class:`EyeError` on bad arguments.
 
     >>> a = render_eye(yaw=0, pitch=0, size=(36, 60), seed=1)
     >>> b = render_eye(yaw=0, pitch=0, size=(36, 60), seed=1, domain="real")
     >>> bool(torch.equal(a.labels, b.labels)), a.truth["pupil_center"] == b.truth["pupil_center"]
     (True, True)
+    >>> c = render_eye(layout="mpiigaze", look="webcam", seed=1, closure=1.0)
+    >>> tuple(c.image.shape), int(c.labels.max()), c.truth["closed"]
+    ((1, 3, 36, 60), 0, True)
     """
-    if domain not in DOMAINS:
-        raise EyeError(f"unknown domain {domain!r}: use 'synthetic' or 'real'")
+    try:
+        lay = get_layout(layout)
+    except LayoutError as exc:
+        raise EyeError(str(exc)) from None
+    look_name, domain = _resolve_look(lay, domain, look, seed)
     unknown = sorted(set(overrides) - set(_GEOMETRY_KEYS))
     if unknown:
         raise EyeError(f"unknown render_eye parameter(s) {unknown}; known: {sorted(_GEOMETRY_KEYS)}")
@@ -329,10 +312,19 @@ def render_eye(
         raise EyeError(f"gaze out of range: |yaw| <= {MAX_YAW:g} and |pitch| <= {MAX_PITCH:g} degrees")
     if seed < 0:
         raise EyeError(f"seed must be >= 0, got {seed}")
-    h, w = _parse_size(size)
+    h, w = _parse_size(size if size is not None else lay.size)
+    original = lay.name == "unity" and look_name in ("clean", "outdoor") and "closure" not in overrides
 
-    geo = _draw_geometry(seed, h, w, yaw, pitch, overrides)
-    look = _draw_appearance(seed, overrides)
+    geo = _draw_geometry(seed, h, w, yaw, pitch, overrides, lay)
+    if lay.spectrum == "visible":
+        look_params = _draw_appearance(seed, overrides)
+        if lay.name != "unity":
+            look_params["crease_depth"] *= 0.5  # the webcam shading draws the lid's own shadows
+    else:
+        look_params = nir_appearance(seed)
+        for key in ("skin_color", "iris_color"):
+            if key in overrides:
+                look_params[key] = _check_rgb(key, overrides[key])
     s = int(overrides.get("supersample", 4 if h * w <= 4000 else (3 if h * w <= 20000 else 2)))
     if not 1 <= s <= 8:
         raise EyeError(f"supersample must be 1..8, got {s}")
@@ -342,14 +334,21 @@ def render_eye(
     labels = np.argmax(cover, axis=0)
     mask = cover[2] + cover[3]
 
-    radiance = _shade(geo, look, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
+    radiance = _shade(geo, look_params, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
+    if lay.name != "unity":
+        radiance = layout_shading(radiance, geo, look_params, fields, lay.name, seed, h, w, s)
     domain_params: dict[str, Any] = {}
-    if domain == "real":
-        image, domain_params = _outdoor(radiance, geo, fields, seed, h, w, s)
-    else:
+    if look_name == "clean":
         image = np.clip(_downsample(radiance, s), 0.0, 1.0)
+    else:
+        image, domain_params = CAPTURES[look_name](radiance, geo, fields, seed, h, w, s)
+    if lay.channels == 1:
+        grey = to_grey(image)
+        image = np.repeat(equalise_hist(grey) if lay.equalise else grey, 3, axis=0)
 
-    truth = _truth(geo, look, domain, domain_params, seed, h, w, s)
+    truth = _truth(geo, look_params, domain, domain_params, seed, h, w, s)
+    if not original:
+        truth.update(_layout_truth(geo, lay, look_name, cover, labels))
     return EyeRender(
         image=torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
         labels=torch.from_numpy(labels.astype(np.int64)),
@@ -358,28 +357,44 @@ def render_eye(
     )
 
 
+def _resolve_look(lay: Layout, domain: str | None, look: str | None, seed: int) -> tuple[str, str]:
+    """The capture to draw and its domain, from ``domain`` and ``look`` as given."""
+    if look is None:
+        domain = "synthetic" if domain is None else domain
+        if domain not in DOMAINS:
+            raise EyeError(f"unknown domain {domain!r}: use 'synthetic' or 'real'")
+        return ("clean" if domain == "synthetic" else lay.real_look), domain
+    if look not in LOOKS:
+        raise EyeError(f"unknown look {look!r}: use one of {', '.join(LOOKS)}")
+    if look == "any":
+        look = lay.real_looks[int(np.random.default_rng([int(seed), 5]).integers(len(lay.real_looks)))]
+    want = "synthetic" if look == "clean" else "real"
+    if domain is not None and domain != want:
+        raise EyeError(f"look {look!r} belongs to the {want} domain, not {domain!r}")
+    return look, want
+
+
 def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
-                   overrides: dict[str, Any]) -> dict[str, Any]:
+                   overrides: dict[str, Any], lay: Layout) -> dict[str, Any]:
     rng = np.random.default_rng([seed, 0])
+    r = lay.geometry
     g: dict[str, Any] = {}
     scale = min(w / 2.0, h * 0.95)  # half-width that fits both axes
-    g["half_width"] = float(overrides.get("half_width", scale * rng.uniform(0.60, 0.70)))
-    cx = w / 2.0 - 0.5 + rng.uniform(-0.04, 0.04) * w
-    cy = h / 2.0 - 0.5 + rng.uniform(-0.05, 0.05) * h
+    g["half_width"] = float(overrides.get("half_width", scale * rng.uniform(*r["half_width"])))
+    fx, fy, jx, jy = lay.center
+    cx = w * fx - 0.5 + rng.uniform(-jx, jx) * w
+    cy = h * fy - 0.5 + rng.uniform(-jy, jy) * h
     g["center"] = tuple(float(v) for v in overrides.get("center", (cx, cy)))
-    g["tilt"] = float(overrides.get("tilt", rng.uniform(-8.0, 8.0)))
-    g["upper_opening"] = float(overrides.get("upper_opening", rng.uniform(0.42, 0.66)))
-    g["lower_opening"] = float(overrides.get("lower_opening", rng.uniform(0.22, 0.38)))
-    g["lid_skew"] = float(overrides.get("lid_skew", rng.uniform(-0.25, 0.25)))
-    g["eyeball_radius"] = float(overrides.get("eyeball_radius", rng.uniform(0.80, 0.92)))
-    g["iris_radius"] = float(overrides.get("iris_radius", rng.uniform(0.47, 0.54)))
-    g["pupil_ratio"] = float(overrides.get("pupil_ratio", rng.uniform(0.28, 0.55)))
-    g["inner_corner"] = str(overrides.get("inner_corner", "left" if rng.uniform() < 0.5 else "right"))
-    g["eyeball_drop"] = float(rng.uniform(0.0, 0.08))  # eyeball centre below the corner line
+    for key in ("tilt", "upper_opening", "lower_opening", "lid_skew", "eyeball_radius", "iris_radius",
+                "pupil_ratio"):
+        g[key] = float(overrides.get(key, rng.uniform(*r[key])))
+    g["inner_corner"] = str(overrides.get("inner_corner", "left" if rng.uniform() < lay.inner_left else "right"))
+    g["eyeball_drop"] = float(rng.uniform(*r["eyeball_drop"]))  # eyeball centre below the corner line
+    g["closure"] = float(overrides.get("closure", _draw_closure(seed, lay)))
     for key, lo, hi in (("half_width", 4.0, 4096.0), ("upper_opening", 0.05, 2.0),
                         ("lower_opening", 0.05, 2.0), ("lid_skew", -0.5, 0.5),
                         ("eyeball_radius", 0.3, 1.5), ("iris_radius", 0.2, 0.8),
-                        ("pupil_ratio", 0.1, 0.9), ("tilt", -45.0, 45.0)):
+                        ("pupil_ratio", 0.1, 0.9), ("tilt", -45.0, 45.0), ("closure", 0.0, 1.0)):
         if not lo <= g[key] <= hi:
             raise EyeError(f"{key} must be in [{lo:g}, {hi:g}], got {g[key]:g}")
     if g["inner_corner"] not in ("left", "right"):
@@ -410,7 +425,10 @@ def _draw_geometry(seed: int, h: int, w: int, yaw: float, pitch: float,
     g.update(R=R, eyeball_center=(ex, ey), r_iris=r_iris, r_pupil=g["pupil_ratio"] * r_iris,
              pupil=(px, py), fore=abs(v[2]), eg=eg, ep=ep, yaw=yaw, pitch=pitch,
              vector=tuple(float(c) for c in v))
-    _open_for_pupil(g)
+    if lay.whole_pupil and "closure" not in overrides:
+        _open_for_pupil(g)
+    else:
+        _close_lids(g)
     return g
 
 
@@ -455,6 +473,8 @@ def _fields(g: dict[str, Any], h: int, w: int, s: int) -> dict[str, np.ndarray]:
     upper = -a * g["upper_opening"] * _lid_profile(u, g["lid_skew"])  # lid edge (w), negative = up
     lower = a * g["lower_opening"] * _lid_profile(u, -0.5 * g["lid_skew"])
     open_ = (np.abs(u) < 1.0) & (wv > upper) & (wv < lower)
+    if g.get("closure", 0.0) >= 1.0:  # shut: the lids meet along the whole line
+        open_ = np.zeros_like(open_)
     dxp, dyp = xs - g["pupil"][0], ys - g["pupil"][1]
     along = dxp * g["eg"][0] + dyp * g["eg"][1]
     perp = dxp * g["ep"][0] + dyp * g["ep"][1]
@@ -491,132 +511,46 @@ def _draw_appearance(seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
     return look
 
 
+def _layout_truth(g: dict[str, Any], lay: Layout, look: str, cover: np.ndarray,
+                  labels: np.ndarray) -> dict[str, Any]:
+    """Truth of the layouts beyond the original: layout, look, channels, closure, and how
+    much of the iris and the pupil the lids leave visible; closed: no pixel labelled iris or pupil."""
+    iris_area = math.pi * g["r_iris"] ** 2 * g["fore"]
+    pupil_area = math.pi * g["r_pupil"] ** 2 * g["fore"]
+    iris_seen = float(cover[2].sum() + cover[3].sum())
+    pupil_seen = float(cover[3].sum())
+    return {
+        "layout": lay.name,
+        "look": look,
+        "channels": lay.channels,
+        "closure": round(g["closure"], 4),
+        "visible": {"iris": round(min(1.0, iris_seen / max(iris_area, 1e-9)), 4),
+                    "pupil": round(min(1.0, pupil_seen / max(pupil_area, 1e-9)), 4)},
+        "closed": not bool((labels >= 2).any()),
+    }
+
+
+def style_eye(layout: str | Layout = "unity", *, size: tuple[int, int] | None = None, seed: int = 0,
+              yaw: float = 0.0, pitch: float = 0.0) -> EyeRender:
+    """A clean (synthetic-domain) open eye in ``layout``: the style eye for inputs of that layout.
+
+    For ``unity`` it is exactly the style eye the toolkit has always rendered
+    (``render_eye(yaw=0, pitch=0, domain="synthetic", size=size, seed=seed)``).
+
+    >>> e = style_eye("mpiigaze")
+    >>> tuple(e.image.shape), e.truth["closed"], bool((e.image[0, 0] == e.image[0, 2]).all())
+    ((1, 3, 36, 60), False, True)
+    """
+    lay = get_layout(layout)
+    extra: dict[str, Any] = {} if lay.name == "unity" else {"closure": 0.0}
+    return render_eye(yaw=yaw, pitch=pitch, domain="synthetic", size=size, seed=seed, layout=lay, **extra)
+
+
 def _check_rgb(name: str, value: Any) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape != (3,) or np.any(arr < 0) or np.any(arr > 1):
         raise EyeError(f"{name} must be three numbers in [0, 1], got {value!r}")
     return arr
-
-
-def _shade(g: dict[str, Any], look: dict[str, Any], f: dict[str, np.ndarray],
-           seed: int, h: int, w: int, s: int) -> np.ndarray:
-    """Evenly lit colours on the supersampled grid, ``(3, H*s, W*s)`` float32."""
-    a = g["half_width"]
-    rng = np.random.default_rng(look["noise_seed"])
-    u, wv, upper, lower = f["u"], f["w"], f["upper"], f["lower"]
-
-    # skin: two scales of texture, crease, lash line, darker lid margins
-    # smooth textures are drawn at the output resolution and repeated per subpixel
-    tex = _upsample(_smooth_noise(rng, (h, w), (max(2, h // 12), max(2, w // 12)))
-                    + 0.5 * _smooth_noise(rng, (h, w), (max(2, h // 3), max(2, w // 3))), s)
-    skin_gain = 1.0 + look["skin_texture"] * tex
-    above = upper - wv  # pixels above the upper lid edge (>0 above)
-    crease_at = a * look["crease_gap"]
-    skin_gain = skin_gain * (1.0 - look["crease_depth"] * np.exp(-0.5 * ((above - crease_at) / (0.06 * a)) ** 2))
-    lash = np.exp(-np.clip(above, 0, None) / (0.035 * a)) * (above > -0.5 / s)
-    lash_w = np.clip(1.0 - 0.6 * np.abs(u) ** 3, 0, 1)
-    skin_gain = skin_gain * (1.0 - look["lash_darkness"] * lash * lash_w)
-    below = wv - lower
-    skin_gain = skin_gain * (1.0 - 0.12 * np.exp(-np.clip(below, 0, None) / (0.05 * a)))
-    skin = look["skin_color"][:, None, None] * skin_gain[None]
-
-    # eyeball: sphere shading, lid shadows (ambient occlusion)
-    ball = np.clip(f["ball"], 0, 1.6)
-    sphere = 0.72 + 0.28 * np.sqrt(np.clip(1.0 - np.minimum(ball, 1.0) ** 2, 0, None))
-    lid_ao = (1.0 - 0.38 * np.exp(-np.clip(wv - upper, 0, None) / (0.13 * a))) \
-        * (1.0 - 0.15 * np.exp(-np.clip(lower - wv, 0, None) / (0.07 * a)))
-    vein = 1.0 + 0.03 * _upsample(_smooth_noise(rng, (h, w), (max(2, h // 4), max(2, w // 4))), s)
-    sclera = look["sclera_color"][:, None, None] * (sphere * lid_ao * vein)[None]
-    corner = g["corners"][g["inner_corner"]]
-    dc = np.sqrt((f["xs"] - corner[0]) ** 2 + (f["ys"] - corner[1]) ** 2) / (0.22 * a)
-    pink = np.exp(-dc * dc)[None]
-    sclera = sclera * (1 - 0.6 * pink) + 0.6 * pink * np.array([0.82, 0.50, 0.50])[:, None, None] * lid_ao[None]
-
-    # iris: radial striations, limbal ring, collarette; pupil
-    rho, theta = f["rho"], f["theta"]
-    stri = sum(np.sin(k * theta + ph + 3.0 * rho) for k, ph in zip(look["iris_freqs"], look["iris_phases"])) / 4.0
-    iris_gain = 1.0 + look["iris_contrast"] * stri * np.clip(rho - g["pupil_ratio"], 0, 1)
-    iris_gain = iris_gain * (1.0 - 0.55 * _sigmoid((rho - 0.86) / 0.04))  # limbal ring
-    coll = 1.45 * g["pupil_ratio"] + 0.1
-    iris_gain = iris_gain * (1.0 + 0.35 * np.exp(-0.5 * ((rho - coll) / 0.06) ** 2))
-    iris = look["iris_color"][:, None, None] * (iris_gain * lid_ao)[None]
-    pupil = np.full((3, 1, 1), look["pupil_level"], dtype=np.float32) * lid_ao[None]
-
-    label = f["label"][None]
-    out = np.where(label == 0, skin, np.where(label == 1, sclera, np.where(label == 2, iris, pupil)))
-    return out.astype(np.float32)
-
-
-def _outdoor(radiance: np.ndarray, g: dict[str, Any], f: dict[str, np.ndarray],
-             seed: int, h: int, w: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Outdoor capture of ``radiance``: returns the ``(3, H, W)`` image and the drawn parameters."""
-    rng = np.random.default_rng([seed, 2])
-    p: dict[str, Any] = {}
-    xs, ys = f["xs"], f["ys"]
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-
-    p["light_angle"] = float(rng.uniform(0, 360))
-    p["light_strength"] = float(rng.uniform(0.3, 0.7))
-    la = math.radians(p["light_angle"])
-    ramp = ((xs - cx) * math.cos(la) + (ys - cy) * math.sin(la)) / (0.5 * math.hypot(w, h))
-    light = np.clip(1.0 + p["light_strength"] * ramp, 0.25, None)
-
-    p["shadow"] = bool(rng.uniform() < 0.7)
-    p["shadow_angle"] = float(rng.uniform(0, 360))
-    p["shadow_point"] = [float(rng.uniform(0.1, 0.9) * w), float(rng.uniform(0.1, 0.9) * h)]
-    p["shadow_factor"] = float(rng.uniform(0.45, 0.75))
-    p["shadow_softness"] = float(rng.uniform(0.5, 3.0))
-    if p["shadow"]:
-        sa = math.radians(p["shadow_angle"])
-        dist = (xs - p["shadow_point"][0]) * math.cos(sa) + (ys - p["shadow_point"][1]) * math.sin(sa)
-        light = light * (1.0 - (1.0 - p["shadow_factor"]) * _sigmoid(dist / p["shadow_softness"]))
-
-    p["color_temperature"] = float(rng.uniform(-1, 1))  # > 0 warm, < 0 cool
-    p["tint"] = float(rng.uniform(-0.3, 0.3))
-    t = p["color_temperature"]
-    gains = np.array([1 + 0.2 * t, 1 + 0.04 * p["tint"], 1 - 0.2 * t], dtype=np.float32)
-    img = radiance * light[None] * gains[:, None, None]
-
-    # sky reflected by the cornea: a faint veil over the iris disc
-    p["cornea_reflection"] = float(rng.uniform(0.0, 0.04))
-    rng_tex = np.random.default_rng([seed, 3])
-    veil = p["cornea_reflection"] * (1 + 0.5 * _upsample(_smooth_noise(rng_tex, (h, w), (4, 6)), s))
-    img = img + (veil * (f["rho"] <= 1.0) * f["open"] * light)[None]
-
-    # glints: small bright spots on the cornea, offset towards the light
-    n = int(rng.integers(1, 4))
-    glints = []
-    for _ in range(n):
-        ang = la + math.pi + rng.uniform(-1.0, 1.0)
-        dist_r = rng.uniform(0.1, 0.75) * g["r_iris"]
-        gx = g["pupil"][0] + dist_r * math.cos(ang)
-        gy = g["pupil"][1] + dist_r * math.sin(ang)
-        sigma = float(rng.uniform(0.25, 0.45) * max(1.0, g["r_iris"] / 8.0))
-        amp = float(rng.uniform(0.6, 1.0))
-        glints.append({"center": [float(gx), float(gy)], "sigma": sigma, "amplitude": amp})
-        spot = amp * np.exp(-0.5 * ((xs - gx) ** 2 + (ys - gy) ** 2) / sigma ** 2) * f["open"]
-        img = img + spot[None]
-    p["glints"] = glints
-
-    img = _downsample(img, s)
-    p["blur_sigma"] = float(rng.uniform(0.3, 0.8))
-    img = _gaussian_blur(img, p["blur_sigma"])
-    p["exposure"] = float(rng.uniform(0.65, 1.35))
-    p["gamma"] = float(rng.uniform(0.85, 1.2))
-    p["contrast"] = float(rng.uniform(0.75, 1.15))
-    p["saturation"] = float(rng.uniform(0.7, 1.0))
-    img = np.clip(img * p["exposure"], 0.0, 1.0) ** (1.0 / p["gamma"])
-    img = (img - 0.5) * p["contrast"] + 0.5
-    grey = img.mean(axis=0, keepdims=True)
-    img = grey + p["saturation"] * (img - grey)
-    p["read_noise"] = float(rng.uniform(0.01, 0.03))
-    p["shot_noise"] = float(rng.uniform(0.015, 0.04))
-    p["chroma_noise"] = float(rng.uniform(0.3, 0.7))  # share of the noise that differs per channel
-    sd = np.sqrt(p["read_noise"] ** 2 + p["shot_noise"] ** 2 * np.clip(img, 0, 1))
-    c = p["chroma_noise"]
-    noise = (math.sqrt(1 - c * c) * rng.standard_normal((1, h, w)) + c * rng.standard_normal(img.shape))
-    img = img + sd * noise.astype(np.float32)
-    return np.clip(img, 0.0, 1.0).astype(np.float32), p
 
 
 def _truth(g: dict[str, Any], look: dict[str, Any], domain: str, domain_params: dict[str, Any],
