@@ -48,6 +48,10 @@ LAYERS = {
     # L1 eye primitives: the core and one another
     "masked_gatys.eyes": EYES,  # lazy exports, like the package's
     "masked_gatys.eyes.labels": EYES,
+    "masked_gatys.eyes.drawing": EYES,
+    "masked_gatys.eyes.layouts": EYES,
+    "masked_gatys.eyes.looks": EYES,
+    "masked_gatys.eyes.scene": EYES,
     "masked_gatys.eyes.render": EYES,
     "masked_gatys.eyes.pupil": EYES,
     "masked_gatys.eyes.parts": EYES,
