@@ -79,7 +79,9 @@ def test_render_eyes_unwritable_output(tmp_path):
 
 
 def test_eye_seed_and_gaze_ranges():
-    draws = [cli_eyes.eye_seed_and_gaze(3, i, yaw_range=10, pitch_range=5) for i in range(50)]
+    from masked_gatys.eyes.datasets import eye_seed_and_gaze  # render-eyes and render_set draw the same eyes
+
+    draws = [eye_seed_and_gaze(3, i, yaw_range=10, pitch_range=5) for i in range(50)]
     assert len({d[0] for d in draws}) == 50
     assert all(abs(y) <= 10 and abs(p) <= 5 for _, y, p in draws)
 

@@ -511,7 +511,8 @@ def segment_folder(source: Any, out_dir: str | os.PathLike, *, model: Any = None
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_model(out_dir, seg.identity or {})
     manifest = out_dir / manifest_name(shard)
-    previous = existing_records(out_dir)
+    # by output: a segmented folder's records carry no input identity (manifests.record_key: 'output:...')
+    previous = {str(r.get("output")): r for r in existing_records(out_dir).values()}
     records: dict[str, dict[str, Any]] = {}
     counts = {"done": 0, "failed": 0, "skipped": 0}
     todo = []
