@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from masked_gatys.cli import main
-from masked_gatys.cli import eyes as cli_eyes
 from masked_gatys.eyes import demo as demo_module
 
 
