@@ -298,3 +298,8 @@ def test_open_iris_cuts_a_thin_spur_and_keeps_the_disc():
     assert (out[10:12, 32:55] == 1).all()  # the spur is gone
     assert ((out >= 2) == disc).mean() > 0.99 and (out == 3).sum() == (lab == 3).sum()
     assert np.array_equal(postprocess(lab, np.ones_like(lab)), lab)  # off by default
+    batch = np.stack([lab, np.roll(lab, 3, axis=1), np.zeros_like(lab)])
+    fb = np.ones_like(batch)
+    both = postprocess(batch, fb, open_iris=0.35)
+    for i in range(3):
+        assert np.array_equal(both[i], postprocess(batch[i], fb[i], open_iris=0.35))
