@@ -60,8 +60,8 @@ __all__ = ["CLASSES", "SegNet", "Segmenter", "segment", "load_segmenter", "postp
 CLASSES = ("skin", "sclera", "iris", "pupil")
 #: the internal size the network works at (H, W)
 DEFAULT_SIZE = (36, 60)
-#: the smallest iris kept, as a share of the image's pixels (about 9 px at 36x60)
-MIN_IRIS = 0.004
+#: the smallest iris kept, as a share of the image's pixels (about 22 px at 36x60)
+MIN_IRIS = 0.01
 #: the shipped checkpoint's file name in ``masked_gatys/data``
 SHIPPED = "segmenter.pt"
 _LUMA = (0.299, 0.587, 0.114)
