@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from masked_gatys.eyes.segment import load_segmenter, segment
+from masked_gatys.eyes.segment import load_segmenter, part_centre, segment
 
 
 def _centroid(mask: np.ndarray) -> tuple[float, float] | None:
@@ -86,7 +86,8 @@ def renders(seg, n: int, seed: int) -> dict:
             scale = float(np.sqrt(36 * 60 / (h * w)))  # px at this size -> px at 36x60
             inter, union = np.zeros(4), np.zeros(4)
             pupil_err, iris_err, closed_ok, open_ok, n_closed = [], [], [], [], 0
-            for p, tl in zip(pred, truth):
+            pupil_fit, iris_fit = [], []
+            for p, tl, centre in zip(pred, truth, gs.pupil.tolist()):
                 for k in range(4):
                     inter[k] += np.sum((p == k) & (tl == k))
                     union[k] += np.sum((p == k) | (tl == k))
@@ -97,6 +98,9 @@ def renders(seg, n: int, seed: int) -> dict:
                 open_ok.append(bool((p >= 2).any()))
                 pupil_err.append(_dist(_centroid(p == 3), _centroid(tl == 3)))
                 iris_err.append(_dist(_centroid(p >= 2), _centroid(tl >= 2)))
+                # the drawn centre (the whole pupil's and iris's, lids or not) against part_centre's fit
+                pupil_fit.append(_dist(part_centre(p, "pupil"), centre))
+                iris_fit.append(_dist(part_centre(p, "iris"), centre))
             key = f"{name}/{look}"
             iou = (inter / np.maximum(union, 1)).round(4).tolist()
             out[key] = {
@@ -108,6 +112,8 @@ def renders(seg, n: int, seed: int) -> dict:
                 "iris_centre_px_at_36x60": _stats([e * scale for e in iris_err if e is not None]),
                 "iris_within_0.3px_at_36x60": round(float(np.mean([e * scale <= 0.3 for e in iris_err
                                                                    if e is not None])), 4),
+                "pupil_fit_vs_drawn_centre_px_at_36x60": _stats([e * scale for e in pupil_fit if e is not None]),
+                "iris_fit_vs_drawn_centre_px_at_36x60": _stats([e * scale for e in iris_fit if e is not None]),
                 "pupil_missed": int(sum(e is None for e in pupil_err)),
                 "closed_given_no_iris": round(float(np.mean(closed_ok)), 4) if closed_ok else None,
                 "open_given_an_iris": round(float(np.mean(open_ok)), 4) if open_ok else None,
@@ -139,8 +145,9 @@ def nir_frames(seg, folder: Path, min_conf: float) -> tuple[dict, list]:
     for f in sorted(folder.glob("*.png")):
         img = np.asarray(Image.open(f).convert("L"))
         res = detect_pupil(img)
-        lab = segment(torch.from_numpy(img)[None, None], model=seg)[0].numpy()
-        ours = _centroid(lab == 3)
+        lab = segment(torch.from_numpy(img.copy())[None, None], model=seg)[0].numpy()
+        ours = part_centre(lab, "pupil")
+        centroid = _centroid(lab == 3)
         row = {"file": f.name, "pure_confidence": None, "pure_centre": None,
                "segmenter_pupil_centre": [round(v, 2) for v in ours] if ours else None,
                "iris": bool((lab >= 2).any())}
@@ -149,12 +156,14 @@ def nir_frames(seg, folder: Path, min_conf: float) -> tuple[dict, list]:
             row["pure_confidence"] = round(float(res["confidence"]), 4)
             row["pure_centre"] = [round(float(cx), 2), round(float(cy), 2)]
             row["error_px"] = _dist(ours, (cx, cy))
+            row["centroid_error_px"] = _dist(centroid, (cx, cy))
         rows.append((row, img, lab))
     conf = [r for r, _, _ in rows if r["pure_confidence"] is not None and r["pure_confidence"] >= min_conf]
     errs = [r["error_px"] for r in conf]
     summary = {"frames": len(rows), "pure_found": sum(r["pure_confidence"] is not None for r, _, _ in rows),
                "pure_confident": len(conf), "min_confidence": min_conf,
                "error_px": _stats(errs),
+               "centroid_error_px": _stats([r["centroid_error_px"] for r in conf]),
                "within_3px": round(float(np.mean([e is not None and e <= 3 for e in errs])), 4) if errs else None,
                "segmenter_found_no_pupil": sum(r["segmenter_pupil_centre"] is None for r, _, _ in rows),
                "frames_detail": [r for r, _, _ in rows]}
@@ -220,7 +229,9 @@ def sheet(tiles, path: Path, scale: int, cols: int = 8) -> None:
 
 
 def speed(seg, repeats: int = 5) -> dict:
-    x = torch.rand(256, 1, 36, 60)
+    from masked_gatys.eyes.datasets import render_set
+
+    x = render_set(256, layout="mpiigaze", look="any", seed=515151).images[:, :1]
     res = {}
     before = torch.get_num_threads()
     for threads in (1, 2):

@@ -284,3 +284,12 @@ def test_render_eyes_command_layouts(tmp_path):
     assert "layout" not in json.loads((tmp_path / "u" / "truth.jsonl").read_text())
     result = CliRunner().invoke(render_eyes_command, [str(tmp_path / "x"), "--look", "webcam", "--domain", "synthetic"])
     assert result.exit_code != 0 and "real domain" in result.output
+
+
+@pytest.mark.parametrize("name", ["layouts", "looks", "drawing", "scene", "datasets"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"masked_gatys.eyes.{name}"), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

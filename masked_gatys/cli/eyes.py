@@ -30,15 +30,16 @@ def _size_option(default: str) -> Any:
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--n", "n", default=16, show_default=True, type=click.IntRange(1, 1_000_000), help="Number of eyes.")
 @click.option("--domain", type=click.Choice(["real", "synthetic"]), default=None,
-              help="real (default): the layout's real look (unity: outdoor capture with light, shadow, glints, "
-                   "noise); synthetic: the clean UnityEyes look. Implied by --look when that is given.")
+              help="real: the layout's real look (unity: outdoor capture with light, shadow, glints, "
+                   "noise); synthetic: the clean UnityEyes look. Implied by --look when that is given.  "
+                   "[default: real]")
 @click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default="unity",
               show_default=True,
               help="Framing: unity (the original, 72x120 RGB), mpiigaze (MPIIGaze's normalised 36x60 grey, "
                    "equalised patches), nir (240x320 near-infrared eye-camera frames).")
 @click.option("--look", type=click.Choice(["clean", "outdoor", "webcam", "photo", "nir", "any"]), default=None,
               help="Capture: clean (synthetic), outdoor, webcam (laptop webcam), photo (RGB photo crop), nir "
-                   "(near-infrared camera), any (one of the layout's real looks per eye). Default: --domain's.")
+                   "(near-infrared camera), any (one of the layout's real looks per eye).  [default: --domain's]")
 @click.option("--size", default=None, metavar="HxW", type=Size(min=16),
               help="Image size, height x width.  [default: the layout's: 72x120, 36x60, 240x320]")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="Seed of the whole set.")

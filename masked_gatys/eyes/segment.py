@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from masked_gatys.errors import CheckpointError, ImageError, MaskedGatysError
+from masked_gatys.eyes.pupil import _robust_ellipse  # the pupil detector's robust ellipse fit
 from masked_gatys.eyes.render import LABEL_COLORS, labels_to_rgb
 from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, save_image
@@ -54,13 +55,13 @@ from masked_gatys.manifests import existing_records, list_inputs, manifest_name,
 
 __all__ = ["CLASSES", "SegNet", "Segmenter", "segment", "load_segmenter", "postprocess", "prepare_input",
            "label_image", "mask_image", "write_companions", "auto_masks", "masks_for", "SHIPPED",
-           "DEFAULT_SIZE", "MIN_IRIS", "segment_folder", "SegmentReport", "save_segmenter"]
+           "DEFAULT_SIZE", "MIN_IRIS", "part_centre", "segment_folder", "SegmentReport", "save_segmenter"]
 
 CLASSES = ("skin", "sclera", "iris", "pupil")
 #: the internal size the network works at (H, W)
 DEFAULT_SIZE = (36, 60)
-#: the smallest iris kept, as a share of the image's pixels (about 9 px at 36x60)
-MIN_IRIS = 0.004
+#: the smallest iris kept, as a share of the image's pixels (about 22 px at 36x60)
+MIN_IRIS = 0.01
 #: the shipped checkpoint's file name in ``masked_gatys/data``
 SHIPPED = "segmenter.pt"
 _LUMA = (0.299, 0.587, 0.114)
@@ -201,22 +202,21 @@ def _one_per_image(comps: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
 
 def _open_irises(out: np.ndarray, fb: np.ndarray, fraction: float) -> None:
     """Cut thin spurs off each image's iris (a morphological opening with a disc of ``fraction``
-    of the iris's equivalent radius; the pupil is never cut), in place."""
+    of the iris's equivalent radius; the pupil is never cut), in place; one opening per radius."""
     from scipy import ndimage  # deferred: see postprocess
 
-    for i in range(out.shape[0]):
-        eye = out[i] >= 2
-        area = int(eye.sum())
-        r = int(round(fraction * float(np.sqrt(area / np.pi))))
-        if area == 0 or r < 1:
-            continue
-        ys, xs = np.nonzero(eye)
-        y0, y1, x0, x1 = max(0, ys.min() - r), ys.max() + r + 1, max(0, xs.min() - r), xs.max() + r + 1
-        box = eye[y0:y1, x0:x1]
+    eye = out >= 2
+    radii = np.rint(fraction * np.sqrt(eye.sum((1, 2)) / np.pi)).astype(int)
+    for r in sorted(set(radii.tolist()) - {0}):
+        idx = np.nonzero(radii == r)[0]
         yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        opened = ndimage.binary_opening(box, structure=(yy * yy + xx * xx) <= r * r) | (out[i, y0:y1, x0:x1] == 3)
-        cut = box & ~opened
-        out[i, y0:y1, x0:x1][cut] = fb[i, y0:y1, x0:x1][cut]
+        disc = np.zeros((3, 2 * r + 1, 2 * r + 1), bool)
+        disc[1] = (yy * yy + xx * xx) <= r * r  # never across images
+        opened = ndimage.binary_opening(eye[idx], structure=disc) | (out[idx] == 3)
+        cut = eye[idx] & ~opened
+        sub = out[idx]
+        sub[cut] = fb[idx][cut]
+        out[idx] = sub
 
 
 def postprocess(labels: np.ndarray, fallback: np.ndarray, *, min_iris: float = MIN_IRIS,
@@ -442,6 +442,43 @@ def auto_masks(images: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
             if progress is not None:
                 progress(done, len(paths))
     return [o for o in out if o is not None]
+
+
+def part_centre(labels: Tensor, part: str = "pupil") -> tuple[float, float] | None:
+    """Centre ``(x, y)`` in pixels of the pupil (or the ``iris``: iris + pupil) of one label map
+    ``(H, W)``; None where there is none.
+
+    An ellipse is fitted to the part's edge where it borders the eye (the pupil's edge on the
+    iris, the iris's on the sclera), so a part partly under a lid has the centre of its whole
+    outline, not of what shows; where that edge is too short, the centroid of what shows.
+
+    >>> yy, xx = torch.meshgrid(torch.arange(40.), torch.arange(60.), indexing="ij")
+    >>> lab = torch.where((xx - 30.3) ** 2 + (yy - 20.0) ** 2 <= 100, 2, 1)
+    >>> lab[(xx - 30.3) ** 2 + (yy - 20.0) ** 2 <= 25] = 3
+    >>> lab[:18] = 0  # an upper lid over the top of the iris and the pupil
+    >>> [round(v) for v in part_centre(lab, "pupil")]
+    [30, 20]
+    """
+    lab = np.asarray(labels)
+    inside = lab == 3 if part == "pupil" else lab >= 2
+    border_class = (lambda v: v == 2) if part == "pupil" else (lambda v: v == 1)
+    if not inside.any():
+        return None
+    pad = np.pad(lab, 1, mode="edge")
+    near = np.zeros_like(inside)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        near |= border_class(pad[dy:dy + lab.shape[0], dx:dx + lab.shape[1]])
+    ys, xs = np.nonzero(inside & near)
+    cy, cx = np.nonzero(inside)
+    centroid = (float(cx.mean()), float(cy.mean()))
+    if len(xs) >= 12:
+        fit = _robust_ellipse(np.stack([xs, ys], 1).astype(np.float64))
+        if fit is not None:
+            (x0, y0), (major, _) = fit
+            radius = float(np.sqrt(inside.sum() / np.pi))
+            if np.hypot(x0 - centroid[0], y0 - centroid[1]) <= radius and major <= 3 * radius:
+                return float(x0), float(y0)
+    return centroid
 
 
 @dataclass(frozen=True)
