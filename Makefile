@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check masked_gatys tests benchmarks examples
+	$(BIN)/ruff check masked_gatys tests benchmarks examples scripts
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
