@@ -304,3 +304,20 @@ def test_open_iris_cuts_a_thin_spur_and_keeps_the_disc():
     both = postprocess(batch, fb, open_iris=0.35)
     for i in range(3):
         assert np.array_equal(both[i], postprocess(batch[i], fb[i], open_iris=0.35))
+
+
+def test_a_manifest_row_that_climbs_out_of_the_output_folder_is_recorded_and_never_written(tmp_path, net):
+    """Issue 21's D1 for segment: ``../`` in a manifest row must not put labels outside -o."""
+    work = tmp_path / "work"
+    src = _renders(work / "eyes", n=2)
+    keep = tmp_path / "keep.png"
+    keep.write_bytes((src / "0000.png").read_bytes())
+    manifest = work / "rows.csv"
+    manifest.write_text("image\neyes/0001.png\n../keep.png\n")
+    out = work / "out"
+    report = segment_folder(manifest, out, model=net)
+    assert (report.done, report.failed) == (1, 1)
+    escaped = [p for p in tmp_path.rglob("keep_*.png") if out.resolve() not in p.resolve().parents]
+    assert escaped == []
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert any(r["status"] == "failed: path outside the output folder" for r in rows)

@@ -259,6 +259,59 @@ def _parse_size(size: Any) -> tuple[int, int]:
 # --------------------------------------------------------------------------- the renderer
 
 
+def _checked_args(layout: str | Layout, domain: str | None, look: str | None, yaw: float, pitch: float,
+                  seed: int, overrides: dict[str, Any]) -> tuple[Layout, str, str, float, float, int]:
+    """render_eye's arguments checked: (layout, look, domain, yaw, pitch, seed); EyeError if bad."""
+    try:
+        lay = get_layout(layout)
+    except LayoutError as exc:
+        raise EyeError(str(exc)) from None
+    look_name, domain = _resolve_look(lay, domain, look, seed)
+    unknown = sorted(set(overrides) - set(_GEOMETRY_KEYS))
+    if unknown:
+        raise EyeError(f"unknown render_eye parameter(s) {unknown}; known: {sorted(_GEOMETRY_KEYS)}")
+    try:
+        yaw, pitch, seed = float(yaw), float(pitch), int(seed)
+    except (TypeError, ValueError):
+        raise EyeError("yaw and pitch must be numbers and seed an integer") from None
+    if not (abs(yaw) <= MAX_YAW and abs(pitch) <= MAX_PITCH):
+        raise EyeError(f"gaze out of range: |yaw| <= {MAX_YAW:g} and |pitch| <= {MAX_PITCH:g} degrees")
+    if seed < 0:
+        raise EyeError(f"seed must be >= 0, got {seed}")
+    return lay, look_name, domain, yaw, pitch, seed
+
+
+def _appearance(lay: Layout, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The eye's colours and surface parameters for the layout's spectrum (visible or near-infrared)."""
+    if lay.spectrum == "visible":
+        look_params = _draw_appearance(seed, overrides)
+        if lay.name != "unity":
+            look_params["crease_depth"] *= 0.5  # the webcam shading draws the lid's own shadows
+        return look_params
+    look_params = nir_appearance(seed)
+    for key in ("skin_color", "iris_color"):
+        if key in overrides:
+            look_params[key] = _check_rgb(key, overrides[key])
+    return look_params
+
+
+def _image(lay: Layout, look_name: str, geo: Any, look_params: dict[str, Any], fields: dict[str, Any], seed: int,
+           h: int, w: int, s: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The rendered picture (3, H, W) in the look's capture, grey layouts grey; and the capture's parameters."""
+    radiance = _shade(geo, look_params, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
+    if lay.name != "unity":
+        radiance = layout_shading(radiance, geo, look_params, fields, lay.name, seed, h, w, s)
+    domain_params: dict[str, Any] = {}
+    if look_name == "clean":
+        image = np.clip(_downsample(radiance, s), 0.0, 1.0)
+    else:
+        image, domain_params = CAPTURES[look_name](radiance, geo, fields, seed, h, w, s)
+    if lay.channels == 1:
+        grey = to_grey(image)
+        image = np.repeat(equalise_hist(grey) if lay.equalise else grey, 3, axis=0)
+    return image, domain_params
+
+
 def render_eye(
     *,
     yaw: float = 0.0,
@@ -296,35 +349,12 @@ def render_eye(
     >>> tuple(c.image.shape), int(c.labels.max()), c.truth["closed"]
     ((1, 3, 36, 60), 0, True)
     """
-    try:
-        lay = get_layout(layout)
-    except LayoutError as exc:
-        raise EyeError(str(exc)) from None
-    look_name, domain = _resolve_look(lay, domain, look, seed)
-    unknown = sorted(set(overrides) - set(_GEOMETRY_KEYS))
-    if unknown:
-        raise EyeError(f"unknown render_eye parameter(s) {unknown}; known: {sorted(_GEOMETRY_KEYS)}")
-    try:
-        yaw, pitch, seed = float(yaw), float(pitch), int(seed)
-    except (TypeError, ValueError):
-        raise EyeError("yaw and pitch must be numbers and seed an integer") from None
-    if not (abs(yaw) <= MAX_YAW and abs(pitch) <= MAX_PITCH):
-        raise EyeError(f"gaze out of range: |yaw| <= {MAX_YAW:g} and |pitch| <= {MAX_PITCH:g} degrees")
-    if seed < 0:
-        raise EyeError(f"seed must be >= 0, got {seed}")
+    lay, look_name, domain, yaw, pitch, seed = _checked_args(layout, domain, look, yaw, pitch, seed, overrides)
     h, w = _parse_size(size if size is not None else lay.size)
     original = lay.name == "unity" and look_name in ("clean", "outdoor") and "closure" not in overrides
 
     geo = _draw_geometry(seed, h, w, yaw, pitch, overrides, lay)
-    if lay.spectrum == "visible":
-        look_params = _draw_appearance(seed, overrides)
-        if lay.name != "unity":
-            look_params["crease_depth"] *= 0.5  # the webcam shading draws the lid's own shadows
-    else:
-        look_params = nir_appearance(seed)
-        for key in ("skin_color", "iris_color"):
-            if key in overrides:
-                look_params[key] = _check_rgb(key, overrides[key])
+    look_params = _appearance(lay, seed, overrides)
     s = int(overrides.get("supersample", 4 if h * w <= 4000 else (3 if h * w <= 20000 else 2)))
     if not 1 <= s <= 8:
         raise EyeError(f"supersample must be 1..8, got {s}")
@@ -334,17 +364,7 @@ def render_eye(
     labels = np.argmax(cover, axis=0)
     mask = cover[2] + cover[3]
 
-    radiance = _shade(geo, look_params, fields, seed, h, w, s)  # (3, H*s, W*s), linear-ish
-    if lay.name != "unity":
-        radiance = layout_shading(radiance, geo, look_params, fields, lay.name, seed, h, w, s)
-    domain_params: dict[str, Any] = {}
-    if look_name == "clean":
-        image = np.clip(_downsample(radiance, s), 0.0, 1.0)
-    else:
-        image, domain_params = CAPTURES[look_name](radiance, geo, fields, seed, h, w, s)
-    if lay.channels == 1:
-        grey = to_grey(image)
-        image = np.repeat(equalise_hist(grey) if lay.equalise else grey, 3, axis=0)
+    image, domain_params = _image(lay, look_name, geo, look_params, fields, seed, h, w, s)
 
     truth = _truth(geo, look_params, domain, domain_params, seed, h, w, s)
     if not original:

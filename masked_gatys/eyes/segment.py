@@ -51,7 +51,7 @@ from masked_gatys.eyes.pupil import _robust_ellipse  # the pupil detector's robu
 from masked_gatys.eyes.render import LABEL_COLORS, labels_to_rgb
 from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, save_image
-from masked_gatys.manifests import existing_records, list_inputs, manifest_name, select_shard, write_manifest
+from masked_gatys.manifests import OUTSIDE, existing_records, list_inputs, manifest_name, select_shard, write_manifest
 
 __all__ = ["CLASSES", "SegNet", "Segmenter", "segment", "load_segmenter", "postprocess", "prepare_input",
            "label_image", "mask_image", "write_companions", "auto_masks", "masks_for", "SHIPPED",
@@ -516,6 +516,25 @@ def _check_model(out_dir: Path, identity: dict[str, Any]) -> None:
     write_json_atomic(mine, path)
 
 
+def _checked_targets(items: list[Any], out_dir: Path) -> tuple[list[Any], list[Any]]:
+    """(items to segment, items whose outputs would lie outside ``out_dir``); raises ImageError
+    before any work when an output would overwrite an input or two inputs share an output."""
+    root = out_dir.resolve()
+    outside = [it for it in items if any(root not in (out_dir / rel).resolve().parents for rel in _outputs(it.rel))]
+    items = [it for it in items if it not in outside]
+    inputs = {p.resolve() for it in items for p in (it.image, it.mask, it.labels) if p is not None}
+    seen: dict[str, str] = {}
+    for it in items:
+        for rel in _outputs(it.rel):
+            if (out_dir / rel).resolve() in inputs:
+                raise ImageError(f"the output {out_dir / rel} (for {it.rel}) would overwrite an input; "
+                                 "choose another output folder")
+            if seen.setdefault(rel, it.rel) != it.rel:
+                raise ImageError(f"{seen[rel]} and {it.rel} would both be written to {out_dir / rel}; "
+                                 "rename one of them")
+    return items, outside
+
+
 def segment_folder(source: Any, out_dir: str | os.PathLike, *, model: Any = None, batch_size: int = 256,
                    shard: tuple[int, int] | None = None,
                    progress: Callable[[int, int, int, int], Any] | None = None) -> SegmentReport:
@@ -533,17 +552,7 @@ def segment_folder(source: Any, out_dir: str | os.PathLike, *, model: Any = None
     src = None if isinstance(source, (list, tuple)) else Path(source)
     if src is not None and src.is_dir() and src.resolve() == out_dir.resolve():
         raise ImageError(f"{out_dir}: the output folder is the input folder; choose another")
-    items = select_shard(list_inputs(source, exclude=[out_dir]), shard)
-    inputs = {p.resolve() for it in items for p in (it.image, it.mask, it.labels) if p is not None}
-    seen: dict[str, str] = {}
-    for it in items:
-        for rel in _outputs(it.rel):
-            if (out_dir / rel).resolve() in inputs:
-                raise ImageError(f"the output {out_dir / rel} (for {it.rel}) would overwrite an input; "
-                                 "choose another output folder")
-            if seen.setdefault(rel, it.rel) != it.rel:
-                raise ImageError(f"{seen[rel]} and {it.rel} would both be written to {out_dir / rel}; "
-                                 "rename one of them")
+    items, outside = _checked_targets(select_shard(list_inputs(source, exclude=[out_dir]), shard), out_dir)
     seg = _resolve(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_model(out_dir, seg.identity or {})
@@ -570,6 +579,9 @@ def segment_folder(source: Any, out_dir: str | os.PathLike, *, model: Any = None
         records[_outputs(it.rel)[0]] = {**it.columns, "output": _outputs(it.rel)[0], "status": f"failed: {reason}",
                                        "finished": now()}
         counts["failed"] += 1
+
+    for it in outside:  # a manifest row that climbs out of -o (issue 21's D1): recorded, never written
+        fail(it, ImageError(OUTSIDE))
 
     try:
         for k in range(0, len(todo), batch_size):
