@@ -32,7 +32,7 @@ def disc(hw, x, y, r):
     return (((xx - x) ** 2 + (yy - y) ** 2).sqrt() <= r).float()[None, None]
 
 
-def lobedness(image: torch.Tensor, mask: torch.Tensor, threshold: float, centre) -> dict:
+def lobedness(image: torch.Tensor, mask: torch.Tensor, threshold: float) -> dict:
     """Solidity, angular-4 share and dark components of the dark blob inside ``mask``."""
     from scipy import ndimage  # deferred: only the measure needs it
     from scipy.spatial import ConvexHull
@@ -60,6 +60,9 @@ def lobedness(image: torch.Tensor, mask: torch.Tensor, threshold: float, centre)
                 break
             r += 0.25
         radii.append(r)
+    if max(radii) == 0:  # the centroid is outside the blob (a ring, a crescent): no radius function
+        return {"components": int((sizes >= 2).sum()), "solidity": float(solidity), "a4": float("nan"),
+                "area": int(blob.sum())}
     spec = np.abs(np.fft.rfft(np.asarray(radii) - np.mean(radii)))
     a4 = float(spec[4] / (np.mean(radii) * 64 / 2 + 1e-9))  # amplitude of the 4-lobe term / mean radius
     return {"components": int((sizes >= 2).sum()), "solidity": float(solidity), "a4": a4, "area": int(blob.sum())}
@@ -75,7 +78,6 @@ def run(seed: int, iterations: int, variant: str, size=(36, 60), weights=None) -
     lab = content.labels
     threshold = float((grey[lab == 3].mean() + grey[lab == 2].mean()) / 2)
     cfg = dict(iterations=iterations, seed=0, size=0, weights=weights)
-    kw = {}
     if variant == "auto":
         out = stylize(content.image, style.image, mask=mask, style_mask=style.binary_mask,
                       config=StylizeConfig(preset="masked", **cfg))
@@ -84,8 +86,8 @@ def run(seed: int, iterations: int, variant: str, size=(36, 60), weights=None) -
                       config=StylizeConfig(preset="masked", subject="general", **cfg))
     else:
         raise SystemExit(f"unknown variant {variant}")
-    m = lobedness(out.image.detach().cpu(), mask, threshold, (x, y))
-    m0 = lobedness(content.image, mask, threshold, (x, y))
+    m = lobedness(out.image.detach().cpu(), mask, threshold)
+    m0 = lobedness(content.image, mask, threshold)
     cr = eye_regions(content.image, mask)
     sr = eye_regions(style.image, style.binary_mask)
     return {"seed": seed, "variant": variant, **m, "input_solidity": m0["solidity"], "input_a4": m0["a4"],
