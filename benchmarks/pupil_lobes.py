@@ -84,6 +84,9 @@ def run(seed: int, iterations: int, variant: str, size=(36, 60), weights=None) -
     elif variant == "nopupil":  # the paper's masked preset: one attention region, no pupil term
         out = stylize(content.image, style.image, mask=mask, style_mask=style.binary_mask,
                       config=StylizeConfig(preset="masked", subject="general", **cfg))
+    elif variant == "irismask":  # the content's own iris+pupil mask instead of the disc (measured inside the disc)
+        out = stylize(content.image, style.image, mask=content.binary_mask, style_mask=style.binary_mask,
+                      config=StylizeConfig(preset="masked", **cfg))
     else:
         raise SystemExit(f"unknown variant {variant}")
     m = lobedness(out.image.detach().cpu(), mask, threshold)
