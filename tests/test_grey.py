@@ -40,6 +40,7 @@ def test_is_grey_within_one_level_and_keeps_grey_by_default():
     x = torch.rand(1, 1, 5, 5).expand(1, 3, 5, 5).clone()
     x[:, 1] += 0.9 / 255
     assert is_grey(x) and not is_grey(x + torch.tensor([0.0, 0.0, 2.0 / 255]).view(1, 3, 1, 1))
+    assert not is_grey(torch.rand(1, 3, 0, 4))  # empty: left to the size checks (no reduction error)
     assert keeps_grey(None, x) and keeps_grey("keep", x) and not keeps_grey("style", x)
     with pytest.raises(ValueError, match="keep or style"):
         keeps_grey("grey", x)
