@@ -224,7 +224,7 @@ def keeps_grey(colour: str | None, image: Tensor) -> bool:
 def luminance(image: Tensor) -> Tensor:
     """The BT.601 luminance ``(B, 1, H, W)`` of RGB (a one-channel image as it is).
 
-    >>> luminance(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).item()
+    >>> round(luminance(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).item(), 6)
     0.299
     """
     if image.shape[-3] == 1:
