@@ -672,6 +672,8 @@ def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
         d.pop(key, None)
     if d.get("layout") is None:  # guessed per batch from the inputs: runs from before --layout match
         d.pop("layout", None)
+    if d.get("colour") is None:  # auto (grey kept grey): output folders from before --colour still resume
+        d.pop("colour", None)
     if cfg.is_network and cfg.method not in NETWORKS:
         d["method"] = Path(cfg.method).name
     d["identity"] = identity

@@ -120,3 +120,10 @@ def test_stylize_cli_model_keeps_a_grey_content_grey(tmp_path, tiny_net):
                                        "--device", "cpu", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert Image.open(out).mode == "L"
+
+
+def test_colour_is_in_the_settings_only_when_named():
+    from masked_gatys.purify import _settings
+
+    assert "colour" not in _settings(PurifyConfig(method="purifier"), {})  # old output folders resume
+    assert _settings(PurifyConfig(method="purifier", colour="style"), {})["colour"] == "style"
