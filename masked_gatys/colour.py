@@ -25,7 +25,10 @@ import torch
 from torch import Tensor
 
 __all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "with_chroma", "match_luminance", "match_colours",
-           "prepare_colours"]
+           "prepare_colours", "is_grey", "keeps_grey", "luminance"]
+
+GREY_TOL = 1.0 / 255.0
+"""Channels within this of each other count as equal (a grey JPEG decoded as RGB)."""
 
 # ITU-R BT.601, full range (JFIF): rows give Y, Cb - 1/2, Cr - 1/2 from R, G, B.
 _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
@@ -183,3 +186,47 @@ def prepare_colours(content: Tensor, styles: list[Tensor], regions, style_region
     if mode == "histogram":
         return content, out_styles, None
     return ycc[:, :1].expand(-1, 3, -1, -1).contiguous(), out_styles, ycc[:, 1:].contiguous()
+
+
+def is_grey(image: Tensor, tol: float = GREY_TOL) -> bool:
+    """Whether every image of ``(B, C, H, W)`` is grey: one channel, or R, G, B within ``tol``.
+
+    >>> is_grey(torch.rand(1, 1, 4, 4)), is_grey(torch.rand(1, 1, 4, 4).expand(1, 3, 4, 4))
+    (True, True)
+    >>> is_grey(torch.rand(1, 3, 4, 4))
+    False
+    """
+    if image.numel() == 0:
+        return False  # an empty image is left to the size checks, which name the problem
+    if image.shape[-3] == 1:
+        return True
+    if image.shape[-3] != 3:
+        return False
+    x = image.detach()
+    return bool(((x[..., 0:1, :, :] - x[..., 1:2, :, :]).abs().max() <= tol + 1e-7)
+                and ((x[..., 1:2, :, :] - x[..., 2:3, :, :]).abs().max() <= tol + 1e-7))
+
+
+def keeps_grey(colour: str | None, image: Tensor) -> bool:
+    """Whether ``colour`` (``keep``, ``style`` or None: auto) keeps ``image`` grey.
+
+    None keeps grey inputs grey and gives RGB inputs the style's colours.
+
+    >>> grey = torch.full((1, 3, 2, 2), 0.5)
+    >>> keeps_grey(None, grey), keeps_grey("style", grey), keeps_grey(None, torch.rand(1, 3, 2, 2))
+    (True, False, False)
+    """
+    if colour not in (None, "keep", "style"):
+        raise ValueError(f"unknown colour {colour!r}: use keep or style")
+    return colour != "style" and is_grey(image)
+
+
+def luminance(image: Tensor) -> Tensor:
+    """The BT.601 luminance ``(B, 1, H, W)`` of RGB (a one-channel image as it is).
+
+    >>> round(luminance(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).item(), 6)
+    0.299
+    """
+    if image.shape[-3] == 1:
+        return image
+    return rgb_to_ycbcr(image)[:, :1].clamp(0.0, 1.0)

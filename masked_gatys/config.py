@@ -307,6 +307,11 @@ class StylizeConfig(ObjectiveSettings, OptimizerSettings):
     original_colors: str | None = None
     """``luminance`` (transfer luminance only, keep the content's chroma) or ``histogram``
     (match the style's colours to the content's first); per region with masks."""
+    colour: str | None = None
+    """``keep``: a grey content stays grey (the transfer runs on luminance, with the style's
+    luminance as its target, as ``original_colors="luminance"``); ``style``: the output takes
+    the style's colours; None: keep for grey contents (one channel, or R, G, B within 1/255),
+    style otherwise. An RGB content is unchanged by ``keep`` unless ``original_colors`` is set."""
     subject: str = "auto"
     """``eye``, ``general`` or ``auto``: ``masked`` on eye images runs ``masked-eye`` (style
     per part: iris and pupil apart); ``auto`` decides per batch with
@@ -342,6 +347,8 @@ class StylizeConfig(ObjectiveSettings, OptimizerSettings):
             raise ValueError(f"scale_iterations must be counts >= 0, got {self.scale_iterations}")
         if self.original_colors not in (None, "luminance", "histogram"):
             raise ValueError(f"unknown original_colors {self.original_colors!r}: use luminance or histogram")
+        if self.colour not in (None, "keep", "style"):
+            raise ValueError(f"unknown colour {self.colour!r}: use keep or style")
         if self.subject not in ("auto", "eye", "general"):
             raise ValueError(f"unknown subject {self.subject!r}: use auto, eye or general")
 

@@ -67,6 +67,7 @@ from masked_gatys.eyes.layouts import layout_for
 from masked_gatys.eyes.render import style_eye
 from masked_gatys.eyes.styles import StylePool
 from masked_gatys.files import atomic_write, sha256_file
+from masked_gatys.colour import keeps_grey, luminance
 from masked_gatys.image import load_image, save_image
 from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, find_companion, input_sha256,
                                     is_done, list_inputs, manifest_name, merge_manifests, outside_outputs,
@@ -123,6 +124,10 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     pupil_shift: bool = True
     """Measure the pupil shift of each output (about 80 ms per 36x60 image on one core)."""
     write_workers: int = 4
+    colour: str | None = None
+    """``keep``: a grey input (one channel, or R, G, B within 1/255) is purified on luminance
+    (the style's luminance as its target; a network's output turned to luminance) and written
+    as a grey PNG; ``style``: the output takes the style's colours; None: keep for grey inputs."""
     """Threads measuring pupil shifts and writing outputs, beside the next batch's work."""
 
     def __post_init__(self) -> None:
@@ -136,6 +141,8 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
             if n < 1 or not 0 <= i < n:
                 raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {self.shard}")
             object.__setattr__(self, "shard", (i, n))
+        if self.colour not in (None, "keep", "style"):
+            raise ValueError(f"unknown colour {self.colour!r}: use keep or style")
         if self.write_workers < 1:
             raise ValueError(f"write_workers must be >= 1, got {self.write_workers}")
 
@@ -229,7 +236,7 @@ class _Optimizer:
             raise MaskedGatysError("give --style or --style-pool, not both")
         self.needs_mask = cfg.method in ("masked", "regional")
         self.uses_parts = _uses_parts(cfg)
-        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device),
+        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device), colour=cfg.colour,
                                   **shared_settings(cfg, ObjectiveSettings), **shared_settings(cfg, OptimizerSettings))
         self.cfg = cfg
         self.rendered = cfg.style == "rendered"
@@ -463,6 +470,9 @@ class _Run:
     def _finish(self, loaded: _Loaded, output: Tensor, metadata: dict[str, Any]) -> tuple[int, float | None]:
         """In a writer thread: the pupil shift, then the files. Returns (output bytes, shift)."""
         item, shift = loaded.item, None
+        grey = keeps_grey(self.cfg.colour, loaded.image)
+        if grey:  # grey in, grey out (a network's RGB output becomes its luminance)
+            output = luminance(output).expand(-1, 3, -1, -1)
         if self.cfg.pupil_shift:
             from masked_gatys.eyes.pupil import pupil_shift  # deferred: scipy.ndimage costs 0.8 s to import
 
@@ -475,7 +485,7 @@ class _Run:
         for kind, source in (("mask", item.mask), ("labels", item.labels)):
             if source is not None:
                 _copy(source, self.out_dir / str(item.companion_output(kind)))
-        save_image(output, target, metadata=metadata)
+        save_image(output[:, :1] if grey else output, target, metadata=metadata)
         return target.stat().st_size, shift
 
     def next_batch(self) -> None:
@@ -662,6 +672,8 @@ def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
         d.pop(key, None)
     if d.get("layout") is None:  # guessed per batch from the inputs: runs from before --layout match
         d.pop("layout", None)
+    if d.get("colour") is None:  # auto (grey kept grey): output folders from before --colour still resume
+        d.pop("colour", None)
     if cfg.is_network and cfg.method not in NETWORKS:
         d["method"] = Path(cfg.method).name
     d["identity"] = identity

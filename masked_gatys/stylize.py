@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from masked_gatys.device import resolve_device
-from masked_gatys.colour import prepare_colours, with_chroma
+from masked_gatys.colour import keeps_grey, prepare_colours, with_chroma
 from masked_gatys.config import (  # re-exported: the settings and their defaults live in the torch-free config
     MIN_SIZE, OPTIMIZERS, STOP_TOL, STOP_WINDOW, StylizeConfig)
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, WeightsIdentity, auto_max_layer, check_image_size,
@@ -196,9 +196,12 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
                                          style_size=tuple(image.shape[-2:]), resize=cfg.resize_masks)
             style_regions.append(sr)
     chroma = None
-    if cfg.original_colors is not None:
+    colour_mode = cfg.original_colors
+    if colour_mode is None and keeps_grey(cfg.colour, content_img):
+        colour_mode = "luminance"  # grey in, grey out: the content's chroma is neutral, so the output is grey
+    if colour_mode is not None:
         content_img, styles, chroma = prepare_colours(content_img, styles, regions, style_regions,
-                                                      mode=cfg.original_colors)
+                                                      mode=colour_mode)
     return _Inputs(content_img, styles, regions, style_regions, chroma)
 
 

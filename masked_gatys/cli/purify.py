@@ -115,6 +115,10 @@ class _Bar:
 @click.option("--style-pool", type=click.Path(file_okay=False), metavar="FOLDER",
               help="Synthetic style eyes with NAME_mask.png (or a manifest.jsonl): each eye takes the "
                    "nearest-looking one as its style, instead of one --style for all.")
+@click.option("--colour", type=click.Choice(["keep", "style"]), default=None,
+              show_default="keep for grey inputs, style otherwise",
+              help="keep: a grey input (one channel, or R, G, B equal) is purified on luminance and written "
+                   "as a grey PNG (a network's output turned to luminance); style: the style's colours.")
 @click.option("--iterations", type=int, default=lambda: _default("iterations"), show_default="100")
 @click.option("--batch-size", type=int, show_default="8 (optimizer), 64 (network)", help="Images per batch.")
 @click.option("--weights", show_default="$MASKED_GATYS_WEIGHTS, else the cached ImageNet file, else random (README)", help="Loss network: imagenet, random or a file.")
@@ -136,7 +140,7 @@ class _Bar:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
 def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str, style: str | None,
-                   style_mask: str | None, layout: str | None, style_pool: str | None, iterations: int, batch_size: int | None, weights: str | None,
+                   style_mask: str | None, layout: str | None, style_pool: str | None, colour: str | None, iterations: int, batch_size: int | None, weights: str | None,
                    max_layer: str | None, content_weight: float | None, style_weight: float | None,
                    tv_weight: float | None, history_size: int, seed: int, device: str,
                    shard: tuple[int, int] | None, merge: bool, fail_fast: bool, pupil_shift: bool,
@@ -178,7 +182,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
 
     config = PurifyConfig(
         method=model if model is not None else preset, style=style, style_mask=style_mask, layout=layout,
-        style_pool=style_pool, iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
+        style_pool=style_pool, colour=colour, iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)
     group = distributed.init(env, device) if env is not None else None

@@ -119,6 +119,11 @@ def _short(name: str) -> str:
 @click.option("--original-colors", type=click.Choice(["luminance", "histogram"]),
               help="luminance: transfer luminance only and keep the content's colours; histogram: match the "
                    "style's colours to the content's first. Per region with masks.")
+@click.option("--colour", type=click.Choice(["keep", "style"]), default=None,
+              show_default="keep for a grey content, style otherwise",
+              help="keep: a grey content (one channel, or R, G, B equal) is styled on luminance and written "
+                   "grey; style: the output takes the style's colours. With --model, keep turns the "
+                   "network's output to luminance for a grey content.")
 @click.option("--save-every", type=click.IntRange(min=0), default=0, help="Write the best image so far every N iterations.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path),
               help="Write parameters and the per-iteration history as JSON.")
@@ -147,7 +152,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     """
     _check_paths(content, mask, model, style, style_mask)
     if model is not None:
-        return _run_model(content, mask, output, model, device, bits, quiet)
+        return _run_model(content, mask, output, model, device, bits, quiet, options.get("colour"))
     _check_styles(content, style, style_mask, options["style_weights"])
     init = options["init"]
     output = output or Path(f"{content.stem}_stylized.png")
@@ -243,6 +248,15 @@ class _ProgressBar:
             self.bar.close()
 
 
+def _in_content_mode(image: Any, content: Any, colour: str | None) -> Any:
+    """``image`` as one grey channel where ``colour`` keeps the content grey (grey in, grey out)."""
+    from masked_gatys.colour import keeps_grey, luminance
+    from masked_gatys.image import load_image
+
+    content_img = load_image(content) if not hasattr(content, "shape") else content
+    return luminance(image) if keeps_grey(colour, content_img) else image
+
+
 def _write_result(result: Any, content: Path, style: tuple[Path, ...], output: Path, log_path: Path | None,
                   bits: str, quiet: bool) -> None:
     """The image (with its parameters in the PNG) and the log; on an interrupt, the exit code for it."""
@@ -252,7 +266,8 @@ def _write_result(result: Any, content: Path, style: tuple[Path, ...], output: P
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
                 "content": str(content), "style": [str(p) for p in style] if len(style) > 1 else str(style[0])}
     with deferred_interrupts():  # a Ctrl-C or SIGTERM now waits until the files are written
-        save_image(result.image, output, metadata=metadata, bits=int(bits))
+        save_image(_in_content_mode(result.image, content, result.config.colour), output, metadata=metadata,
+                   bits=int(bits))
         if log_path is not None:
             write_json_atomic(result.to_dict(), log_path)
     if result.interrupted:
@@ -302,7 +317,7 @@ def _folder_items(content: Path, mask: Path, output: Path) -> list:
 
 
 def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model: Path, device: str,
-                    quiet: bool) -> None:
+                    quiet: bool, colour: str | None = None) -> None:
     """``stylize FOLDER --model``: purify's machinery with one network (batched, resumable, a
     manifest); an image that cannot be read is recorded as failed and the rest go on."""
     from masked_gatys.purify import PurifyConfig, purify
@@ -315,7 +330,7 @@ def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model
     if mask is not None and not mask.is_dir():
         raise click.ClickException(f"--mask {mask}: with a folder of images, give a folder of masks")
     source = content if mask is None else _folder_items(content, mask, output)
-    config = PurifyConfig(method=str(model), device=device, pupil_shift=False)
+    config = PurifyConfig(method=str(model), device=device, pupil_shift=False, colour=colour)
     report = purify(source, output, config=config)
     if not quiet:
         click.echo(f"wrote {report.done} images to {output} ({report.skipped} already done, {report.failed} "
@@ -327,12 +342,12 @@ def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model
 
 
 def _run_model(content: Path, mask: Path | None, output: Path | None, model: Path, device: str, bits: str,
-               quiet: bool) -> None:
+               quiet: bool, colour: str | None = None) -> None:
     """``--model``: a trained network over CONTENT (an image or a folder). Its warnings (the resize
     notice outside the trained sizes) print once each, as they come (cli._common.warnings_as_lines)."""
     device = resolve_device(device)
     if content.is_dir():
-        _stylize_folder(content, mask, output, model, device, quiet)
+        _stylize_folder(content, mask, output, model, device, quiet, colour)
         return
     from masked_gatys.checkpoints import load_model
 
@@ -352,6 +367,6 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
                                        f"{content} is {tuple(image.shape[-2:])[::-1]}")
         attention = regions.region("attention")
     out = net(image, attention)
-    save_image(out.detach().cpu(), output, metadata={"software": "masked-gatys", "model": str(model)}, bits=int(bits))
+    save_image(_in_content_mode(out.detach().cpu(), image, colour), output, metadata={"software": "masked-gatys", "model": str(model)}, bits=int(bits))
     if not quiet:
         click.echo(f"wrote {output}", err=True)
