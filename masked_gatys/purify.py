@@ -41,6 +41,10 @@ checkpoint path), batched.
 1
 """
 
+# Size (~670 lines, over the ~600 of STYLE): the two methods (_Network, _Optimizer) and the run
+# machinery share this module until issue 22 rewrites the methods for real eyes (automatic masks,
+# layouts); they move to their own module then, when the seam is where that work leaves it.
+
 from __future__ import annotations
 
 import dataclasses

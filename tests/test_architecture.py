@@ -36,6 +36,7 @@ LAYERS = {
     "masked_gatys.colour": CORE,
     "masked_gatys.encoder": CORE,
     "masked_gatys.functional": CORE,
+    "masked_gatys.presets": CORE,
     "masked_gatys.objective": CORE,
     "masked_gatys.device": CORE,
     "masked_gatys.optim": CORE,
