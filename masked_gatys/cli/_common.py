@@ -225,6 +225,19 @@ def check_writable_output(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
 # ----------------------------------------------------------------------------- option values
 
 
+def parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` (purify, segment): this process's share of the inputs, or None."""
+    if value is None:
+        return None
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise click.BadParameter(f"{value!r}: need 0 <= I < N")
+    return i, n
+
+
 class Size(click.ParamType):
     """``HEIGHTxWIDTH`` (e.g. ``64x96``), each side at least ``min`` pixels, as ``(height, width)``.
 

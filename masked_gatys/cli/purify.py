@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from masked_gatys.cli._common import error_boundary, resolve_device
+from masked_gatys.cli._common import error_boundary, parse_shard, resolve_device
 
 _DEFAULTS: dict[str, Any] = {}
 
@@ -27,18 +27,6 @@ def _default(name: str) -> Any:
 
         _DEFAULTS.update({f.name: f.default for f in dataclasses.fields(PurifyConfig)})
     return _DEFAULTS[name]
-
-
-def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        i, n = (int(v) for v in value.split("/"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise click.BadParameter(f"{value!r}: need 0 <= I < N")
-    return i, n
 
 
 class _Signals:
@@ -130,7 +118,7 @@ class _Bar:
 @click.option("--seed", type=int, default=lambda: _default("seed"), show_default="0")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu or cuda; under torchrun, auto takes cuda:LOCAL_RANK where there is CUDA.")
-@click.option("--shard", callback=_parse_shard, metavar="I/N",
+@click.option("--shard", callback=parse_shard, metavar="I/N",
               help="Take shard I of N (a stable hash of each input's relative path). Under torchrun: "
                    "RANK/WORLD_SIZE.")
 @click.option("--merge", is_flag=True, help="Only join the shard manifests of OUTPUT into manifest.jsonl.")

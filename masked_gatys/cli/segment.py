@@ -12,19 +12,7 @@ from pathlib import Path
 
 import click
 
-from masked_gatys.cli._common import error_boundary
-
-
-def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        i, n = (int(v) for v in value.split("/"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise click.BadParameter(f"{value!r}: need 0 <= I < N")
-    return i, n
+from masked_gatys.cli._common import error_boundary, parse_shard
 
 
 class _Bar:
@@ -59,7 +47,7 @@ class _Bar:
               help="The segmenter: 'shipped' (masked_gatys/data/segmenter.pt) or a checkpoint file.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Eyes per batch.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--shard", callback=_parse_shard, metavar="I/N",
+@click.option("--shard", callback=parse_shard, metavar="I/N",
               help="Take shard I of N (a stable hash of each input's relative path). Under torchrun: "
                    "RANK/WORLD_SIZE.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
