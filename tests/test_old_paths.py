@@ -92,7 +92,11 @@ def test_the_shipped_checkpoints_load(name: str) -> None:
 def test_a_checkpoint_of_the_old_code_loads_and_runs_as_it_did() -> None:
     model = checkpoints.load_model(DATA / "old_johnson.pt")
     io = torch.load(DATA / "old_johnson_io.pt", weights_only=True)
-    assert torch.allclose(model(io["input"]), io["output"], atol=1e-6)
+    # The reference output was computed in float32 on another CPU: oneDNN picks its convolution
+    # kernels by instruction set (AVX-512 vs AVX2), which changes the rounding by ~1e-5 on this
+    # net (1.5e-5 on an AMD EPYC against the machine that wrote it). A zeroed convolution
+    # (a weight lost in the old-to-new mapping) moves the output by > 0.2, so 1e-4 still tells them apart.
+    assert torch.allclose(model(io["input"]), io["output"], atol=1e-4)
 
 
 def test_a_checkpoint_of_the_old_code_resumes(tmp_path: Path) -> None:
