@@ -48,13 +48,14 @@ checkpoint path), batched.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
 import torch
@@ -70,11 +71,11 @@ from masked_gatys.eyes.labels import load_parts, parts_from_labels
 from masked_gatys.eyes.layouts import layout_for
 from masked_gatys.eyes.render import style_eye
 from masked_gatys.eyes.styles import StylePool
-from masked_gatys.files import atomic_write, sha256_file
+from masked_gatys.files import atomic_write, sha256_file, write_json_atomic
 from masked_gatys.colour import keeps_grey, luminance
 from masked_gatys.image import load_image, save_image
 from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, find_companion, input_sha256,
-                                    is_done, list_inputs, manifest_name, merge_manifests, outside_outputs,
+                                    is_done, list_inputs, locked, manifest_name, merge_manifests, outside_outputs,
                                     printable, record_key, select_shard, settings_fingerprint, update_manifest)
 from masked_gatys.masks import Regions, load_mask
 from masked_gatys.objective import PRESETS
@@ -96,13 +97,25 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     The loss and optimizer settings are ``StylizeConfig``'s (:class:`ObjectiveSettings`,
     :class:`OptimizerSettings` in ``masked_gatys.config``), passed on to ``stylize`` as they are.
 
-    >>> PurifyConfig(method="purifier").is_network, PurifyConfig().is_network
-    (True, False)
+    >>> PurifyConfig().method, PurifyConfig(style="rendered").method, PurifyConfig(method="gatys").is_network
+    ('purifier', 'masked', False)
     """
 
-    method: str = "masked"
+    method: str | None = None
     """An objective preset (``masked``, ``gatys``, ...) for the optimizer, or a network:
-    ``johnson``, ``purifier`` or a checkpoint path."""
+    ``johnson``, ``purifier`` or a checkpoint path. None: ``masked`` where a ``style`` or
+    ``style_pool`` is given (they are the optimizer's), else the shipped ``purifier`` network:
+    the one-command path for real eyes (with ``mask="auto"``), measured best for gaze
+    (docs/gaze.md) and fast (no style eye, no loss network)."""
+    mask: str = "auto"
+    """Where the masks come from. ``auto``: an input's own (``NAME_mask.png`` beside it, a
+    manifest's ``mask`` column) where it has one; for a method that needs masks (a network
+    trained with them, the ``masked``/``regional`` presets) every other input's from the
+    eye-part segmenter (:mod:`masked_gatys.eyes.segment`), written as ``NAME_mask.png`` and
+    ``NAME_labels.png`` beside its output; an eye where it finds no iris fails. ``none``: no
+    masks (given ones ignored): methods that need masks are refused, ``gatys`` runs without."""
+    segmenter: str | None = None
+    """The segmenter checkpoint of ``mask="auto"``; None: the shipped ``segmenter.pt``."""
     style: str | None = None
     """The style image (optimizer only); ``rendered``: a rendered synthetic eye at each
     input's size (the style the shipped networks were trained on)."""
@@ -149,6 +162,10 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
             raise ValueError(f"unknown colour {self.colour!r}: use keep or style")
         if self.write_workers < 1:
             raise ValueError(f"write_workers must be >= 1, got {self.write_workers}")
+        if self.mask not in ("auto", "none"):
+            raise ValueError(f"unknown mask {self.mask!r}: use auto or none")
+        if self.method is None:
+            object.__setattr__(self, "method", "masked" if self.style or self.style_pool else "purifier")
 
     @property
     def is_network(self) -> bool:
@@ -352,6 +369,10 @@ class _Loaded:
     mask: Tensor | None
     parts: Tensor | None = None
     sha256: str | None = None
+    labels: Tensor | None = None
+    """The segmenter's labels ``(H, W)`` (``mask="auto"``); None: the mask, if any, was given."""
+    auto: bool = False
+    """No mask given: the segmenter makes it (before the batch runs)."""
 
 
 def _now() -> str:
@@ -365,14 +386,19 @@ def _failed(item: Item, exc: BaseException | str) -> dict[str, Any]:
             "pupil_shift": None, "seconds": None, "finished": _now(), "input_path": item.key}
 
 
-def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
+def _load(item: Item, needs_mask: bool, use_parts: bool = False, *, given: bool = True,
+          auto: bool = False) -> _Loaded:
+    """The input's image, its given mask (``given``: read them) and part labels; ``auto``: an
+    input without a mask is left to the segmenter instead of failing."""
     image = load_image(item.image)
     mask = None
-    if item.mask is not None:
+    if item.mask is not None and given:
         mask = load_mask(item.mask).region("attention")
         if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
             raise MaskError(f"{item.mask}: mask is {tuple(mask.shape[-2:])} but the image is "
                             f"{tuple(image.shape[-2:])}")
+    elif auto:
+        return _Loaded(item, image, None, auto=True)
     elif needs_mask:
         raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
     parts = None
@@ -419,6 +445,15 @@ class _Run:
         self.stop_requested = False
         self.metadata: dict[str, Any] = {"software": "masked-gatys", "method": cfg.method}
         self.warnings: set[str] = set()
+        self.segmenter: Any = None
+        """The segmenter of ``mask="auto"`` (None: this run segments nothing)."""
+        self.segmented = 0
+
+    def expects_parts(self, item: Item) -> bool:
+        """Whether the input's output is made with part labels: given ones, or the segmenter's."""
+        if self.cfg.mask == "none":
+            return False
+        return item.labels is not None or (self.segmenter is not None and item.mask is None)
 
     def warn(self, text: str) -> None:
         """Keep a library warning; each is re-issued once at the end, not once per batch."""
@@ -463,9 +498,16 @@ class _Run:
                   "pupil_shift": None, "seconds": round(seconds, 5)}
         if self.uses_parts:
             record["parts_used"] = loaded.parts is not None  # a rerun redoes it when its labels come or go
-        for kind in ("mask", "labels"):
-            if getattr(item, kind) is not None:
-                record[f"output_{kind}"] = item.companion_output(kind)
+        if loaded.labels is not None:  # the segmenter's companions, written beside the output
+            out = PurePosixPath(item.output)
+            record.update(mask_source="segmenter", segmenter_sha256=self.segmenter.identity.get("sha256"),
+                          output_mask=str(out.with_name(f"{out.stem}_mask.png")),
+                          output_labels=str(out.with_name(f"{out.stem}_labels.png")))
+        else:
+            record["mask_source"] = "given" if loaded.mask is not None else None
+            for kind in ("mask", "labels"):
+                if getattr(item, kind) is not None and loaded.mask is not None:
+                    record[f"output_{kind}"] = item.companion_output(kind)
         record.update(input_path=item.key, input_sha256=loaded.sha256, settings_sha256=self.settings_sha256)
         metadata = dict(self.metadata, source=printable(item.rel))
         future = self.pool.submit(self._finish, loaded, output, metadata)
@@ -486,9 +528,14 @@ class _Run:
                 shift = None  # no findable pupil: not a failure of the purification
         target = self.out_dir / item.output
         target.parent.mkdir(parents=True, exist_ok=True)
-        for kind, source in (("mask", item.mask), ("labels", item.labels)):
-            if source is not None:
-                _copy(source, self.out_dir / str(item.companion_output(kind)))
+        if loaded.labels is not None:
+            from masked_gatys.eyes.segment import write_companions  # deferred, as pupil_shift
+
+            write_companions(loaded.labels, target, target.parent)  # atomic, as every output
+        elif loaded.mask is not None:
+            for kind, source in (("mask", item.mask), ("labels", item.labels)):
+                if source is not None:
+                    _copy(source, self.out_dir / str(item.companion_output(kind)))
         save_image(output[:, :1] if grey else output, target, metadata=metadata)
         return target.stat().st_size, shift
 
@@ -560,24 +607,64 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
 
 def _batches(run: _Run, todo: Sequence[tuple[Item, str | None]], size: int, needs_mask: bool,
              use_parts: bool = False):
-    """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time; bad inputs
-    recorded as failed."""
+    """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time, the
+    segmenter's masks made (:func:`_segment`); bad inputs recorded as failed."""
     buckets: dict[tuple, list[_Loaded]] = {}
+    given, auto = run.cfg.mask != "none", run.segmenter is not None
     for item, sha256 in todo:
         try:
-            loaded = _load(item, needs_mask, use_parts)
+            loaded = _load(item, needs_mask, use_parts, given=given, auto=auto)
         except Exception as exc:  # one unreadable input never stops the run
             run.fail(item, exc, sha256)
             continue
         loaded.sha256 = sha256
-        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None, loaded.parts is not None)
+        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None or loaded.auto,
+               loaded.parts is not None or (loaded.auto and use_parts))
         bucket = buckets.setdefault(key, [])
         bucket.append(loaded)
         if len(bucket) == size:
-            yield buckets.pop(key)
+            batch = _segment(run, buckets.pop(key), use_parts)
+            if batch:
+                yield batch
         if run.stop_requested:
             return
-    yield from (b for b in buckets.values() if b)
+    for bucket in buckets.values():
+        batch = _segment(run, bucket, use_parts)
+        if batch:
+            yield batch
+
+
+#: the failure of an eye in which the segmenter finds no iris (mask="auto" never invents one)
+NO_IRIS = "the segmenter finds no iris (a closed eye?)"
+
+
+def _segment(run: _Run, batch: list[_Loaded], use_parts: bool) -> list[_Loaded]:
+    """The batch with the segmenter's masks (and part labels) for its mask-less eyes, all in one
+    call (they share a size); an eye without an iris, or that cannot be segmented, fails."""
+    todo = [b for b in batch if b.auto]
+    if not todo:
+        return batch
+    from masked_gatys.eyes.segment import mask_image  # deferred: it imports scipy.ndimage (see _finish)
+
+    try:
+        labels = run.segmenter(torch.cat([b.image for b in todo]))
+    except (MaskedGatysError, RuntimeError, ValueError) as exc:
+        for b in todo:
+            run.fail(b.item, f"the segmenter failed: {exc}", b.sha256)
+        return [b for b in batch if not b.auto]
+    kept = []
+    k = 0
+    for b in batch:
+        if b.auto:
+            lab, k = labels[k], k + 1
+            if not bool((lab >= 2).any()):
+                run.fail(b.item, NO_IRIS, b.sha256)
+                continue
+            b.labels, b.mask, b.auto = lab, mask_image(lab), False
+            b.parts = lab[None] if use_parts else None
+            run.segmented += 1
+        kept.append(b)
+    return kept
 
 
 def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]]) -> list[tuple[Item, str | None]]:
@@ -597,7 +684,7 @@ def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]])
                          "purify this source into its own output folder", sha256)
                 continue
         if (is_done(record, run.out_dir) and record.get("input_sha256") in (None, sha256)
-                and not (run.uses_parts and bool(record.get("parts_used")) != (item.labels is not None))):
+                and not (run.uses_parts and bool(record.get("parts_used")) != run.expects_parts(item))):
             run.add(item, record, skipped=True)
         else:
             todo.append((item, sha256))
@@ -635,16 +722,28 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
         protected.append(cfg.method)
     check_outputs([item for item in items if item.key not in outside], out_dir, [Path(p) for p in protected])
     mine = select_shard(items, cfg.shard)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / manifest_name(cfg.shard)
+    if cfg.mask == "none" and cfg.method in ("masked", "regional"):
+        raise MaskedGatysError(_NO_MASKS.format(cfg.method))
 
     stop: dict[str, Any] = {}
     method = (_Network(cfg, device) if cfg.is_network
               else _Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
+    if cfg.mask == "none" and method.needs_mask:
+        raise MaskedGatysError(_NO_MASKS.format(printable(Path(cfg.method).name)))
+    segmenter = None
+    if cfg.mask == "auto" and method.needs_mask and any(i.mask is None and i.key not in outside for i in mine):
+        from masked_gatys.eyes.segment import load_segmenter  # deferred: it imports scipy.ndimage
+
+        segmenter = load_segmenter(cfg.segmenter, device=str(device))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / manifest_name(cfg.shard)
     settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
     fingerprint = settings_fingerprint(settings["settings"])
     previous = check_settings(out_dir, settings, fingerprint, SETTINGS_FILE)
+    if segmenter is not None:
+        _check_segmenter(out_dir, segmenter.identity, previous)
     run = stop["run"] = _Run(out_dir, manifest, len(mine), cfg, progress, fingerprint)
+    run.segmenter = segmenter
     run.metadata["identity"] = method.identity
     interrupted = False
     try:
@@ -660,6 +759,9 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
                 break
     finally:
         run.close()
+    if run.segmented:
+        run.warn(f"masks of {run.segmented} eye{'s' if run.segmented != 1 else ''} made by the segmenter "
+                 f"({segmenter.identity.get('file', 'segmenter')}), written beside the outputs in {out_dir}")
     for text in sorted(run.warnings):
         warnings.warn(text, stacklevel=2)
     records = [run.by_item[item.key] for item in mine if item.key in run.by_item]
@@ -670,10 +772,40 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
                         interrupted=interrupted)
 
 
+_NO_MASKS = "--mask none: {} needs masks; use --mask auto or give NAME_mask.png"
+
+
+def _check_segmenter(out_dir: Path, identity: dict[str, Any], previous: dict[str, dict[str, Any]]) -> None:
+    """Masks of one output folder come from one segmenter: ``purify.json``'s ``segmenter`` (its
+    sha256, recorded by the first run that segments) and the records' ``segmenter_sha256`` must be
+    this one's. Kept out of the fingerprinted settings so that folders whose masks were all given
+    (made before ``mask="auto"`` too) resume, and take mask-less eyes later."""
+    sha = identity.get("sha256")
+    refuse = (f"{out_dir} holds outputs made with other settings (they differ in segmenter: its masks came from "
+              "another segmenter checkpoint); use another output folder, or remove it to start again")
+    if any(r.get("status") == "done" and r.get("segmenter_sha256") not in (None, sha) for r in previous.values()):
+        raise MaskedGatysError(refuse)
+    path = out_dir / SETTINGS_FILE
+    with locked(out_dir):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            return  # check_settings has just written it; a damaged one is its business
+        if data.get("segmenter") not in (None, sha):
+            raise MaskedGatysError(refuse)
+        if data.get("segmenter") is None:
+            write_json_atomic({**data, "segmenter": sha}, path)
+
+
 def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
-    for key in ("style", "style_mask", "style_pool", "weights"):  # compared by content (sha256) in identity
+    # compared by content (sha256): the style's in identity, the segmenter's in purify.json (_check_segmenter)
+    for key in ("style", "style_mask", "style_pool", "weights", "segmenter"):
         d.pop(key, None)
+    if d.get("mask") == "auto":  # given masks used as before --mask: output folders from before it resume
+        d.pop("mask", None)
     if d.get("layout") is None:  # guessed per batch from the inputs: runs from before --layout match
         d.pop("layout", None)
     if d.get("colour") is None:  # auto (grey kept grey): output folders from before --colour still resume
