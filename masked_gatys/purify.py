@@ -25,7 +25,19 @@ The method is either an objective preset (``gatys``, ``masked``, ...) run by
 the batched projected L-BFGS of :func:`masked_gatys.stylize.stylize` (``B``
 images per batch, one history each, each stopping on its own), or a trained
 network (``johnson``, ``purifier``: the shipped eye checkpoints, or a
-checkpoint path), batched.
+checkpoint path), batched (:mod:`masked_gatys.purify_methods`). By default it
+is the shipped ``purifier`` (``masked`` where a style eye is given).
+
+Masks (``mask="auto"``, the default): an input's own ``NAME_mask.png`` (or
+manifest ``mask``) where it has one; for a method that needs masks, every
+other input's from the eye-part segmenter (:mod:`masked_gatys.eyes.segment`,
+the mask-less eyes of a batch in one call), written beside its output as
+``NAME_mask.png`` and ``NAME_labels.png`` (and its labels are ``masked``'s
+parts); an eye where it finds no iris is recorded ``failed: the segmenter finds
+no iris (a closed eye?)``. Each record says ``mask_source`` (``given``,
+``segmenter`` with ``segmenter_sha256``, or None); one warning per run says how
+many masks the segmenter made. ``mask="none"``: no masks; a method that needs
+them is refused before any work.
 
 >>> import tempfile, torch, warnings
 >>> from pathlib import Path
@@ -39,11 +51,18 @@ checkpoint path), batched.
 (1, 0, 'done', True)
 >>> purify(src, out, config=PurifyConfig(method="johnson")).skipped
 1
+>>> save_image(eye.image, src / "0001.png")  # no mask: the segmenter makes it
+>>> with warnings.catch_warnings(record=True) as said:
+...     warnings.simplefilter("always")
+...     report = purify(src, Path(tempfile.mkdtemp()) / "auto", config=PurifyConfig(pupil_shift=False))
+>>> [(r["status"], r["mask_source"]) for r in report.records]
+[('done', 'given'), ('done', 'segmenter')]
+>>> [str(w.message)[:36] for w in said if "segmenter" in str(w.message)]
+['masks of 1 eye made by the segmenter']
 """
 
-# Size (~670 lines, over the ~600 of STYLE): the two methods (_Network, _Optimizer) and the run
-# machinery share this module until issue 22 rewrites the methods for real eyes (automatic masks,
-# layouts); they move to their own module then, when the seam is where that work leaves it.
+# The methods (a network, the optimizer) live in purify_methods; this module is the run: inputs,
+# masks (given or the segmenter's), batches, records, resume.
 
 from __future__ import annotations
 
@@ -61,30 +80,22 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from masked_gatys.device import resolve_device
-from masked_gatys import nets
-from masked_gatys.checkpoints import SHIPPED, load_model, shipped_checkpoint
-from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
-from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
-from masked_gatys.errors import MaskedGatysError, MaskError
-from masked_gatys.eyes.labels import load_parts, parts_from_labels
-from masked_gatys.eyes.layouts import layout_for
-from masked_gatys.eyes.render import style_eye
-from masked_gatys.eyes.styles import StylePool
-from masked_gatys.files import atomic_write, sha256_file, write_json_atomic
 from masked_gatys.colour import keeps_grey, luminance
+from masked_gatys.config import ObjectiveSettings, OptimizerSettings
+from masked_gatys.device import resolve_device
+from masked_gatys.errors import MaskedGatysError, MaskError
+from masked_gatys.eyes.labels import load_parts
+from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, save_image
-from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, find_companion, input_sha256,
+from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, input_sha256,
                                     is_done, list_inputs, locked, manifest_name, merge_manifests, outside_outputs,
                                     printable, record_key, select_shard, settings_fingerprint, update_manifest)
-from masked_gatys.masks import Regions, load_mask
+from masked_gatys.masks import load_mask
 from masked_gatys.objective import PRESETS
-from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
+from masked_gatys.purify_methods import NETWORKS, Network, Optimizer, check_method, uses_parts
 
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
-#: network methods shipped with the package (any other checkpoint path works too)
-NETWORKS = tuple(sorted(SHIPPED))
 SETTINGS_FILE = "purify.json"
 # Settings that do not change what an image's output is: a rerun may change them.
 _RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "write_workers"}
@@ -216,149 +227,6 @@ class PurifyReport:
         return len(self.records)
 
 
-# ---------------------------------------------------------------- methods
-
-
-def _check_method(cfg: PurifyConfig) -> None:
-    """An unknown method is named as such, before any other setting is judged by it."""
-    if cfg.is_network and cfg.method not in NETWORKS and not Path(cfg.method).is_file():
-        raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
-                               f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
-
-
-class _Network:
-    """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
-
-    def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
-        _check_method(cfg)
-        path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
-        self.path = Path(path)
-        self.model = load_model(path, device=device)
-        self.needs_mask = isinstance(self.model.net, nets.Purifier)
-        self.identity = {"checkpoint": self.path.name, "sha256": sha256_file(self.path)}
-
-    def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
-        return self.model(images, masks).cpu(), [None] * images.shape[0]
-
-
-class _Optimizer:
-    """A preset minimised by :func:`~masked_gatys.stylize.stylize`, one encoder for every batch.
-
-    ``stop(working)`` after each iteration (the batch's share of its budget done, in
-    images): True stops the batch.
-    """
-
-    def __init__(self, cfg: PurifyConfig, device: torch.device,
-                 stop: Callable[[float], bool] | None = None) -> None:
-        if cfg.style is None and cfg.style_pool is None:
-            raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
-                                   "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
-        if cfg.style is not None and cfg.style_pool is not None:
-            raise MaskedGatysError("give --style or --style-pool, not both")
-        self.needs_mask = cfg.method in ("masked", "regional")
-        self.uses_parts = _uses_parts(cfg)
-        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device), colour=cfg.colour,
-                                  **shared_settings(cfg, ObjectiveSettings), **shared_settings(cfg, OptimizerSettings))
-        self.cfg = cfg
-        self.rendered = cfg.style == "rendered"
-        self.style: Tensor | None = None
-        self.style_regions = None
-        self.pool = None
-        self.style_parts: Tensor | None = None
-        self._warned_parts = False
-        if cfg.style_pool is not None:
-            self.pool = StylePool.from_folder(cfg.style_pool)
-            identity: dict[str, Any] = {"style_pool": Path(cfg.style_pool).name, "style_pool_sha256":
-                                        self.pool.fingerprint, "style_pool_n": len(self.pool)}
-        else:
-            identity = {"style": "rendered" if self.rendered else Path(cfg.style).name}
-        if not self.rendered and self.pool is None:
-            style_path = Path(cfg.style)
-            self.style = load_image(style_path)
-            mask_path = Path(cfg.style_mask) if cfg.style_mask else find_companion(style_path, "mask")
-            if mask_path is not None:
-                self.style_regions = load_mask(mask_path)
-                if self.style_regions.size != tuple(self.style.shape[-2:]):
-                    (mh, mw), (h, w) = self.style_regions.size, self.style.shape[-2:]
-                    raise MaskError(f"the style mask {mask_path.name} is {mw}x{mh} px but the style image "
-                                    f"{style_path.name} is {w}x{h} px (width x height): give a mask of the "
-                                    "style image's size")
-                identity["style_mask_sha256"] = sha256_file(mask_path)
-            labels_path = find_companion(style_path, "labels")
-            if labels_path is not None:
-                self.style_parts = load_parts(labels_path)
-                identity["style_labels_sha256"] = sha256_file(labels_path)
-            identity["style_sha256"] = sha256_file(style_path)
-        weights = resolve_weights(cfg.weights, seed=cfg.seed)
-        probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
-        objective_cfg = objective_config_for(self.scfg, probe, weights)
-        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
-        self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
-        identity["weights"] = self.encoder.identity.to_dict()
-        identity["objective"] = objective_cfg.to_dict()
-        self.identity = identity
-        self._rendered: dict[tuple[tuple[int, int], str], tuple[Tensor, Regions, Tensor]] = {}
-        self._said: set[str] = set()
-        self._stop = stop
-
-    def _style_key(self, images: Tensor) -> tuple[tuple[int, int], str]:
-        """The rendered style eye's size and layout for this batch (the layout named or guessed)."""
-        name, reason = layout_for(images, self.cfg.layout)
-        if self.cfg.layout is None and name != "unity" and name not in self._said:
-            self._said.add(name)
-            warnings.warn(f"style 'rendered': {reason}, so the style eye is rendered in the {name} layout "
-                          "(--layout names another)", stacklevel=4)
-        return tuple(images.shape[-2:]), name
-
-    def _style_for(self, images: Tensor) -> tuple[Tensor, Regions | None]:
-        if not self.rendered:
-            return self.style, self.style_regions  # type: ignore[return-value]
-        key = self._style_key(images)
-        if key not in self._rendered:
-            # unity: the same eye as always, render_eye(yaw=0, pitch=0, domain="synthetic", seed)
-            eye = style_eye(key[1], size=key[0], seed=self.cfg.seed)
-            self._rendered[key] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
-        return self._rendered[key][:2]
-
-    def _style_parts_for(self, images: Tensor) -> Tensor | None:
-        """The one style eye's part labels: the rendered eye's, or ``STYLE_labels.png``."""
-        hw = tuple(images.shape[-2:])
-        if self.rendered:
-            self._style_for(images)  # rendered once per size and layout, with its labels
-            return self._rendered[self._style_key(images)][2]
-        if self.style_parts is not None and tuple(self.style_parts.shape[-2:]) == tuple(hw):
-            return self.style_parts
-        return None
-
-    def run(self, images: Tensor, masks: Tensor | None,
-            parts: Tensor | None = None) -> tuple[Tensor, list[float | None]]:
-        if self.pool is not None:
-            style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
-            style_regions = Regions.from_binary(pool_masks)
-        else:
-            style, style_regions = self._style_for(images)
-            style_parts = self._style_parts_for(images)
-        if parts is not None and style_parts is not None and self.cfg.method == "masked":
-            # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
-            masks = parts_from_labels(parts)
-            style_regions = parts_from_labels(style_parts)
-        elif parts is not None and not self._warned_parts:
-            self._warned_parts = True
-            warnings.warn("the inputs have part labels but the style eye has none (STYLE_labels.png, or a "
-                          "pool with NAME_labels.png): skin and sclera are matched as one background",
-                          stacklevel=2)
-        if masks is None:
-            style_regions = None
-        n, on_step = images.shape[0], self._stop
-        stop = (lambda p: on_step(n * p.step / max(p.total_steps, 1))) if on_step is not None else None
-        result = stylize(images, style, mask=masks, style_mask=style_regions, config=self.scfg,
-                         encoder=self.encoder, callback=stop)
-        if result.interrupted:
-            raise KeyboardInterrupt
-        totals = result.total if isinstance(result.total, list) else [result.total]
-        return result.image, [float(t) for t in totals]
-
-
 # ---------------------------------------------------------------- one run
 
 
@@ -410,12 +278,6 @@ def _load(item: Item, needs_mask: bool, use_parts: bool = False, *, given: bool 
     return _Loaded(item, image, mask, parts)
 
 
-def _uses_parts(cfg: PurifyConfig) -> bool:
-    """Whether the method reads an input's part labels (NAME_labels.png): the optimizer's
-    ``masked`` splits its background into skin and sclera with them."""
-    return cfg.method == "masked"
-
-
 def _copy(src: Path, dst: Path) -> None:
     data = src.read_bytes()
     atomic_write(dst, lambda fh: fh.write(data))
@@ -428,7 +290,7 @@ class _Run:
                  progress: Callable[[PurifyProgress], Any] | None, settings_sha256: str = "") -> None:
         self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
         self.progress = progress
-        self.uses_parts = _uses_parts(cfg)
+        self.uses_parts = uses_parts(cfg)
         self.settings_sha256 = settings_sha256
         self.records: dict[str, dict[str, Any]] = {}
         """This run's new records, by input (record_key): what its manifest flushes write."""
@@ -529,7 +391,7 @@ class _Run:
         target = self.out_dir / item.output
         target.parent.mkdir(parents=True, exist_ok=True)
         if loaded.labels is not None:
-            from masked_gatys.eyes.segment import write_companions  # deferred, as pupil_shift
+            from masked_gatys.eyes.segment import write_companions  # deferred: it imports scipy.ndimage
 
             write_companions(loaded.labels, target, target.parent)  # atomic, as every output
         elif loaded.mask is not None:
@@ -710,7 +572,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
-    _check_method(cfg)
+    check_method(cfg)
     if cfg.style_pool is not None and cfg.is_network:
         raise MaskedGatysError("--style-pool chooses the optimizer's style eyes; a network has its own style")
     items = list_inputs(source, exclude=[out_dir] + ([Path(cfg.style_pool)] if cfg.style_pool else []))
@@ -726,8 +588,8 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
         raise MaskedGatysError(_NO_MASKS.format(cfg.method))
 
     stop: dict[str, Any] = {}
-    method = (_Network(cfg, device) if cfg.is_network
-              else _Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
+    method = (Network(cfg, device) if cfg.is_network
+              else Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
     if cfg.mask == "none" and method.needs_mask:
         raise MaskedGatysError(_NO_MASKS.format(printable(Path(cfg.method).name)))
     segmenter = None
