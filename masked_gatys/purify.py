@@ -558,7 +558,8 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     """Purify every input of ``source`` into ``out_dir``; see the module's docstring.
 
     Errors found before any work (no inputs, two inputs with one output, an
-    output over an input, other settings than the folder was made with) raise
+    output over an input, other settings than the folder was made with, another
+    segmenter than its masks came from, ``mask="none"`` for a method that needs masks) raise
     :class:`~masked_gatys.errors.MaskedGatysError` subclasses. A bad input is
     recorded as failed (``fail_fast`` raises instead). ``progress(PurifyProgress)``
     after each image, and during an optimizer batch; returning True stops after
