@@ -25,7 +25,19 @@ The method is either an objective preset (``gatys``, ``masked``, ...) run by
 the batched projected L-BFGS of :func:`masked_gatys.stylize.stylize` (``B``
 images per batch, one history each, each stopping on its own), or a trained
 network (``johnson``, ``purifier``: the shipped eye checkpoints, or a
-checkpoint path), batched.
+checkpoint path), batched (:mod:`masked_gatys.purify_methods`). By default it
+is the shipped ``purifier`` (``masked`` where a style eye is given).
+
+Masks (``mask="auto"``, the default): an input's own ``NAME_mask.png`` (or
+manifest ``mask``) where it has one; for a method that needs masks, every
+other input's from the eye-part segmenter (:mod:`masked_gatys.eyes.segment`,
+the mask-less eyes of a batch in one call), written beside its output as
+``NAME_mask.png`` and ``NAME_labels.png`` (and its labels are ``masked``'s
+parts); an eye where it finds no iris is recorded ``failed: the segmenter finds
+no iris (a closed eye?)``. Each record says ``mask_source`` (``given``,
+``segmenter`` with ``segmenter_sha256``, or None); one warning per run says how
+many masks the segmenter made. ``mask="none"``: no masks; a method that needs
+them is refused before any work.
 
 >>> import tempfile, torch, warnings
 >>> from pathlib import Path
@@ -39,51 +51,51 @@ checkpoint path), batched.
 (1, 0, 'done', True)
 >>> purify(src, out, config=PurifyConfig(method="johnson")).skipped
 1
+>>> save_image(eye.image, src / "0001.png")  # no mask: the segmenter makes it
+>>> with warnings.catch_warnings(record=True) as said:
+...     warnings.simplefilter("always")
+...     report = purify(src, Path(tempfile.mkdtemp()) / "auto", config=PurifyConfig(pupil_shift=False))
+>>> [(r["status"], r["mask_source"]) for r in report.records]
+[('done', 'given'), ('done', 'segmenter')]
+>>> [str(w.message)[:36] for w in said if "segmenter" in str(w.message)]
+['masks of 1 eye made by the segmenter']
 """
 
-# Size (~670 lines, over the ~600 of STYLE): the two methods (_Network, _Optimizer) and the run
-# machinery share this module until issue 22 rewrites the methods for real eyes (automatic masks,
-# layouts); they move to their own module then, when the seam is where that work leaves it.
+# The methods (a network, the optimizer) live in purify_methods; this module is the run: inputs,
+# masks (given or the segmenter's), batches, records, resume.
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from masked_gatys.device import resolve_device
-from masked_gatys import nets
-from masked_gatys.checkpoints import SHIPPED, load_model, shipped_checkpoint
-from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_settings
-from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
-from masked_gatys.errors import MaskedGatysError, MaskError
-from masked_gatys.eyes.labels import load_parts, parts_from_labels
-from masked_gatys.eyes.layouts import layout_for
-from masked_gatys.eyes.render import style_eye
-from masked_gatys.eyes.styles import StylePool
-from masked_gatys.files import atomic_write, sha256_file
 from masked_gatys.colour import keeps_grey, luminance
+from masked_gatys.config import ObjectiveSettings, OptimizerSettings
+from masked_gatys.device import resolve_device
+from masked_gatys.errors import MaskedGatysError, MaskError
+from masked_gatys.eyes.labels import load_parts
+from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, save_image
-from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, find_companion, input_sha256,
-                                    is_done, list_inputs, manifest_name, merge_manifests, outside_outputs,
+from masked_gatys.manifests import (OUTSIDE, Item, check_outputs, check_settings, input_sha256,
+                                    is_done, list_inputs, locked, manifest_name, merge_manifests, outside_outputs,
                                     printable, record_key, select_shard, settings_fingerprint, update_manifest)
-from masked_gatys.masks import Regions, load_mask
+from masked_gatys.masks import load_mask
 from masked_gatys.objective import PRESETS
-from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
+from masked_gatys.purify_methods import NETWORKS, Network, Optimizer, check_method, uses_parts
 
 __all__ = ["PurifyConfig", "PurifyProgress", "PurifyReport", "purify", "NETWORKS", "SETTINGS_FILE"]
 
-#: network methods shipped with the package (any other checkpoint path works too)
-NETWORKS = tuple(sorted(SHIPPED))
 SETTINGS_FILE = "purify.json"
 # Settings that do not change what an image's output is: a rerun may change them.
 _RESUMABLE = {"batch_size", "device", "shard", "fail_fast", "pupil_shift", "write_workers"}
@@ -96,13 +108,25 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     The loss and optimizer settings are ``StylizeConfig``'s (:class:`ObjectiveSettings`,
     :class:`OptimizerSettings` in ``masked_gatys.config``), passed on to ``stylize`` as they are.
 
-    >>> PurifyConfig(method="purifier").is_network, PurifyConfig().is_network
-    (True, False)
+    >>> PurifyConfig().method, PurifyConfig(style="rendered").method, PurifyConfig(method="gatys").is_network
+    ('purifier', 'masked', False)
     """
 
-    method: str = "masked"
+    method: str | None = None
     """An objective preset (``masked``, ``gatys``, ...) for the optimizer, or a network:
-    ``johnson``, ``purifier`` or a checkpoint path."""
+    ``johnson``, ``purifier`` or a checkpoint path. None: ``masked`` where a ``style`` or
+    ``style_pool`` is given (they are the optimizer's), else the shipped ``purifier`` network:
+    the one-command path for real eyes (with ``mask="auto"``), measured best for gaze
+    (docs/gaze.md) and fast (no style eye, no loss network)."""
+    mask: str = "auto"
+    """Where the masks come from. ``auto``: an input's own (``NAME_mask.png`` beside it, a
+    manifest's ``mask`` column) where it has one; for a method that needs masks (a network
+    trained with them, the ``masked``/``regional`` presets) every other input's from the
+    eye-part segmenter (:mod:`masked_gatys.eyes.segment`), written as ``NAME_mask.png`` and
+    ``NAME_labels.png`` beside its output; an eye where it finds no iris fails. ``none``: no
+    masks (given ones ignored): methods that need masks are refused, ``gatys`` runs without."""
+    segmenter: str | None = None
+    """The segmenter checkpoint of ``mask="auto"``; None: the shipped ``segmenter.pt``."""
     style: str | None = None
     """The style image (optimizer only); ``rendered``: a rendered synthetic eye at each
     input's size (the style the shipped networks were trained on)."""
@@ -149,6 +173,10 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
             raise ValueError(f"unknown colour {self.colour!r}: use keep or style")
         if self.write_workers < 1:
             raise ValueError(f"write_workers must be >= 1, got {self.write_workers}")
+        if self.mask not in ("auto", "none"):
+            raise ValueError(f"unknown mask {self.mask!r}: use auto or none")
+        if self.method is None:
+            object.__setattr__(self, "method", "masked" if self.style or self.style_pool else "purifier")
 
     @property
     def is_network(self) -> bool:
@@ -199,149 +227,6 @@ class PurifyReport:
         return len(self.records)
 
 
-# ---------------------------------------------------------------- methods
-
-
-def _check_method(cfg: PurifyConfig) -> None:
-    """An unknown method is named as such, before any other setting is judged by it."""
-    if cfg.is_network and cfg.method not in NETWORKS and not Path(cfg.method).is_file():
-        raise MaskedGatysError(f"unknown method {cfg.method!r}: give a preset ({', '.join(sorted(PRESETS))}) "
-                               f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
-
-
-class _Network:
-    """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``."""
-
-    def __init__(self, cfg: PurifyConfig, device: torch.device) -> None:
-        _check_method(cfg)
-        path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
-        self.path = Path(path)
-        self.model = load_model(path, device=device)
-        self.needs_mask = isinstance(self.model.net, nets.Purifier)
-        self.identity = {"checkpoint": self.path.name, "sha256": sha256_file(self.path)}
-
-    def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
-        return self.model(images, masks).cpu(), [None] * images.shape[0]
-
-
-class _Optimizer:
-    """A preset minimised by :func:`~masked_gatys.stylize.stylize`, one encoder for every batch.
-
-    ``stop(working)`` after each iteration (the batch's share of its budget done, in
-    images): True stops the batch.
-    """
-
-    def __init__(self, cfg: PurifyConfig, device: torch.device,
-                 stop: Callable[[float], bool] | None = None) -> None:
-        if cfg.style is None and cfg.style_pool is None:
-            raise MaskedGatysError(f"the {cfg.method} preset needs a style image (--style FILE, or "
-                                   "--style rendered for a rendered synthetic eye, or --style-pool FOLDER)")
-        if cfg.style is not None and cfg.style_pool is not None:
-            raise MaskedGatysError("give --style or --style-pool, not both")
-        self.needs_mask = cfg.method in ("masked", "regional")
-        self.uses_parts = _uses_parts(cfg)
-        self.scfg = StylizeConfig(preset=cfg.method, iterations=cfg.iterations, device=str(device), colour=cfg.colour,
-                                  **shared_settings(cfg, ObjectiveSettings), **shared_settings(cfg, OptimizerSettings))
-        self.cfg = cfg
-        self.rendered = cfg.style == "rendered"
-        self.style: Tensor | None = None
-        self.style_regions = None
-        self.pool = None
-        self.style_parts: Tensor | None = None
-        self._warned_parts = False
-        if cfg.style_pool is not None:
-            self.pool = StylePool.from_folder(cfg.style_pool)
-            identity: dict[str, Any] = {"style_pool": Path(cfg.style_pool).name, "style_pool_sha256":
-                                        self.pool.fingerprint, "style_pool_n": len(self.pool)}
-        else:
-            identity = {"style": "rendered" if self.rendered else Path(cfg.style).name}
-        if not self.rendered and self.pool is None:
-            style_path = Path(cfg.style)
-            self.style = load_image(style_path)
-            mask_path = Path(cfg.style_mask) if cfg.style_mask else find_companion(style_path, "mask")
-            if mask_path is not None:
-                self.style_regions = load_mask(mask_path)
-                if self.style_regions.size != tuple(self.style.shape[-2:]):
-                    (mh, mw), (h, w) = self.style_regions.size, self.style.shape[-2:]
-                    raise MaskError(f"the style mask {mask_path.name} is {mw}x{mh} px but the style image "
-                                    f"{style_path.name} is {w}x{h} px (width x height): give a mask of the "
-                                    "style image's size")
-                identity["style_mask_sha256"] = sha256_file(mask_path)
-            labels_path = find_companion(style_path, "labels")
-            if labels_path is not None:
-                self.style_parts = load_parts(labels_path)
-                identity["style_labels_sha256"] = sha256_file(labels_path)
-            identity["style_sha256"] = sha256_file(style_path)
-        weights = resolve_weights(cfg.weights, seed=cfg.seed)
-        probe = Regions.from_binary(torch.full((1, 1, 2, 2), 0.5)) if self.needs_mask else None
-        objective_cfg = objective_config_for(self.scfg, probe, weights)
-        warn_if_random(weights, stacklevel=4)  # the one wording (encoder)
-        self.encoder = VGGEncoder(objective_cfg.layers, weights, pooling=self.scfg.pooling).to(device)
-        identity["weights"] = self.encoder.identity.to_dict()
-        identity["objective"] = objective_cfg.to_dict()
-        self.identity = identity
-        self._rendered: dict[tuple[tuple[int, int], str], tuple[Tensor, Regions, Tensor]] = {}
-        self._said: set[str] = set()
-        self._stop = stop
-
-    def _style_key(self, images: Tensor) -> tuple[tuple[int, int], str]:
-        """The rendered style eye's size and layout for this batch (the layout named or guessed)."""
-        name, reason = layout_for(images, self.cfg.layout)
-        if self.cfg.layout is None and name != "unity" and name not in self._said:
-            self._said.add(name)
-            warnings.warn(f"style 'rendered': {reason}, so the style eye is rendered in the {name} layout "
-                          "(--layout names another)", stacklevel=4)
-        return tuple(images.shape[-2:]), name
-
-    def _style_for(self, images: Tensor) -> tuple[Tensor, Regions | None]:
-        if not self.rendered:
-            return self.style, self.style_regions  # type: ignore[return-value]
-        key = self._style_key(images)
-        if key not in self._rendered:
-            # unity: the same eye as always, render_eye(yaw=0, pitch=0, domain="synthetic", seed)
-            eye = style_eye(key[1], size=key[0], seed=self.cfg.seed)
-            self._rendered[key] = (eye.image.float(), Regions.from_binary(eye.mask.float()), eye.labels[None])
-        return self._rendered[key][:2]
-
-    def _style_parts_for(self, images: Tensor) -> Tensor | None:
-        """The one style eye's part labels: the rendered eye's, or ``STYLE_labels.png``."""
-        hw = tuple(images.shape[-2:])
-        if self.rendered:
-            self._style_for(images)  # rendered once per size and layout, with its labels
-            return self._rendered[self._style_key(images)][2]
-        if self.style_parts is not None and tuple(self.style_parts.shape[-2:]) == tuple(hw):
-            return self.style_parts
-        return None
-
-    def run(self, images: Tensor, masks: Tensor | None,
-            parts: Tensor | None = None) -> tuple[Tensor, list[float | None]]:
-        if self.pool is not None:
-            style, pool_masks, style_parts = self.pool.styles_for(images, tuple(images.shape[-2:]))
-            style_regions = Regions.from_binary(pool_masks)
-        else:
-            style, style_regions = self._style_for(images)
-            style_parts = self._style_parts_for(images)
-        if parts is not None and style_parts is not None and self.cfg.method == "masked":
-            # both sides labelled: the skin and the sclera are matched apart (masked-eye preset)
-            masks = parts_from_labels(parts)
-            style_regions = parts_from_labels(style_parts)
-        elif parts is not None and not self._warned_parts:
-            self._warned_parts = True
-            warnings.warn("the inputs have part labels but the style eye has none (STYLE_labels.png, or a "
-                          "pool with NAME_labels.png): skin and sclera are matched as one background",
-                          stacklevel=2)
-        if masks is None:
-            style_regions = None
-        n, on_step = images.shape[0], self._stop
-        stop = (lambda p: on_step(n * p.step / max(p.total_steps, 1))) if on_step is not None else None
-        result = stylize(images, style, mask=masks, style_mask=style_regions, config=self.scfg,
-                         encoder=self.encoder, callback=stop)
-        if result.interrupted:
-            raise KeyboardInterrupt
-        totals = result.total if isinstance(result.total, list) else [result.total]
-        return result.image, [float(t) for t in totals]
-
-
 # ---------------------------------------------------------------- one run
 
 
@@ -352,6 +237,10 @@ class _Loaded:
     mask: Tensor | None
     parts: Tensor | None = None
     sha256: str | None = None
+    labels: Tensor | None = None
+    """The segmenter's labels ``(H, W)`` (``mask="auto"``); None: the mask, if any, was given."""
+    auto: bool = False
+    """No mask given: the segmenter makes it (before the batch runs)."""
 
 
 def _now() -> str:
@@ -365,14 +254,19 @@ def _failed(item: Item, exc: BaseException | str) -> dict[str, Any]:
             "pupil_shift": None, "seconds": None, "finished": _now(), "input_path": item.key}
 
 
-def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
+def _load(item: Item, needs_mask: bool, use_parts: bool = False, *, given: bool = True,
+          auto: bool = False) -> _Loaded:
+    """The input's image, its given mask (``given``: read them) and part labels; ``auto``: an
+    input without a mask is left to the segmenter instead of failing."""
     image = load_image(item.image)
     mask = None
-    if item.mask is not None:
+    if item.mask is not None and given:
         mask = load_mask(item.mask).region("attention")
         if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
             raise MaskError(f"{item.mask}: mask is {tuple(mask.shape[-2:])} but the image is "
                             f"{tuple(image.shape[-2:])}")
+    elif auto:
+        return _Loaded(item, image, None, auto=True)
     elif needs_mask:
         raise MaskError(f"{item.image}: no mask (NAME_mask.png beside it, or a 'mask' column)")
     parts = None
@@ -382,12 +276,6 @@ def _load(item: Item, needs_mask: bool, use_parts: bool = False) -> _Loaded:
             raise MaskError(f"{item.labels}: labels are {tuple(parts.shape[-2:])} but the image is "
                             f"{tuple(image.shape[-2:])}")
     return _Loaded(item, image, mask, parts)
-
-
-def _uses_parts(cfg: PurifyConfig) -> bool:
-    """Whether the method reads an input's part labels (NAME_labels.png): the optimizer's
-    ``masked`` splits its background into skin and sclera with them."""
-    return cfg.method == "masked"
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -402,7 +290,7 @@ class _Run:
                  progress: Callable[[PurifyProgress], Any] | None, settings_sha256: str = "") -> None:
         self.out_dir, self.manifest, self.total, self.cfg = out_dir, manifest, total, cfg
         self.progress = progress
-        self.uses_parts = _uses_parts(cfg)
+        self.uses_parts = uses_parts(cfg)
         self.settings_sha256 = settings_sha256
         self.records: dict[str, dict[str, Any]] = {}
         """This run's new records, by input (record_key): what its manifest flushes write."""
@@ -419,6 +307,15 @@ class _Run:
         self.stop_requested = False
         self.metadata: dict[str, Any] = {"software": "masked-gatys", "method": cfg.method}
         self.warnings: set[str] = set()
+        self.segmenter: Any = None
+        """The segmenter of ``mask="auto"`` (None: this run segments nothing)."""
+        self.segmented = 0
+
+    def expects_parts(self, item: Item) -> bool:
+        """Whether the input's output is made with part labels: given ones, or the segmenter's."""
+        if self.cfg.mask == "none":
+            return False
+        return item.labels is not None or (self.segmenter is not None and item.mask is None)
 
     def warn(self, text: str) -> None:
         """Keep a library warning; each is re-issued once at the end, not once per batch."""
@@ -463,9 +360,16 @@ class _Run:
                   "pupil_shift": None, "seconds": round(seconds, 5)}
         if self.uses_parts:
             record["parts_used"] = loaded.parts is not None  # a rerun redoes it when its labels come or go
-        for kind in ("mask", "labels"):
-            if getattr(item, kind) is not None:
-                record[f"output_{kind}"] = item.companion_output(kind)
+        if loaded.labels is not None:  # the segmenter's companions, written beside the output
+            out = PurePosixPath(item.output)
+            record.update(mask_source="segmenter", segmenter_sha256=self.segmenter.identity.get("sha256"),
+                          output_mask=str(out.with_name(f"{out.stem}_mask.png")),
+                          output_labels=str(out.with_name(f"{out.stem}_labels.png")))
+        else:
+            record["mask_source"] = "given" if loaded.mask is not None else None
+            for kind in ("mask", "labels"):
+                if getattr(item, kind) is not None and loaded.mask is not None:
+                    record[f"output_{kind}"] = item.companion_output(kind)
         record.update(input_path=item.key, input_sha256=loaded.sha256, settings_sha256=self.settings_sha256)
         metadata = dict(self.metadata, source=printable(item.rel))
         future = self.pool.submit(self._finish, loaded, output, metadata)
@@ -486,9 +390,14 @@ class _Run:
                 shift = None  # no findable pupil: not a failure of the purification
         target = self.out_dir / item.output
         target.parent.mkdir(parents=True, exist_ok=True)
-        for kind, source in (("mask", item.mask), ("labels", item.labels)):
-            if source is not None:
-                _copy(source, self.out_dir / str(item.companion_output(kind)))
+        if loaded.labels is not None:
+            from masked_gatys.eyes.segment import write_companions  # deferred: it imports scipy.ndimage
+
+            write_companions(loaded.labels, target, target.parent)  # atomic, as every output
+        elif loaded.mask is not None:
+            for kind, source in (("mask", item.mask), ("labels", item.labels)):
+                if source is not None:
+                    _copy(source, self.out_dir / str(item.companion_output(kind)))
         save_image(output[:, :1] if grey else output, target, metadata=metadata)
         return target.stat().st_size, shift
 
@@ -560,24 +469,64 @@ def _run_batch(run: _Run, method: Any, batch: list[_Loaded]) -> None:
 
 def _batches(run: _Run, todo: Sequence[tuple[Item, str | None]], size: int, needs_mask: bool,
              use_parts: bool = False):
-    """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time; bad inputs
-    recorded as failed."""
+    """Loaded items grouped by (size, has mask, has part labels), ``size`` at a time, the
+    segmenter's masks made (:func:`_segment`); bad inputs recorded as failed."""
     buckets: dict[tuple, list[_Loaded]] = {}
+    given, auto = run.cfg.mask != "none", run.segmenter is not None
     for item, sha256 in todo:
         try:
-            loaded = _load(item, needs_mask, use_parts)
+            loaded = _load(item, needs_mask, use_parts, given=given, auto=auto)
         except Exception as exc:  # one unreadable input never stops the run
             run.fail(item, exc, sha256)
             continue
         loaded.sha256 = sha256
-        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None, loaded.parts is not None)
+        key = (tuple(loaded.image.shape[-2:]), loaded.mask is not None or loaded.auto,
+               loaded.parts is not None or (loaded.auto and use_parts))
         bucket = buckets.setdefault(key, [])
         bucket.append(loaded)
         if len(bucket) == size:
-            yield buckets.pop(key)
+            batch = _segment(run, buckets.pop(key), use_parts)
+            if batch:
+                yield batch
         if run.stop_requested:
             return
-    yield from (b for b in buckets.values() if b)
+    for bucket in buckets.values():
+        batch = _segment(run, bucket, use_parts)
+        if batch:
+            yield batch
+
+
+#: the failure of an eye in which the segmenter finds no iris (mask="auto" never invents one)
+NO_IRIS = "the segmenter finds no iris (a closed eye?)"
+
+
+def _segment(run: _Run, batch: list[_Loaded], use_parts: bool) -> list[_Loaded]:
+    """The batch with the segmenter's masks (and part labels) for its mask-less eyes, all in one
+    call (they share a size); an eye without an iris, or that cannot be segmented, fails."""
+    todo = [b for b in batch if b.auto]
+    if not todo:
+        return batch
+    from masked_gatys.eyes.segment import mask_image  # deferred: it imports scipy.ndimage (see _finish)
+
+    try:
+        labels = run.segmenter(torch.cat([b.image for b in todo]))
+    except (MaskedGatysError, RuntimeError, ValueError) as exc:
+        for b in todo:
+            run.fail(b.item, f"the segmenter failed: {exc}", b.sha256)
+        return [b for b in batch if not b.auto]
+    kept = []
+    k = 0
+    for b in batch:
+        if b.auto:
+            lab, k = labels[k], k + 1
+            if not bool((lab >= 2).any()):
+                run.fail(b.item, NO_IRIS, b.sha256)
+                continue
+            b.labels, b.mask, b.auto = lab, mask_image(lab), False
+            b.parts = lab[None] if use_parts else None
+            run.segmented += 1
+        kept.append(b)
+    return kept
 
 
 def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]]) -> list[tuple[Item, str | None]]:
@@ -597,7 +546,7 @@ def _plan(run: _Run, items: Sequence[Item], previous: dict[str, dict[str, Any]])
                          "purify this source into its own output folder", sha256)
                 continue
         if (is_done(record, run.out_dir) and record.get("input_sha256") in (None, sha256)
-                and not (run.uses_parts and bool(record.get("parts_used")) != (item.labels is not None))):
+                and not (run.uses_parts and bool(record.get("parts_used")) != run.expects_parts(item))):
             run.add(item, record, skipped=True)
         else:
             todo.append((item, sha256))
@@ -609,7 +558,8 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     """Purify every input of ``source`` into ``out_dir``; see the module's docstring.
 
     Errors found before any work (no inputs, two inputs with one output, an
-    output over an input, other settings than the folder was made with) raise
+    output over an input, other settings than the folder was made with, another
+    segmenter than its masks came from, ``mask="none"`` for a method that needs masks) raise
     :class:`~masked_gatys.errors.MaskedGatysError` subclasses. A bad input is
     recorded as failed (``fail_fast`` raises instead). ``progress(PurifyProgress)``
     after each image, and during an optimizer batch; returning True stops after
@@ -623,7 +573,7 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
     source_path = None if isinstance(source, (list, tuple)) else Path(source)
     if source_path is not None and source_path.is_dir() and out_dir.resolve() == source_path.resolve():
         raise MaskedGatysError(f"{out_dir}: the output folder is the input folder; choose another")
-    _check_method(cfg)
+    check_method(cfg)
     if cfg.style_pool is not None and cfg.is_network:
         raise MaskedGatysError("--style-pool chooses the optimizer's style eyes; a network has its own style")
     items = list_inputs(source, exclude=[out_dir] + ([Path(cfg.style_pool)] if cfg.style_pool else []))
@@ -635,16 +585,28 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
         protected.append(cfg.method)
     check_outputs([item for item in items if item.key not in outside], out_dir, [Path(p) for p in protected])
     mine = select_shard(items, cfg.shard)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / manifest_name(cfg.shard)
+    if cfg.mask == "none" and cfg.method in ("masked", "regional"):
+        raise MaskedGatysError(_NO_MASKS.format(cfg.method))
 
     stop: dict[str, Any] = {}
-    method = (_Network(cfg, device) if cfg.is_network
-              else _Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
+    method = (Network(cfg, device) if cfg.is_network
+              else Optimizer(cfg, device, stop=lambda working: stop["run"].step(working)))
+    if cfg.mask == "none" and method.needs_mask:
+        raise MaskedGatysError(_NO_MASKS.format(printable(Path(cfg.method).name)))
+    segmenter = None
+    if cfg.mask == "auto" and method.needs_mask and any(i.mask is None and i.key not in outside for i in mine):
+        from masked_gatys.eyes.segment import load_segmenter  # deferred: it imports scipy.ndimage
+
+        segmenter = load_segmenter(cfg.segmenter, device=str(device))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / manifest_name(cfg.shard)
     settings = {"software": "masked-gatys", "settings": _settings(cfg, method.identity)}
     fingerprint = settings_fingerprint(settings["settings"])
     previous = check_settings(out_dir, settings, fingerprint, SETTINGS_FILE)
+    if segmenter is not None:
+        _check_segmenter(out_dir, segmenter.identity, previous)
     run = stop["run"] = _Run(out_dir, manifest, len(mine), cfg, progress, fingerprint)
+    run.segmenter = segmenter
     run.metadata["identity"] = method.identity
     interrupted = False
     try:
@@ -660,6 +622,9 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
                 break
     finally:
         run.close()
+    if run.segmented:
+        run.warn(f"masks of {run.segmented} eye{'s' if run.segmented != 1 else ''} made by the segmenter "
+                 f"({segmenter.identity.get('file', 'segmenter')}), written beside the outputs in {out_dir}")
     for text in sorted(run.warnings):
         warnings.warn(text, stacklevel=2)
     records = [run.by_item[item.key] for item in mine if item.key in run.by_item]
@@ -670,10 +635,40 @@ def purify(source: Any, out_dir: str | Path, *, config: PurifyConfig | None = No
                         interrupted=interrupted)
 
 
+_NO_MASKS = "--mask none: {} needs masks; use --mask auto or give NAME_mask.png"
+
+
+def _check_segmenter(out_dir: Path, identity: dict[str, Any], previous: dict[str, dict[str, Any]]) -> None:
+    """Masks of one output folder come from one segmenter: ``purify.json``'s ``segmenter`` (its
+    sha256, recorded by the first run that segments) and the records' ``segmenter_sha256`` must be
+    this one's. Kept out of the fingerprinted settings so that folders whose masks were all given
+    (made before ``mask="auto"`` too) resume, and take mask-less eyes later."""
+    sha = identity.get("sha256")
+    refuse = (f"{out_dir} holds outputs made with other settings (they differ in segmenter: its masks came from "
+              "another segmenter checkpoint); use another output folder, or remove it to start again")
+    if any(r.get("status") == "done" and r.get("segmenter_sha256") not in (None, sha) for r in previous.values()):
+        raise MaskedGatysError(refuse)
+    path = out_dir / SETTINGS_FILE
+    with locked(out_dir):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            return  # check_settings has just written it; a damaged one is its business
+        if data.get("segmenter") not in (None, sha):
+            raise MaskedGatysError(refuse)
+        if data.get("segmenter") is None:
+            write_json_atomic({**data, "segmenter": sha}, path)
+
+
 def _settings(cfg: PurifyConfig, identity: dict[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
-    for key in ("style", "style_mask", "style_pool", "weights"):  # compared by content (sha256) in identity
+    # compared by content (sha256): the style's in identity, the segmenter's in purify.json (_check_segmenter)
+    for key in ("style", "style_mask", "style_pool", "weights", "segmenter"):
         d.pop(key, None)
+    if d.get("mask") == "auto":  # given masks used as before --mask: output folders from before it resume
+        d.pop("mask", None)
     if d.get("layout") is None:  # guessed per batch from the inputs: runs from before --layout match
         d.pop("layout", None)
     if d.get("colour") is None:  # auto (grey kept grey): output folders from before --colour still resume

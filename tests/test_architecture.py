@@ -65,6 +65,7 @@ LAYERS = {
     # L2 pipelines: the core and the eye primitives
     "masked_gatys.stylize": PIPELINES,
     "masked_gatys.purify": PIPELINES,
+    "masked_gatys.purify_methods": PIPELINES,
     "masked_gatys.train": PIPELINES,
     "masked_gatys.bench": PIPELINES,
     "masked_gatys.bench.": PIPELINES,  # the bench/ package's modules, once it is one

@@ -61,7 +61,8 @@ def test_errors_are_one_line(eyes, tiny_net, tmp_path):
     for args, message in (([str(eyes), "-o", str(eyes), "--model", tiny_net], "output folder is the input"),
                           ([str(eyes), "-o", str(tmp_path / "o"), "--shard", "2/2"], "need 0 <= I < N"),
                           ([str(tmp_path / "none"), "-o", str(tmp_path / "o")], "input not found"),
-                          ([str(eyes), "-o", str(tmp_path / "o"), "--weights", "random"], "needs a style image"),
+                          ([str(eyes), "-o", str(tmp_path / "o"), "--preset", "masked", "--weights", "random"],
+                           "needs a style image"),
                           ([str(eyes), "-o", str(tmp_path / "o"), "--model", "nonet"], "unknown method 'nonet'")):
         result = CliRunner().invoke(main, ["purify", *args])
         assert result.exit_code != 0 and message in result.output, result.output

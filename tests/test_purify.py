@@ -236,12 +236,13 @@ def test_optimizer_records_the_objective_and_pupil_shift(tmp_path):
         purify(src, tmp_path / "out2", config=PurifyConfig(method="masked", weights="random"))
 
 
-def test_the_purifier_network_needs_masks(tmp_path):
+def test_the_purifier_network_needs_masks_and_takes_the_segmenters_where_none_is_given(tmp_path):
     src = _eyes(tmp_path / "src", 2)
     (src / "0001_mask.png").unlink()
     report = purify(src, tmp_path / "out", config=PurifyConfig(method="purifier", pupil_shift=False))
-    assert [r["status"][:6] for r in report.records] == ["done", "failed"]
-    assert "no mask" in report.records[1]["status"]
+    assert [(r["status"], r["mask_source"]) for r in report.records] == [("done", "given"), ("done", "segmenter")]
+    with pytest.raises(MaskedGatysError, match="--mask none: purifier needs masks"):
+        purify(src, tmp_path / "none", config=PurifyConfig(method="purifier", mask="none"))
 
 
 def test_stylize_and_purify_warn_of_random_weights_in_the_encoders_words(tmp_path):

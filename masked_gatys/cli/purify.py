@@ -91,9 +91,17 @@ class _Bar:
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: purified images at the inputs' relative paths, masks beside them, "
                    "manifest.jsonl.")
-@click.option("--model", help="A network instead of the optimizer: johnson, purifier (shipped) or a checkpoint.")
-@click.option("--preset", default=lambda: _default("method"), show_default="masked",
-              help="Objective preset for the optimizer (gatys, masked, regional, ...).")
+@click.option("--model", help="A network: johnson, purifier (shipped) or a checkpoint.  [default: purifier, "
+                               "unless --preset, --style or --style-pool choose the optimizer]")
+@click.option("--preset", help="Objective preset for the optimizer (gatys, masked, regional, ...).  "
+                               "[default: masked where --style or --style-pool is given]")
+@click.option("--mask", "mask", type=click.Choice(["auto", "none"]), default=lambda: _default("mask"),
+              show_default="auto",
+              help="auto: each eye's NAME_mask.png where given, else the segmenter's (written beside the "
+                   "output as NAME_mask.png, NAME_labels.png; an eye with no iris fails); none: no masks "
+                   "(gatys only).")
+@click.option("--segmenter", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Segmenter checkpoint for --mask auto.  [default: the shipped segmenter.pt]")
 @click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
 @click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
@@ -127,7 +135,8 @@ class _Bar:
               help="Measure each output's pupil shift (about 80 ms per 36x60 image).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @error_boundary
-def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str, style: str | None,
+def purify_command(source: Path | None, out_dir: Path, model: str | None, preset: str | None, mask: str,
+                   segmenter: str | None, style: str | None,
                    style_mask: str | None, layout: str | None, style_pool: str | None, colour: str | None, iterations: int, batch_size: int | None, weights: str | None,
                    max_layer: str | None, content_weight: float | None, style_weight: float | None,
                    tv_weight: float | None, history_size: int, seed: int, device: str,
@@ -136,14 +145,16 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     """Purify every image of SOURCE (a folder, or a .csv / .jsonl manifest) into OUTPUT.
 
     \b
-    masked-gatys purify eyes/ -o purified/ --model purifier
+    masked-gatys purify eyes/ -o purified/
     masked-gatys purify eyes/ -o purified/ --style unity.png --iterations 100
     masked-gatys purify eyes/ -o purified/ --style-pool synthetic-eyes/
     masked-gatys purify list.csv -o purified/ --model purifier --shard 0/4
     masked-gatys purify --merge -o purified/
     torchrun --nproc-per-node 2 -m masked_gatys purify eyes/ -o purified/ --model purifier
 
-    A rerun skips what is done and redoes what failed, was cut off or
+    With no method named, the shipped purifier network runs, with each
+    eye's NAME_mask.png or, where there is none, the segmenter's mask
+    (--mask auto). A rerun skips what is done and redoes what failed, was cut off or
     changed; OUTPUT's manifest.jsonl keeps the records of every source
     purified into it. A bad image is recorded as failed and the run goes on;
     it exits 1 when every image failed. Ctrl-C or SIGTERM finish the writes
@@ -169,7 +180,7 @@ def purify_command(source: Path | None, out_dir: Path, model: str | None, preset
     from masked_gatys.purify import PurifyConfig, purify
 
     config = PurifyConfig(
-        method=model if model is not None else preset, style=style, style_mask=style_mask, layout=layout,
+        method=model if model is not None else preset, mask=mask, segmenter=segmenter, style=style, style_mask=style_mask, layout=layout,
         style_pool=style_pool, colour=colour, iterations=iterations, batch_size=batch_size, weights=weights, max_layer=max_layer, device=device,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         history_size=history_size, seed=seed, shard=shard, fail_fast=fail_fast, pupil_shift=pupil_shift)
