@@ -162,7 +162,10 @@ def test_unityeyes_errors(tmp_path):
 # --------------------------------------------------------------------------- MPIIGaze
 
 
-def _mpii_fixture(path, n, seed):
+def _mpii_fixture(path, n, seed, *, eyes=False):
+    """An MPIIGaze ``pXX/dayYY.mat`` as scipy writes MATLAB 5 files: ``data.right/left.image``
+    (n, 36, 60) uint8, ``.gaze`` (n, 3) unit vectors, ``.pose``. Images: noise, or with
+    ``eyes`` grey eyes rendered in the mpiigaze layout looking where the gaze says."""
     import scipy.io
 
     rng = np.random.default_rng(seed)
@@ -171,8 +174,14 @@ def _mpii_fixture(path, n, seed):
         yaw = rng.uniform(-0.3, 0.3, n)  # MPIIGaze's own angles
         pitch = rng.uniform(-0.2, 0.2, n)
         gaze = np.stack([-np.cos(pitch) * np.sin(yaw), -np.sin(pitch), -np.cos(pitch) * np.cos(yaw)], 1)
-        sides[side] = {"image": rng.integers(0, 256, (n, 36, 60), dtype=np.uint8), "gaze": gaze,
-                       "pose": np.zeros((n, 3))}
+        if eyes:  # ours: the opposite yaw, the same pitch (test_mpiigaze_reads_both_eyes_and_converts_gaze)
+            images = np.stack([
+                (render_eye(yaw=-math.degrees(a), pitch=math.degrees(b), layout="mpiigaze", look="webcam",
+                            seed=int(rng.integers(1 << 30))).image[0, 0].numpy() * 255).round().astype(np.uint8)
+                for a, b in zip(yaw, pitch)])
+        else:
+            images = rng.integers(0, 256, (n, 36, 60), dtype=np.uint8)
+        sides[side] = {"image": images, "gaze": gaze, "pose": np.zeros((n, 3))}
         sides[side + "_angles"] = (yaw, pitch)
     path.parent.mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(str(path), {"data": {"right": sides["right"], "left": sides["left"]},

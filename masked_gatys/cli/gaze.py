@@ -68,7 +68,8 @@ class _Bar:
 @click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
               help="Framing of the rendered eyes (train, test and style): unity (the original, RGB), "
                    "mpiigaze (MPIIGaze's grey, equalised patches: the paper's Table 2 setting), nir "
-                   "(near-infrared frames; give --size too). [default: unity]")
+                   "(near-infrared frames; give --size too). [default: guessed from the first test data "
+                   "set (grey 36x60: mpiigaze), said in one line; with rendered test sets only: unity]")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Training set seed. [default: 0]")
 @click.option("--test-seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Test set seed. [default: 1]")
 @click.option("--purify", type=CommaList(), default=None,
@@ -99,6 +100,11 @@ class _Bar:
 @click.option("--max-layer", default=None,
               help="Deepest VGG layer the optimizer methods use ('auto': as deep as the weights go; at "
                    "36x60 the iris and pupil regions vanish below relu3). [default: relu3_4]")
+@click.option("--mask", "mask", type=click.Choice(["auto", "none"]), default=None,
+              help="Masks of test sets that come without (MPIIGaze, a folder without a mask column): auto = "
+                   "the shipped segmenter's, cached in --out (an eye with no iris is left out of the purified "
+                   "columns that need a mask, and counted); none = no masks, and methods that need one "
+                   "(masked, regional, purifier) are refused. [default: auto]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Eyes purified per batch. [default: purify's]")
@@ -120,7 +126,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
                  purify_n: int | None,
                  style: str | None, style_mask: str | None, style_pool: str | None, style_pool_n: int | None,
                  iterations: int | None, weights: str | None,
-                 max_layer: str | None, device: str, batch_size: int | None, epochs: int | None,
+                 max_layer: str | None, mask: str | None, device: str, batch_size: int | None, epochs: int | None,
                  json_path: Path | None, plot_path: Path | None, quick: bool, quiet: bool) -> None:
     """Train gaze estimators on synthetic eyes; test them on real eyes, raw and purified.
 
@@ -136,7 +142,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
         "test_n": test_n, "size": size, "layout": layout, "seed": seed, "test_seed": test_seed, "purify": purify,
         "purify_n": purify_n, "style": style, "style_mask": style_mask, "style_pool_n": style_pool_n,
         "iterations": iterations, "weights": weights,
-        "max_layer": max_layer, "batch_size": batch_size}.items() if v is not None}
+        "max_layer": max_layer, "batch_size": batch_size, "mask": mask}.items() if v is not None}
     changes["purify_synthetic"] = purify_synthetic
     if style_pool is not None:
         changes["style_pool"] = None if style_pool.lower() == "none" else style_pool
@@ -154,7 +160,7 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
             raise click.ClickException("--plot needs matplotlib: pip install masked-gatys[bench]") from None
     bar = _Bar(quiet)
     try:
-        report = evaluate(cfg, progress=bar)
+        report = evaluate(cfg, progress=bar, notify=lambda line: _notice(bar, line))
     finally:
         bar.close()
     for name, reason in report.skipped.items():
@@ -166,6 +172,12 @@ def gaze_command(out: Path | None, estimators: tuple[str, ...] | None, train: st
     if plot_path is not None and "plot" in report.paths:
         shutil.copyfile(report.paths["plot"], plot_path)
     click.echo(f"wrote {', '.join(Path(p).name for p in report.paths.values())} to {cfg.out}", err=True)
+
+
+def _notice(bar: _Bar, line: str) -> None:
+    bar.close()  # the line under the finished bar, not through it
+    bar.stage = None
+    click.echo(f"notice: {line}", err=True)
 
 
 def _echo_targets(targets: dict[str, Any]) -> None:

@@ -144,7 +144,8 @@ class GazeSet:
     def write(self, folder: str | os.PathLike) -> Path:
         """Write the set as PNGs plus ``manifest.jsonl`` (the labelled-folder format).
 
-        Returns the manifest's path; :func:`load_labelled_folder` reads it back. Rewrites
+        Returns the manifest's path; :func:`load_labelled_folder` reads it back. Files are named
+        after the ids (characters other than letters, digits, ``._-`` as ``_``). Rewrites
         nothing when the folder already holds this set (same ids, labels and source).
         """
         folder = Path(folder)
@@ -152,12 +153,13 @@ class GazeSet:
         manifest = folder / "manifest.jsonl"
         rows = []
         for i, ident in enumerate(self.ids):
-            row: dict[str, Any] = {"id": ident, "image": f"{ident}.png",
+            stem = _file_stem(ident)
+            row: dict[str, Any] = {"id": ident, "image": f"{stem}.png",
                                    "yaw": float(self.gaze[i, 0]), "pitch": float(self.gaze[i, 1])}
             if self.masks is not None:
-                row["mask"] = f"{ident}_mask.png"
+                row["mask"] = f"{stem}_mask.png"
             if self.parts is not None:
-                row["labels"] = f"{ident}_labels.png"
+                row["labels"] = f"{stem}_labels.png"
             if self.pupil is not None and np.isfinite(self.pupil[i]).all():
                 row["pupil_x"], row["pupil_y"] = float(self.pupil[i, 0]), float(self.pupil[i, 1])
             rows.append(row)
@@ -177,6 +179,15 @@ class GazeSet:
         atomic_write(stamp, lambda f: f.write(source_text.encode("utf-8")))
         atomic_write(manifest, lambda f: f.write(text.encode("utf-8")))
         return manifest
+
+
+def _file_stem(ident: str) -> str:
+    """A file name for an eye's id: MPIIGaze's ``p00/day01/right/0000`` is ``p00_day01_right_0000``.
+
+    >>> _file_stem("p00/day01/right/0000"), _file_stem("00012")
+    ('p00_day01_right_0000', '00012')
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", ident)
 
 
 # --------------------------------------------------------------------------- rendered sets

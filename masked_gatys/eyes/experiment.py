@@ -42,9 +42,12 @@ from masked_gatys.bench.metadata import machine_metadata
 from masked_gatys.device import resolve_device
 from masked_gatys.encoder import default_weights
 from masked_gatys import __version__
-from masked_gatys.checkpoints import shipped_checkpoint
+from masked_gatys import nets
+from masked_gatys.checkpoints import load_model, shipped_checkpoint
 from masked_gatys.errors import GazeError
+from masked_gatys.eyes.layouts import guess_layout
 from masked_gatys.eyes.pupil import pupil_center
+from masked_gatys.eyes.segment import load_segmenter, segment
 from masked_gatys.eyes.render import style_eye
 from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, resize_to, save_image
@@ -66,8 +69,10 @@ from masked_gatys.files import recorded_name, sha256_file
 __all__ = ["ExperimentConfig", "GazeReport", "evaluate", "quick_config", "load_gaze_set", "format_table"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Notify = Callable[[str], None]  # one line for the user
 
 NETS = ("johnson", "purifier")
+MASK_MODES = ("auto", "none")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,15 @@ class ExperimentConfig:
     never its labels), a folder path names another pool, ``None`` uses one ``style`` eye for
     all. ``style``: that one style eye (default: the synthetic render of seed 0 looking at
     (0, 0), at the experiment's size) and its mask; giving it turns the pool off.
+    ``layout``: the framing of the rendered eyes; None guesses it from the first test data set
+    given by path (:func:`masked_gatys.eyes.layouts.guess_layout`: grey 36x60 is ``mpiigaze``),
+    else ``unity``. ``mask``: ``"auto"`` gives test sets that come without masks (MPIIGaze,
+    a folder without a mask column) the shipped segmenter's
+    (:func:`masked_gatys.eyes.segment.segment`), cached in ``OUT/masks/``; an eye in which it
+    finds no iris (a closed eye) is left out of the purified columns of the methods that need
+    a mask (``masked``, ``regional``, ``masked-eye``, ``purifier``), and counted there
+    (``no_iris``); methods without a mask purify it. ``"none"``: no segmenter; a method that
+    needs a mask on a test set without masks is refused.
     """
 
     out: str = "gaze-out"
@@ -106,7 +120,7 @@ class ExperimentConfig:
     pitch_range: float = 20.0
     # the renderer's framing of rendered train and test eyes and of the rendered style eye
     # (masked_gatys.eyes.layouts): mpiigaze for the paper's Table 2 setting
-    layout: str = "unity"
+    layout: str | None = None
     purify: tuple[str, ...] = ("none", "masked", "purifier")
     purify_synthetic: bool = False
     purify_n: int | None = None
@@ -123,6 +137,7 @@ class ExperimentConfig:
     max_layer: str | None = "relu3_4"
     device: str = "cpu"
     batch_size: int | None = None
+    mask: str = "auto"
     cnn: CNNConfig = field(default_factory=CNNConfig)
     sheet_n: int = 6
 
@@ -150,10 +165,12 @@ class GazeReport:
     metadata: dict[str, Any]
     targets: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"metadata": self.metadata, "columns": self.columns, "errors": self.errors,
-                "estimators": self.estimators, "skipped": self.skipped, "targets": self.targets}
+                "estimators": self.estimators, "skipped": self.skipped, "targets": self.targets,
+                "notices": self.notices}
 
 
 # --------------------------------------------------------------------------- data
@@ -226,23 +243,136 @@ def _train_set(cfg: ExperimentConfig, progress: Progress | None) -> GazeSet:
     return _quantised(load_gaze_set(cfg.train, size=cfg.size, limit=cfg.train_n))
 
 
-def _test_sets(cfg: ExperimentConfig, progress: Progress | None) -> dict[str, GazeSet]:
+def _test_sets(cfg: ExperimentConfig, progress: Progress | None, *, render: bool = True,
+               loaded: dict[str, GazeSet] | None = None) -> dict[str, GazeSet]:
+    """The test sets in ``cfg.test``'s order; ``render=False``: the data sets only (the layout of
+    the rendered ones may be guessed from them); ``loaded``: sets already read, by name."""
     sets: dict[str, GazeSet] = {}
     for spec in cfg.test:
         if spec == "render":
+            if not render:
+                continue
             sets["synthetic"] = _rendered(cfg, cfg.test_n, "synthetic", cfg.test_seed, progress)
             sets["real"] = _rendered(cfg, cfg.test_n, "real", cfg.test_seed, progress)
         else:
-            name = Path(spec).stem if Path(spec).is_file() else Path(spec).name
+            name = _test_name(spec)
+            if loaded is not None and name in loaded:
+                sets[name] = loaded[name]
+                continue
             s = _quantised(load_gaze_set(spec, size=cfg.size, limit=cfg.test_n))
             sets[name] = s.with_images(s.images, spec_key=_key(str(Path(spec).resolve())))
     return sets
+
+
+def _test_name(spec: str) -> str:
+    """A test set's column name: its file's stem or its folder's name."""
+    return Path(spec).stem if Path(spec).is_file() else Path(spec).name
 
 
 def _set_key(s: GazeSet) -> str:
     """The identity of a test set's eyes, whatever their number: eye i of a rendered set depends
     on the seed and i alone, so a larger run reuses the purified eyes of a smaller one."""
     return _key({k: v for k, v in s.source.items() if k not in ("n", "subset")})
+
+
+def _with_layout(cfg: ExperimentConfig, tests: dict[str, GazeSet]) -> tuple[ExperimentConfig, str | None]:
+    """``cfg`` with its layout decided, and the line saying so when it was guessed.
+
+    Named: kept. Else guessed (:func:`~masked_gatys.eyes.layouts.guess_layout`) from the first
+    test set given by path, which the rendered training eyes should look like; no such set:
+    ``unity``.
+    """
+    if cfg.layout is not None:
+        return cfg, None
+    paths = [spec for spec in cfg.test if spec != "render"]
+    if not paths:
+        return replace(cfg, layout="unity"), None
+    name = _test_name(paths[0])
+    layout, reason = guess_layout(tests[name].images)
+    what = "rendered training eyes" if cfg.train == "render" else "rendered eyes"
+    return replace(cfg, layout=layout), f"layout {layout} for the {what}, guessed from {name}: {reason} (--layout names one)"
+
+
+def _needs_mask(method: str) -> bool:
+    """Whether purifying by ``method`` needs each eye's attention mask (purify refuses an eye without).
+
+    >>> _needs_mask("purifier"), _needs_mask("johnson"), _needs_mask("masked"), _needs_mask("gatys")
+    (True, False, True, False)
+    """
+    if method in NETS or method.endswith(".pt"):
+        try:
+            return isinstance(load_model(method).net, nets.Purifier)
+        except Exception:  # an unreadable file: purify gives the error, with its own words
+            return False
+    try:
+        c = preset(method)
+    except Exception:  # regional needs the mask's region names; an unknown name: purify says so
+        return method == "regional"
+    return any(t.region is not None for t in c.terms)
+
+
+def _segmented(cfg: ExperimentConfig, name: str, s: GazeSet, progress: Progress | None) -> tuple[GazeSet, dict[str, Any]]:
+    """``s`` with the shipped segmenter's part labels and attention masks (cached in ``OUT/masks/``).
+
+    The cache is keyed by the images' bytes and the segmenter's sha256, so a rerun segments
+    nothing and a retrained segmenter segments afresh. The set's source records the segmenter,
+    so its purified folders are apart from those of other masks.
+    """
+    seg = load_segmenter()
+    identity = {"file": seg.identity.get("file"), "sha256": seg.identity.get("sha256")}
+    pixels = (s.images * 255).round().to(torch.uint8).numpy()
+    key = _key("masks", hashlib.sha256(pixels.tobytes()).hexdigest(), list(s.ids), identity["sha256"])
+    path = Path(cfg.out) / "masks" / f"{name}-{len(s)}-{key}.pt"
+    stage = f"segment {name}"
+    if path.is_file():
+        labels = torch.load(path, map_location="cpu", weights_only=True)["labels"]
+    else:
+        if progress is not None:
+            progress(stage, 0, len(s))
+        labels = segment(s.images, model=seg).to(torch.uint8)
+        _save_torch({"labels": labels, "ids": list(s.ids), "segmenter": json.dumps(identity)}, path)
+        if progress is not None:
+            progress(stage, len(s), len(s))
+    masks = (labels >= 2).float()[:, None]
+    no_iris = [ident for ident, m in zip(s.ids, masks) if not bool(m.any())]
+    out = GazeSet(s.images, s.gaze, masks, s.pupil, s.ids,
+                  dict(s.source, masks={"from": "segmenter", "sha256": identity["sha256"]}), labels)
+    info = {"from": "segmenter", "segmenter": identity, "n": len(s), "no_iris": len(no_iris),
+            "no_iris_ids": no_iris[:20], "cache": str(path.relative_to(cfg.out))}
+    return out, info
+
+
+def _masked_tests(cfg: ExperimentConfig, tests: dict[str, GazeSet], progress: Progress | None,
+                  notify: Notify | None) -> tuple[dict[str, GazeSet], dict[str, Any]]:
+    """Every test set with attention masks where it can have them, and where they came from.
+
+    ``cfg.mask == "auto"``: sets without masks get the segmenter's (one notice for the run);
+    ``"none"``: they keep none, and a method that needs a mask is refused here, before any
+    training.
+    """
+    if cfg.mask not in MASK_MODES:
+        raise GazeError(f"mask={cfg.mask!r}: use auto or none")
+    sources = {name: {"from": "rendered" if s.source.get("kind") == "rendered" else "data set"}
+               for name, s in tests.items() if s.masks is not None}
+    bare = [name for name, s in tests.items() if s.masks is None]
+    purified = [name for name in bare if name != "synthetic" or cfg.purify_synthetic]
+    masked_methods = [m for m in cfg.purify if m != "none" and _needs_mask(m)]
+    if cfg.mask == "none":
+        if purified and masked_methods:
+            raise GazeError(f"--purify {','.join(masked_methods)}: needs masks and test set {purified[0]} has none (mask none): "
+                            f"use --mask auto (the segmenter's masks) or purify with gatys or johnson")
+        return tests, {**sources, **{name: {"from": None} for name in bare}}
+    out = dict(tests)
+    said = []
+    for name in bare:
+        out[name], sources[name] = _segmented(cfg, name, tests[name], progress)
+        k = sources[name]["no_iris"]
+        said.append(f"{name} ({len(tests[name])} eyes" + (f", {k} with no iris: left out of the purified "
+                                                            f"columns that need a mask" if k else "") + ")")
+    if said and notify is not None:
+        notify(f"masks from the segmenter ({sources[bare[0]]['segmenter']['file']}) for the test sets without "
+               f"masks: {'; '.join(said)}")
+    return out, sources
 
 
 # --------------------------------------------------------------------------- estimators
@@ -415,9 +545,18 @@ def _columns(cfg: ExperimentConfig, tests: dict[str, GazeSet], progress: Progres
                 continue
             if cfg.purify_n is not None and cfg.purify_n < len(s):
                 s = s.subset(range(cfg.purify_n), name=f"first {cfg.purify_n}")
+            no_iris = 0
+            if s.masks is not None and _needs_mask(method):
+                # an eye the segmenter (or the data) gives no iris: nothing for the mask to keep
+                keep = [i for i in range(len(s)) if bool(s.masks[i].any())]
+                no_iris = len(s) - len(keep)
+                if no_iris:
+                    s = s.subset(keep, name=f"{len(keep)} with an iris of {len(s)}")
+                if not keep:
+                    raise GazeError(f"no eye of {name} has an iris to purify by {method}")
             purified, info = _purified(cfg, name, s, method, progress, pool)
             out.append(({"name": f"{name}+{_method_slug(method)}", "test_set": name, "method": method,
-                         "n": len(purified), **info}, purified))
+                         "n": len(purified), **info, "no_iris": no_iris}, purified))
     return out
 
 
@@ -479,19 +618,36 @@ def _metadata(cfg: ExperimentConfig) -> dict[str, Any]:
     return meta
 
 
-def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | None = None) -> GazeReport:
+def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | None = None,
+             notify: Notify | None = None) -> GazeReport:
     """Run the gaze experiment; write ``results.json``, ``table.md``, ``sheet.png`` (and
-    ``plot.png`` where matplotlib is installed) into ``config.out``; return the report."""
+    ``plot.png`` where matplotlib is installed) into ``config.out``; return the report.
+
+    ``notify(line)`` hears the run's notices as they come (a guessed layout, the segmenter's
+    masks); the report keeps them too."""
     cfg = config or ExperimentConfig()
     names, skipped = available_estimators(cfg.estimators)
     if not names:
         raise GazeError(f"no estimator can run: {skipped}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    notices: list[str] = []
+
+    def say(line: str) -> None:
+        notices.append(line)
+        if notify is not None:
+            notify(line)
+
     seconds: dict[str, float] = {}
     t = time.perf_counter()
+    # the data sets first: the rendered eyes take their layout when none is named
+    data_sets = _test_sets(cfg, progress, render=False)
+    cfg, guessed = _with_layout(cfg, data_sets)
+    if guessed:
+        say(guessed)
+    tests = _test_sets(cfg, progress, loaded=data_sets)
+    tests, mask_sources = _masked_tests(cfg, tests, progress, say)
     train = _train_set(cfg, progress)
-    tests = _test_sets(cfg, progress)
     seconds["data"] = time.perf_counter() - t
     t = time.perf_counter()
     fitted = _fit_estimators(cfg, train, names, progress)
@@ -525,8 +681,11 @@ def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | Non
     meta = _metadata(cfg)
     meta["seconds"] = seconds
     meta["train_set"] = train.source
+    meta["masks"] = mask_sources
+    for col, _ in columns:
+        col["masks"] = mask_sources.get(col["test_set"], {}).get("from")
     report = GazeReport([c for c, _ in columns], errors,
-                        {e: getattr(fitted[e], "record", {}) for e in names}, skipped, meta)
+                        {e: getattr(fitted[e], "record", {}) for e in names}, skipped, meta, notices=notices)
     report.targets = _targets(errors, report.columns)
     _write_outputs(report, cfg, columns, per_eye)
     return report
@@ -557,7 +716,9 @@ def format_table(report: GazeReport) -> str:
 
     lines.append("| pupil vs truth (px) | " + " | ".join(pupil_cell(c.get("pupil_error_truth")) for c in report.columns) + " |")
     lines.append("| pupil shift (px) | " + " | ".join(pupil_cell(c.get("shift_content")) for c in report.columns) + " |")
-    lines.append("| eyes (failed) | " + " | ".join(f"{c['n']} ({c['failed']})" for c in report.columns) + " |")
+    lines.append("| eyes (failed) | " + " | ".join(
+        f"{c['n']} ({c['failed']}" + (f"; {c['no_iris']} no iris, left out" if c.get("no_iris") else "") + ")"
+        for c in report.columns) + " |")
     return "\n".join(lines) + "\n"
 
 
