@@ -34,8 +34,8 @@ from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 from masked_gatys.optim import minimize
 
-__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "OPTIMIZERS", "STOP_TOL",
-           "STOP_WINDOW", "MIN_SIZE"]
+__all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "content_masks",
+           "MASK_WORDS", "OPTIMIZERS", "STOP_TOL", "STOP_WINDOW", "MIN_SIZE"]
 
 PathLike = Union[str, os.PathLike]
 ImageLike = Union[PathLike, Tensor]
@@ -86,12 +86,22 @@ class StylizeResult:
     stop_reason: str
     config: StylizeConfig
     objective: ObjectiveConfig
+    mask_source: str = "none"
+    """Where the content's mask came from: ``given`` (a path, tensor or regions), ``segmenter``
+    (``mask="auto"``, or an eye without a mask: :func:`content_masks`) or ``none``."""
+    labels: Tensor | None = field(default=None, repr=False)
+    """The segmenter's part labels ``(B, H, W)`` (0 skin, 1 sclera, 2 iris, 3 pupil) at the
+    content's own size when ``mask_source == "segmenter"``, else None."""
+    segmenter: str | None = None
+    """Which segmenter made the masks: ``shipped`` (``masked_gatys/data/segmenter.pt``) or the
+    model given; None when none did."""
 
     def to_dict(self) -> dict:
         return {
             "parameters": self.config.to_dict(),
             "objective": self.objective.to_dict(),
             "weights": self.weights.to_dict(),
+            "mask": {"source": self.mask_source, "segmenter": self.segmenter},
             "result": {"total": self.total, "terms": self.terms, "seconds": self.seconds,
                        "n_iter": self.n_iter, "n_eval": self.n_eval, "interrupted": self.interrupted,
                        "stop_reason": self.stop_reason},
@@ -113,6 +123,10 @@ class Problem:
     config: StylizeConfig
     objective_config: ObjectiveConfig
     device: torch.device
+    mask_source: str = "none"
+    """As :attr:`StylizeResult.mask_source`."""
+    labels: Tensor | None = None
+    """As :attr:`StylizeResult.labels`."""
 
 
 def _as_image(value: ImageLike, label: str) -> Tensor:
@@ -155,6 +169,9 @@ class _Inputs:
     style_regions: list[Regions | None]
     chroma: Tensor | None = None
     """The content's (Cb, Cr) for ``original_colors="luminance"``."""
+    mask_source: str = "none"
+    labels: Tensor | None = None
+    segmenter: str | None = None
 
 
 def _as_list(value) -> list:
@@ -163,13 +180,104 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig) -> _Inputs:
+#: ``mask`` words that are not a file: the segmenter makes the masks, or there is none
+MASK_WORDS = ("auto", "none")
+#: the presets that cannot run without an attention mask
+_NEEDS_MASK = ("masked", "masked-eye")
+
+
+def _content_name(content: ImageLike, b: int, batch: int) -> str:
+    if not isinstance(content, Tensor):
+        return str(content)
+    return "the content image" if batch == 1 else f"content image {b} of the batch"
+
+
+def _segment(content_img: Tensor, segmenter: Any) -> Tensor:
+    """The segmenter's labels ``(B, H, W)`` of the content images."""
+    from masked_gatys.eyes.segment import segment  # deferred: scipy.ndimage (through eyes.pupil)
+
+    return segment(content_img, model=segmenter)
+
+
+def _looks_like_eyes(content_img: Tensor, labels: Tensor) -> bool:
+    """Most images look like an eye in the segmenter's iris (``subject="auto"``'s rule)."""
+    from masked_gatys.eyes.pupil import looks_like_eye  # deferred: scipy.ndimage costs 0.8 s to import
+
+    attention = (labels >= 2).float()[:, None]
+    votes = [looks_like_eye(content_img[b:b + 1], attention[b:b + 1]) for b in range(content_img.shape[0])]
+    return 2 * sum(votes) >= len(votes)
+
+
+def content_masks(content: ImageLike, mask, cfg: StylizeConfig, *, segmenter: Any = None,
+                  style_mask=None) -> tuple[Any, str, Tensor | None]:
+    """The content mask a run uses: ``(mask, source, labels)``.
+
+    ``mask`` is a path, tensor or regions (used as given: source ``given``), ``"none"``
+    (no mask), ``"auto"`` (the eye-part segmenter, ``masked_gatys.eyes.segment``, makes
+    it: source ``segmenter``) or None, which means ``auto`` for an eye and no mask
+    otherwise: ``auto`` when the preset needs a mask (``masked``, ``masked-eye``), or, with
+    no preset named and ``config.subject`` ``eye`` or ``auto``, when the segmenter finds an
+    iris in every image (and, for ``auto``, the pupil detector calls most of them eyes:
+    ``masked_gatys.eyes.pupil.looks_like_eye``); else no mask, as before.
+
+    The segmenter's mask is the attention mask (iris + pupil) with ``mask_mode="binary"``
+    and the part labels ``(B, H, W)`` with ``mask_mode="parts"``; ``labels`` are the
+    segmenter's labels (else None). ``segmenter``: None (the shipped network) or what
+    :func:`masked_gatys.eyes.segment.segment` takes as ``model``. ``"auto"`` on an eye
+    without an iris (closed) is a :class:`~masked_gatys.errors.MaskError`.
+
+    >>> import torch
+    >>> content_masks(torch.rand(1, 3, 8, 8), "none", StylizeConfig())
+    (None, 'none', None)
+    """
+    return _content_masks(content, None, mask, cfg, segmenter, style_mask)
+
+
+def _content_masks(content: ImageLike, content_img: Tensor | None, mask, cfg: StylizeConfig, segmenter: Any,
+                   style_mask) -> tuple[Any, str, Tensor | None]:
+    if mask is not None and not (isinstance(mask, str) and mask in MASK_WORDS):
+        return mask, "given", None
+    needs = cfg.preset in _NEEDS_MASK
+    if mask == "none":
+        if needs:
+            raise MaskError(f"the {cfg.preset} preset needs a mask: give --mask PATH or --mask auto, "
+                            "or --preset gatys")
+        if style_mask:
+            raise MaskError("a style mask was given with --mask none: drop --style-mask, or give --mask")
+        return None, "none", None
+    if mask is None and (cfg.mask_mode == "labels" or (not needs and (cfg.preset is not None
+                                                                       or cfg.subject == "general"))):
+        return None, "none", None  # a general image, or an objective that takes no eye mask: as before
+    if cfg.mask_mode == "labels":
+        raise MaskError("--mask auto makes eye part labels: use --mask-mode binary or parts, not labels")
+    if content_img is None:
+        content_img = _as_image(content, "content")
+    if mask is None and min(content_img.shape[-2:]) < 4:
+        return None, "none", None  # too small for the segmenter: the size checks say why
+    labels = _segment(content_img, segmenter)
+    iris = (labels >= 2).flatten(1).any(dim=1)
+    if mask is None and not needs:  # no preset named: an eye gets the segmenter's masks
+        if not bool(iris.all()) or (cfg.subject == "auto" and not _looks_like_eyes(content_img, labels)):
+            return None, "none", None
+    if not bool(iris.all()):
+        name = _content_name(content, int((~iris).nonzero()[0, 0]), labels.shape[0])
+        if mask is None:
+            raise MaskError(f"the {cfg.preset} preset needs a binary mask (--mask) and the segmenter finds no "
+                            f"iris in {name} (a closed eye?); give --mask PATH or --preset gatys")
+        raise MaskError(f"the segmenter finds no iris in {name} (a closed eye?); give --mask PATH or --mask none")
+    made = labels if cfg.mask_mode == "parts" else (labels >= 2).float()[:, None]
+    return made, "segmenter", labels
+
+
+def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig, segmenter: Any = None) -> _Inputs:
     """Load content, one or several styles and the masks; apply the colour mode.
 
     Paths, binary mask tensors and Regions all go through the same checks
-    (``masked_gatys.masks.load_mask_pair``), one pair per style image.
+    (``masked_gatys.masks.load_mask_pair``), one pair per style image;
+    ``mask`` ``"auto"`` / ``"none"`` / None as :func:`content_masks`.
     """
     content_img = _as_image(content, "content")
+    mask, mask_source, labels = _content_masks(content, content_img, mask, cfg, segmenter, style_mask)
     styles = [_as_image(s, "style") for s in _as_list(style)]
     if not styles:
         raise ValueError("give a style image")
@@ -202,7 +310,9 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     if colour_mode is not None:
         content_img, styles, chroma = prepare_colours(content_img, styles, regions, style_regions,
                                                       mode=colour_mode)
-    return _Inputs(content_img, styles, regions, style_regions, chroma)
+    who = None if labels is None else ("shipped" if segmenter is None else
+                                        str(segmenter) if isinstance(segmenter, (str, os.PathLike)) else "given")
+    return _Inputs(content_img, styles, regions, style_regions, chroma, mask_source, labels, who)
 
 
 def _is_eye(cfg: StylizeConfig, content: Tensor | None, regions) -> bool:
@@ -383,7 +493,8 @@ def iteration_bound(cfg: StylizeConfig) -> int:
 
 
 def prepare(content: ImageLike, style, *, mask=None, style_mask=None,
-            config: StylizeConfig | None = None, encoder: VGGEncoder | None = None) -> Problem:
+            config: StylizeConfig | None = None, encoder: VGGEncoder | None = None,
+            segmenter: Any = None) -> Problem:
     """Load the inputs and build the objective at the working size, without optimising.
 
     Content, style and masks may be paths or tensors (content ``(B, 3, H, W)``
@@ -403,9 +514,11 @@ def prepare(content: ImageLike, style, *, mask=None, style_mask=None,
     """
     cfg = config or StylizeConfig()
     resolve_device(cfg.device)
-    inputs = _load_inputs(content, style, mask, style_mask, cfg)
+    inputs = _load_inputs(content, style, mask, style_mask, cfg, segmenter)
     hw = _working_size(tuple(inputs.content.shape[-2:]), cfg.size)
-    return _build(inputs, hw, cfg, encoder)
+    problem = _build(inputs, hw, cfg, encoder)
+    problem.mask_source, problem.labels = inputs.mask_source, inputs.labels
+    return problem
 
 
 def _record(value, batch: int) -> tuple[Any, dict[str, Any]]:
@@ -557,7 +670,7 @@ def _run_pass(problem: Problem, x0: Tensor, k: int, run: _Run, colour) -> Tensor
 
 def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
             config: StylizeConfig | None = None, callback: Callable[[Progress], Any] | None = None,
-            encoder: VGGEncoder | None = None) -> StylizeResult:
+            encoder: VGGEncoder | None = None, segmenter: Any = None) -> StylizeResult:
     """Stylize ``content`` after ``style``, optionally per mask region.
 
     ``style`` is one image or a list of them (blended by
@@ -574,13 +687,20 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
     best image, upsampled. A NaN or infinite objective raises
     :class:`~masked_gatys.errors.ObjectiveError`.
 
+    ``mask`` is a path, a tensor or regions; ``"auto"``: the eye-part
+    segmenter makes the content's masks (``segmenter``: None for the shipped
+    network, or a model :func:`masked_gatys.eyes.segment.segment` takes);
+    ``"none"``: no mask; None: ``auto`` for an eye, else no mask
+    (:func:`content_masks` says when). The result's ``mask_source`` and
+    ``labels`` record what the segmenter made.
+
     Returns a :class:`StylizeResult` whose ``image`` is ``(B, 3, H, W)`` on
     the CPU: the best image seen in the last pass run (lowest objective
     inside [0, 1]), at the working size.
     """
     cfg = config or StylizeConfig()
     resolve_device(cfg.device)
-    inputs = _load_inputs(content, style, mask, style_mask, cfg)
+    inputs = _load_inputs(content, style, mask, style_mask, cfg, segmenter)
     sizes = scale_sizes(tuple(inputs.content.shape[-2:]), cfg)
     run = _Run(cfg, callback, 0.0, sizes, split_iterations(cfg, len(sizes)))
     colour = None
@@ -619,7 +739,8 @@ def stylize(content: ImageLike, style, *, mask=None, style_mask=None,
     return StylizeResult(
         image=image.cpu(), total=total, terms=terms, history=run.history, weights=problem.encoder.identity,
         seconds=time.perf_counter() - run.start, n_iter=run.n_iter, n_eval=run.n_eval,
-        interrupted=run.interrupted, stop_reason=run.reason, config=cfg, objective=problem.objective_config)
+        interrupted=run.interrupted, stop_reason=run.reason, config=cfg, objective=problem.objective_config,
+        mask_source=inputs.mask_source, labels=inputs.labels, segmenter=inputs.segmenter)
 
 
 def _resize_any(t: Tensor, hw: tuple[int, int]) -> Tensor:

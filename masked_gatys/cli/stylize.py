@@ -41,12 +41,31 @@ def _short(name: str) -> str:
     return f"{kind[0]}{layer[4:]}{'' if region == 'whole' else region[0]}"
 
 
+#: --mask words that are not a file (``./auto`` names a file called auto)
+MASK_WORDS = ("auto", "none")
+
+
+def _mask_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | Path | None:
+    """``--mask``: ``auto`` and ``none`` as words, anything else a path."""
+    if value is None or value in MASK_WORDS:
+        return value
+    return Path(value)
+
+
+def _companions(output: Path) -> tuple[Path, Path]:
+    """Where the segmenter's masks go: ``OUT_labels.png`` and ``OUT_mask.png`` beside ``-o``."""
+    return output.with_name(f"{output.stem}_labels.png"), output.with_name(f"{output.stem}_mask.png")
+
+
 @click.command("stylize")
 @click.argument("content", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--style", "style", type=click.Path(path_type=Path), multiple=True,
               help="Style image (not with --model). Repeat it to blend several styles (see --style-weights).")
-@click.option("--mask", type=click.Path(path_type=Path), help="Content mask: white = attention region "
-              "(or a label PNG with --mask-mode labels). With --model and a folder of images: a folder of masks.")
+@click.option("--mask", callback=_mask_value, metavar="auto|none|PATH",
+              show_default="auto for an eye or a preset that needs a mask, else none",
+              help="Content mask: white = attention region (or a label PNG with --mask-mode labels). auto: the "
+              "eye-part segmenter makes it and writes OUT_labels.png, OUT_mask.png beside -o (./auto: a file "
+              "named auto); none: no mask. With --model and a folder of images: a folder of masks.")
 @click.option("--style-mask", type=click.Path(path_type=Path), multiple=True,
               help="Style mask (one per --style). Without it the whole style image is the target of every region.")
 @click.option("--mask-mode", type=click.Choice(["binary", "labels", "parts"]), default=_DEFAULTS["mask_mode"],
@@ -158,8 +177,8 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     output = output or Path(f"{content.stem}_stylized.png")
     if init not in ("content", "noise") and not Path(init).exists():
         raise click.ClickException(f"--init image not found: {init}")
-    inputs = [("content", content), ("--mask", mask), *(("--style", p) for p in style),
-              *(("--style-mask", p) for p in style_mask),
+    inputs = [("content", content), ("--mask", mask if isinstance(mask, Path) else None),
+              *(("--style", p) for p in style), *(("--style-mask", p) for p in style_mask),
               ("--init", Path(init) if init not in ("content", "noise") else None)]
     check_writable_output(output)
     if log_path is not None:
@@ -171,8 +190,11 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     # every option named like a StylizeConfig field is that field (the rest are the command's own)
     fields = {f.name for f in dataclasses.fields(StylizeConfig)}
     config = StylizeConfig(device=device, **{k: v for k, v in options.items() if k in fields})
-    check_outputs([("-o", output), ("--log", log_path),
-                   *_save_every_outputs(output, save_every, iteration_bound(config), inputs)], inputs)
+    outputs = [("-o", output), ("--log", log_path),
+               *_save_every_outputs(output, save_every, iteration_bound(config), inputs)]
+    # --mask auto's masks are checked now; without --mask (auto only for an eye) when they are made
+    companions = list(zip(("segmenter labels", "segmenter mask"), _companions(output)))
+    check_outputs(outputs + (companions if mask == "auto" else []), inputs)
     bar = _ProgressBar(output, save_every, quiet)
     # warnings print as they come, one line each (cli._common.warnings_as_lines, set up by the group)
     try:
@@ -181,7 +203,9 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
                          else None, config=config, callback=bar)
     finally:
         bar.close()
-    _write_result(result, content, style, output, log_path, bits, quiet)
+    if result.mask_source == "segmenter" and mask is None:
+        check_outputs(outputs + companions, inputs)  # an eye without --mask: made after all
+    _write_result(result, content, style, output, log_path, bits, quiet, implicit=mask is None)
 
 
 def _check_paths(content: Path, mask: Path | None, model: Path | None, style: tuple[Path, ...],
@@ -189,7 +213,7 @@ def _check_paths(content: Path, mask: Path | None, model: Path | None, style: tu
     """Every file named on the command line exists (a shipped network's name stands for its file)."""
     from masked_gatys.checkpoints import SHIPPED
 
-    named = [("content", content), ("mask", mask), ("model", model)]
+    named = [("content", content), ("mask", mask if isinstance(mask, Path) else None), ("model", model)]
     named += [("style", p) for p in style] + [("style mask", p) for p in style_mask]
     for label, path in named:
         if label == "model" and str(path) in SHIPPED:  # a shipped network by name
@@ -258,18 +282,21 @@ def _in_content_mode(image: Any, content: Any, colour: str | None) -> Any:
 
 
 def _write_result(result: Any, content: Path, style: tuple[Path, ...], output: Path, log_path: Path | None,
-                  bits: str, quiet: bool) -> None:
+                  bits: str, quiet: bool, implicit: bool = False) -> None:
     """The image (with its parameters in the PNG) and the log; on an interrupt, the exit code for it."""
     from masked_gatys.image import save_image
 
     metadata = {"software": "masked-gatys", "parameters": result.config.to_dict(),
                 "weights": result.weights.to_dict(), "total": result.total, "terms": result.terms,
-                "content": str(content), "style": [str(p) for p in style] if len(style) > 1 else str(style[0])}
+                "content": str(content), "style": [str(p) for p in style] if len(style) > 1 else str(style[0]),
+                "mask": {"source": result.mask_source, "segmenter": result.segmenter}}
     with deferred_interrupts():  # a Ctrl-C or SIGTERM now waits until the files are written
         save_image(_in_content_mode(result.image, content, result.config.colour), output, metadata=metadata,
                    bits=int(bits))
         if log_path is not None:
             write_json_atomic(result.to_dict(), log_path)
+        if result.mask_source == "segmenter" and result.labels is not None:
+            _write_companions(result.labels[0], content, output, implicit)
     if result.interrupted:
         click.echo(f"interrupted after {result.n_iter} iterations: wrote the best image so far to {output}",
                    err=True)
@@ -278,6 +305,17 @@ def _write_result(result: Any, content: Path, style: tuple[Path, ...], output: P
         why = {"stalled": ", stalled", "time_limit": ", time limit reached"}.get(result.stop_reason, "")
         click.echo(f"wrote {output} (objective {result.total:.5g}, {result.n_iter} iterations{why}, "
                    f"{result.seconds:.1f} s, weights {result.weights.name})", err=True)
+
+
+def _write_companions(labels: Any, content: Path, output: Path, implicit: bool = False) -> None:
+    """The segmenter's ``OUT_labels.png`` and ``OUT_mask.png`` beside ``output`` (atomic writes), and the
+    run's one notice that the masks are the segmenter's."""
+    from masked_gatys.eyes.segment import write_companions
+
+    lab, msk = write_companions(labels, output, output.parent)
+    why = "an eye without --mask: --mask auto" if implicit else "--mask auto"
+    click.echo(f"masks for {content} made by the eye-part segmenter ({why}): wrote {lab} and {msk}; "
+               "give --mask PATH to use your own, --mask none for none", err=True)
 
 
 def _save_every_outputs(output: Path, every: int, most: int, inputs: list) -> list[tuple[str, Path]]:
@@ -324,13 +362,22 @@ def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model
 
     if output is None:
         raise click.ClickException("a folder of images needs -o OUTPUT_FOLDER")
-    for label, folder in (("the input folder", content), ("the --mask folder", mask)):
+    for label, folder in (("the input folder", content),
+                          ("the --mask folder", mask if isinstance(mask, Path) else None)):
         if folder is not None and output.resolve() == Path(folder).resolve():
             raise click.ClickException(f"the output folder {output} is {label} {folder}; choose another")
-    if mask is not None and not mask.is_dir():
+    if isinstance(mask, Path) and not mask.is_dir():
         raise click.ClickException(f"--mask {mask}: with a folder of images, give a folder of masks")
-    source = content if mask is None else _folder_items(content, mask, output)
-    config = PurifyConfig(method=str(model), device=device, pupil_shift=False, colour=colour)
+    source = content if not isinstance(mask, Path) else _folder_items(content, mask, output)
+    extra: dict[str, Any] = {}
+    if isinstance(mask, str):  # --mask auto / none: purify's own mask handling, where it has one
+        if "mask" in {f.name for f in dataclasses.fields(PurifyConfig)}:
+            extra["mask"] = mask
+        elif mask == "auto":
+            raise click.ClickException("--mask auto with --model and a folder needs purify's automatic masks, "
+                                       "which this version lacks: run masked-gatys segment FOLDER -o masks/ "
+                                       "and give --mask masks/")
+    config = PurifyConfig(method=str(model), device=device, pupil_shift=False, colour=colour, **extra)
     report = purify(source, output, config=config)
     if not quiet:
         click.echo(f"wrote {report.done} images to {output} ({report.skipped} already done, {report.failed} "
@@ -357,16 +404,32 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
 
     output = output or Path(f"{content.stem}_stylized.png")
     check_writable_output(output)
-    check_outputs([("-o", output)], [("content", content), ("--mask", mask), ("--model", model)])
+    companions = list(zip(("segmenter labels", "segmenter mask"), _companions(output))) if mask == "auto" else []
+    check_outputs([("-o", output), *companions], [("content", content), ("--mask", mask if isinstance(mask, Path)
+                                                                          else None), ("--model", model)])
     image = load_image(content)
-    attention = None
-    if mask is not None:
+    attention, labels = None, None
+    if mask == "auto":
+        from masked_gatys.eyes.segment import mask_image, segment
+
+        labels = segment(image)[0]
+        if not bool((labels >= 2).any()):
+            raise click.ClickException(f"the segmenter finds no iris in {content} (a closed eye?); give "
+                                       "--mask PATH or --mask none")
+        attention = mask_image(labels)
+    elif isinstance(mask, Path):
         regions = load_mask(mask)
         if tuple(regions.masks.shape[-2:]) != tuple(image.shape[-2:]):
             raise click.ClickException(f"mask {mask} is {tuple(regions.masks.shape[-2:])[::-1]} (WxH) but "
                                        f"{content} is {tuple(image.shape[-2:])[::-1]}")
         attention = regions.region("attention")
     out = net(image, attention)
-    save_image(_in_content_mode(out.detach().cpu(), image, colour), output, metadata={"software": "masked-gatys", "model": str(model)}, bits=int(bits))
+    with deferred_interrupts():
+        save_image(_in_content_mode(out.detach().cpu(), image, colour), output,
+                   metadata={"software": "masked-gatys", "model": str(model),
+                             "mask": {"source": "segmenter" if labels is not None else
+                                      "given" if isinstance(mask, Path) else "none"}}, bits=int(bits))
+        if labels is not None:
+            _write_companions(labels, content, output)
     if not quiet:
         click.echo(f"wrote {output}", err=True)
