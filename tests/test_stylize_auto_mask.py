@@ -227,3 +227,19 @@ def test_cli_folder_with_model_passes_auto_to_purify(eye_files, tmp_path, monkey
         assert result.exit_code == 0 and seen["config"].mask == "auto"
     else:  # purify without automatic masks: a clear error, before any work
         assert result.exit_code == 1 and "masked-gatys segment" in result.output and not seen
+
+
+def test_no_mask_with_subject_eye_trusts_the_segmenter_alone():
+    noise = torch.rand(1, 3, 36, 60, generator=torch.Generator().manual_seed(3))
+    made, source, labels = content_masks(noise, None, StylizeConfig(subject="eye"), segmenter=_segmenter())
+    assert source == "segmenter" and torch.equal(made[0, 0] > 0.5, labels[0] >= 2)
+    # subject auto asks the pupil detector too: noise is no eye, whatever the segmenter says
+    assert content_masks(noise, None, StylizeConfig(), segmenter=_segmenter())[1] == "none"
+    # an eye whose iris the segmenter misses runs without a mask, as before
+    assert content_masks(noise, None, StylizeConfig(subject="eye"), segmenter=_segmenter(iris=False))[1] == "none"
+
+
+def test_a_large_eye_is_told_on_a_small_copy_and_masked_at_its_own_size():
+    eye = render_eye(yaw=5.0, pitch=0.0, domain="real", size=(180, 300), seed=0)
+    made, source, labels = content_masks(eye.image, None, StylizeConfig())
+    assert source == "segmenter" and made.shape == (1, 1, 180, 300) and labels.shape == (1, 180, 300)

@@ -162,6 +162,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     masked-gatys stylize eye.png --style unity.png --mask eye_mask.png \\
         --style-mask unity_mask.png -o out.png
     masked-gatys stylize eyes/ --model purifier --mask masks/ -o purified/
+    masked-gatys stylize eye.png --style unity.png --mask auto -o out.png
 
     \b
     The progress bar shows the total objective and each weighted term, named
