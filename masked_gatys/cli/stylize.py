@@ -370,14 +370,8 @@ def _stylize_folder(content: Path, mask: Path | None, output: Path | None, model
     if isinstance(mask, Path) and not mask.is_dir():
         raise click.ClickException(f"--mask {mask}: with a folder of images, give a folder of masks")
     source = content if not isinstance(mask, Path) else _folder_items(content, mask, output)
-    extra: dict[str, Any] = {}
-    if isinstance(mask, str):  # --mask auto / none: purify's own mask handling, where it has one
-        if "mask" in {f.name for f in dataclasses.fields(PurifyConfig)}:
-            extra["mask"] = mask
-        elif mask == "auto":
-            raise click.ClickException("--mask auto with --model and a folder needs purify's automatic masks, "
-                                       "which this version lacks: run masked-gatys segment FOLDER -o masks/ "
-                                       "and give --mask masks/")
+    # --mask auto / none: purify's own mask handling (no --mask, or a folder: its default, auto)
+    extra = {"mask": mask} if isinstance(mask, str) else {}
     config = PurifyConfig(method=str(model), device=device, pupil_shift=False, colour=colour, **extra)
     report = purify(source, output, config=config)
     if not quiet:
