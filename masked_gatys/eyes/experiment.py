@@ -209,7 +209,8 @@ def _from_blob(blob: dict[str, Any]) -> GazeSet:
 
 
 def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: Progress | None) -> GazeSet:
-    extra = () if cfg.layout in ("unity", "default") else (cfg.layout,)  # unity: the caches made before layouts
+    layout = cfg.layout or "unity"  # None: not guessed yet (no data set to guess from): unity, as _with_layout
+    extra = () if layout in ("unity", "default") else (layout,)  # unity: the caches made before layouts
     key = _key("render", n, domain, seed, cfg.size, cfg.yaw_range, cfg.pitch_range, *extra)
     path = Path(cfg.out) / "data" / f"render-{domain}-{n}-{key}.pt"
     if path.is_file():
@@ -219,7 +220,7 @@ def _rendered(cfg: ExperimentConfig, n: int, domain: str, seed: int, progress: P
         # a cache from before part labels were kept: its eyes are the same, only the labels are added
     stage = f"render {domain} ({n})"
     s = render_set(n, domain=domain, size=cfg.size, seed=seed, yaw_range=cfg.yaw_range,
-                   pitch_range=cfg.pitch_range, layout=cfg.layout,
+                   pitch_range=cfg.pitch_range, layout=layout,
                    progress=None if progress is None else (lambda d, t: progress(stage, d, t)))
     blob = {"images": (s.images * 255).round().to(torch.uint8), "gaze": torch.from_numpy(s.gaze),
             "masks": (s.masks * 255).round().to(torch.uint8), "pupil": torch.from_numpy(s.pupil),
@@ -412,11 +413,12 @@ def _style_files(cfg: ExperimentConfig) -> tuple[str, str | None]:
     if cfg.style is not None:
         return cfg.style, cfg.style_mask
 
-    folder = Path(cfg.out) / ("style" if cfg.layout in ("unity", "default") else f"style-{cfg.layout}")
+    layout = cfg.layout or "unity"  # None: not guessed yet, as in _rendered
+    folder = Path(cfg.out) / ("style" if layout in ("unity", "default") else f"style-{layout}")
     folder.mkdir(parents=True, exist_ok=True)
     image, mask = folder / "style.png", folder / "style_mask.png"
     if not (image.is_file() and mask.is_file()):
-        eye = style_eye(cfg.layout, size=cfg.size, seed=0)  # unity: the synthetic render of seed 0 at (0, 0)
+        eye = style_eye(layout, size=cfg.size, seed=0)  # unity: the synthetic render of seed 0 at (0, 0)
         save_image(eye.image, image)
         save_image(eye.binary_mask.expand(1, 3, -1, -1), mask)
     return str(image), str(mask)
