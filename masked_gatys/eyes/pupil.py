@@ -146,8 +146,11 @@ def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray
     best_r = np.ones(grey.shape)
     for r in radii:
         r = float(r)
-        # the disc and its 8 ring sectors in one inverse FFT (the same numbers as one by one)
-        conv = np.fft.irfft2(image_fft * _kernels_fft(shape, r), s=shape)[:, pad:pad + h, pad:pad + w]
+        # the disc and its 8 ring sectors in one inverse FFT, done as irfft2 does it (the columns,
+        # then the rows) but with the rows outside the image dropped in between: the same numbers
+        # as one irfft2 per kernel, with less work
+        spec = np.fft.ifft(image_fft * _kernels_fft(shape, r), axis=-2)[:, pad:pad + h]
+        conv = np.fft.irfft(spec, n=shape[1], axis=-1)[:, :, pad:pad + w]
         disc = conv[0]
         ring = np.partition(conv[1:], 2, axis=0)[2]  # the third darkest sector
         score = (ring - disc) / (ring + disc + 0.05)
