@@ -18,7 +18,10 @@ Method (benchmarks/README.md, "segment"):
   project's own pupil centre (``masked_gatys.eyes.pupil.pupil_center``), and a sheet of 48
   eyes with the iris and pupil outlines drawn over them.
 - *Speed*: eyes per second at 36x60, batches of 256, post-processing included; CPU time
-  (``time.process_time``) and wall time, at 1 and 2 threads.
+  (``time.process_time``) and wall time, at 1 and 2 threads; and the pupil-shift measurement
+  ``purify`` records (``masked_gatys.eyes.pupil.pupil_shift``: two pupil centres an eye) on 64
+  of those eyes, at 1 thread. ``--speed-only`` measures these alone and replaces the speed
+  entries of an existing ``--json`` (the other figures stay as they were).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from masked_gatys.errors import MaskedGatysError
 from masked_gatys.eyes.segment import load_segmenter, part_centre, segment
 
 
@@ -253,6 +257,31 @@ def speed(seg, repeats: int = 5) -> dict:
     return res
 
 
+def pupil_speed(n: int = 64, repeats: int = 3) -> dict:
+    """Eyes a second of ``pupil_shift`` (an input and an output: two pupil centres) at 36x60, 1 thread."""
+    from masked_gatys.eyes.datasets import render_set
+    from masked_gatys.eyes.pupil import pupil_shift
+
+    rs = render_set(n, layout="mpiigaze", look="any", seed=515151)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def once() -> float:
+        c = time.process_time()
+        for i in range(n):
+            try:
+                pupil_shift(rs.images[i:i + 1], rs.images[i:i + 1], rs.masks[i:i + 1])
+            except MaskedGatysError:  # as purify: no findable pupil is no shift, not a failure
+                pass
+        return time.process_time() - c
+
+    once()
+    cpu = [once() for _ in range(repeats)]
+    torch.set_num_threads(before)
+    return {"eyes": n, "eyes_per_cpu_second": round(n / float(np.median(cpu)), 1),
+            "ms_per_eye": round(1e3 * float(np.median(cpu)) / n, 2)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="a segmenter checkpoint (default: the shipped one)")
@@ -265,9 +294,19 @@ def main(argv=None) -> int:
     ap.add_argument("--sheets", type=Path, help="folder for the sheets (PNG)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-renders", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="measure the speeds alone and replace them in an existing --json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     seg = load_segmenter(a.model)
+    if a.speed_only:
+        result = json.loads(a.json.read_text()) if a.json.is_file() else {"benchmark": "segment"}
+        result["speed_36x60"] = speed(seg)
+        result["pupil_shift_36x60"] = pupil_speed()
+        result["speed_date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     result = {"benchmark": "segment", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "segmenter": {k: v for k, v in (seg.identity or {}).items() if k in ("file", "sha256", "step",
                                                                                      "trained", "data")},
@@ -290,6 +329,7 @@ def main(argv=None) -> int:
             sheet([(rows[i][1], rows[i][2], rows[i][3]) for i in pick], a.sheets / "segment-mpiigaze-sheet.png",
                   scale=4)
     result["speed_36x60"] = speed(seg)
+    result["pupil_shift_36x60"] = pupil_speed()
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0

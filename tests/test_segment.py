@@ -321,3 +321,39 @@ def test_a_manifest_row_that_climbs_out_of_the_output_folder_is_recorded_and_nev
     assert escaped == []
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert any(r["status"] == "failed: path outside the output folder" for r in rows)
+
+
+def test_segmenter_labels_match_torch_argmax_and_a_per_image_postprocess():
+    """The fast path (numpy argmax, one labelling per batch) gives exactly what the plain one gives:
+    torch's argmax of the logits, then each image post-processed alone."""
+    from masked_gatys.eyes.datasets import render_set
+
+    x = render_set(24, layout="mpiigaze", look="any", seed=5).images
+    segs = []
+    for seed, open_iris in ((0, 0.0), (1, 0.35), (2, 0.35)):
+        torch.manual_seed(seed)
+        segs.append(Segmenter(SegNet(width=4).eval(), min_iris=0.0, open_iris=open_iris))
+    changed = []
+    for seg in segs + [load_segmenter()]:
+        open_iris = seg.open_iris
+        logits = seg.logits(x)
+        lab, fb = logits.argmax(1).numpy(), logits[:, :2].argmax(1).numpy()
+        assert torch.equal(seg(x, post=False), torch.from_numpy(lab))
+        want = np.stack([postprocess(lab[i], fb[i], min_iris=seg.min_iris, open_iris=open_iris)
+                         for i in range(len(x))])
+        got = seg(x)
+        assert got.dtype == torch.int64 and np.array_equal(got.numpy(), want), seg
+        changed.append(not np.array_equal(want, lab))
+    assert all(changed[1:])  # not vacuous: the post-processing had work to do (on all but the grid net)
+    assert (got >= 2).any() and (got == 3).any()  # the shipped one finds irises and pupils
+
+
+def test_two_class_argmax_matches_torch_on_ties_and_nan():
+    from masked_gatys.eyes.segment import _argmax2
+
+    nan = float("nan")
+    a = torch.tensor([0.0, 1.0, 2.0, nan, 1.0, nan, -1.0])
+    b = torch.tensor([1.0, 1.0, 1.0, 0.0, nan, nan, -0.5])
+    want = torch.stack([a, b], 0).argmax(0).numpy()
+    assert np.array_equal(_argmax2(a.numpy(), b.numpy()), want)
+    assert _argmax2(a.numpy(), b.numpy()).tolist() == [1, 0, 0, 0, 1, 0, 1]

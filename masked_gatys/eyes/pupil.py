@@ -85,6 +85,11 @@ def _to_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+#: 4-connectivity within each image of a stack ``(N, H, W)``, none across images
+_CROSS_STACK = np.zeros((3, 3, 3), dtype=bool)
+_CROSS_STACK[1] = ndimage.generate_binary_structure(2, 1)
+
+
 def _disc(radius: float) -> np.ndarray:
     r = int(math.ceil(radius))
     y, x = np.mgrid[-r:r + 1, -r:r + 1]
@@ -113,6 +118,13 @@ def _kernel_fft(shape: tuple[int, int], r_in: float, r_out: float, sector: int) 
     return np.fft.rfft2(full)
 
 
+@functools.lru_cache(maxsize=128)
+def _kernels_fft(shape: tuple[int, int], r: float) -> np.ndarray:
+    """``(9, ...)``: the FFTs of the disc of radius ``r`` and of the 8 sectors of its ring (1.4 r to 2.4 r)."""
+    return np.stack([_kernel_fft(shape, 0.0, r, -1)]
+                    + [_kernel_fft(shape, 1.4 * r, 2.4 * r + 0.5, k) for k in range(8)])
+
+
 def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Dark-blob contrast per pixel and the radius giving it.
 
@@ -130,17 +142,17 @@ def _blob_score(grey: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray
     shape = padded.shape
     image_fft = np.fft.rfft2(padded)
 
-    def conv(r_in: float, r_out: float, sector: int) -> np.ndarray:
-        out = np.fft.irfft2(image_fft * _kernel_fft(shape, r_in, r_out, sector), s=shape)
-        return out[pad:pad + h, pad:pad + w]
-
     best = np.full(grey.shape, -np.inf)
     best_r = np.ones(grey.shape)
     for r in radii:
         r = float(r)
-        disc = conv(0.0, r, -1)
-        sectors = np.stack([conv(1.4 * r, 2.4 * r + 0.5, k) for k in range(8)])
-        ring = np.sort(sectors, axis=0)[2]
+        # the disc and its 8 ring sectors in one inverse FFT, done as irfft2 does it (the columns,
+        # then the rows) but with the rows outside the image dropped in between: the same numbers
+        # as one irfft2 per kernel, with less work
+        spec = np.fft.ifft(image_fft * _kernels_fft(shape, r), axis=-2)[:, pad:pad + h]
+        conv = np.fft.irfft(spec, n=shape[1], axis=-1)[:, :, pad:pad + w]
+        disc = conv[0]
+        ring = np.partition(conv[1:], 2, axis=0)[2]  # the third darkest sector
         score = (ring - disc) / (ring + disc + 0.05)
         better = score > best
         best = np.where(better, score, best)
@@ -294,8 +306,13 @@ def _stable_blob(img: np.ndarray, y: int, x: int, lo: float, hi: float,
     lo = max(lo, 0.004)
     hi = max(hi, lo * 1.05)
     ts = lo * (hi / lo) ** (np.arange(1, steps + 1) / (steps + 1))
-    comps = [ndimage.binary_fill_holes(_component(img < t, y, x)) for t in ts]
-    areas = np.array([c.sum() for c in comps], dtype=np.float64)
+    # all thresholds at once: one label and one hole filling on the stack of (steps, h, w) binary
+    # images, with structures that never connect two of them (the same as one image at a time)
+    labels, _ = ndimage.label(img[None] < ts[:, None, None], _CROSS_STACK)
+    at_seed = labels[:, y, x]
+    comps = (labels == at_seed[:, None, None]) & (at_seed > 0)[:, None, None]
+    comps = _fill_holes_stack(comps)
+    areas = comps.sum(axis=(1, 2)).astype(np.float64)
     limit = region.sum() if region is not None else img.size
     growth = np.full(steps, np.inf)
     for k in range(2, steps - 2):
@@ -316,12 +333,15 @@ def _stable_blob(img: np.ndarray, y: int, x: int, lo: float, hi: float,
     return comps[k], float(ts[k])
 
 
-def _component(binary: np.ndarray, y: int, x: int) -> np.ndarray:
-    labels, _ = ndimage.label(binary)
-    lab = labels[y, x]
-    if lab == 0:
-        return np.zeros_like(binary)
-    return labels == lab
+def _fill_holes_stack(stack: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes`` of each image of ``(N, H, W)`` (4-connected): the pixels off
+    it that no 4-connected path off it joins to the image's border are filled."""
+    off, _ = ndimage.label(~stack, _CROSS_STACK)
+    border = np.zeros(off.max() + 1, dtype=bool)
+    for edge in (off[:, 0], off[:, -1], off[:, :, 0], off[:, :, -1]):
+        border[edge] = True
+    border[0] = True  # label 0: the pixels on it
+    return stack | ~border[off]
 
 
 def _levels(values: np.ndarray, dark: float) -> tuple[float, float]:
@@ -335,21 +355,18 @@ def _levels(values: np.ndarray, dark: float) -> tuple[float, float]:
     cw = np.cumsum(hist).astype(np.float64)
     cm = np.cumsum(hist * mids)
     total_w, total_m = cw[-1], cm[-1]
-    best, split = -1.0, (bins // 3, 2 * bins // 3)
-    for i in range(bins - 2):
-        w0, m0 = cw[i], cm[i]
-        if w0 == 0:
-            continue
-        j = np.arange(i + 1, bins - 1)
-        w1, m1 = cw[j] - w0, cm[j] - m0
-        w2, m2 = total_w - cw[j], total_m - cm[j]
-        ok = (w1 > 0) & (w2 > 0)
-        if not ok.any():
-            continue
-        var = m0 * m0 / w0 + np.where(ok, m1 * m1 / np.maximum(w1, 1) + m2 * m2 / np.maximum(w2, 1), -np.inf)
-        k = int(np.argmax(var))
-        if var[k] > best:
-            best, split = float(var[k]), (i, int(j[k]))
+    split = (bins // 3, 2 * bins // 3)
+    # every split (i, j), i < j < bins - 1, at once; the best (the first of equals, row by row)
+    i, j = np.arange(bins - 2)[:, None], np.arange(bins - 1)[None, :]
+    w0, m0 = cw[:bins - 2, None], cm[:bins - 2, None]
+    w1, m1 = cw[None, :bins - 1] - w0, cm[None, :bins - 1] - m0
+    w2, m2 = total_w - cw[None, :bins - 1], total_m - cm[None, :bins - 1]
+    ok = (j > i) & (w0 > 0) & (w1 > 0) & (w2 > 0)
+    if ok.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = m0 * m0 / w0 + (m1 * m1 / np.maximum(w1, 1) + m2 * m2 / np.maximum(w2, 1))
+        k = int(np.argmax(np.where(ok, var, -np.inf)))
+        split = (k // (bins - 1), k % (bins - 1))
     t0, t1 = edges[split[0] + 1], edges[split[1] + 1]
     pupil = v[v <= t0]
     iris = v[(v > t0) & (v <= t1)]
@@ -367,21 +384,20 @@ def _starburst(img: np.ndarray, center: tuple[float, float], thr: float, reach: 
     ys = center[1] + np.sin(ang)[:, None] * t[None, :]
     vals = ndimage.map_coordinates(img, [ys.ravel(), xs.ravel()], order=1, mode="nearest").reshape(xs.shape)
     inside = vals < thr
-    pts = []
-    for k in range(n_rays):
-        row = inside[k]
-        first_in = np.argmax(row)
-        if not row[first_in]:
-            continue
-        out = np.nonzero(~row[first_in:])[0]
-        if len(out) == 0:
-            continue
-        j = first_in + int(out[0])
-        v0, v1 = vals[k, j - 1], vals[k, j]
-        frac = (thr - v0) / (v1 - v0) if v1 != v0 else 0.5
-        tt = t[j - 1] + frac * step
-        pts.append((center[0] + math.cos(ang[k]) * tt, center[1] + math.sin(ang[k]) * tt))
-    return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    # per ray at once: the first sample inside, then the first outside after it
+    first_in = np.argmax(inside, axis=1)
+    left = ~inside & (np.arange(len(t))[None, :] > first_in[:, None])
+    rays = np.nonzero(inside[np.arange(n_rays), first_in] & left.any(axis=1))[0]
+    j = np.argmax(left[rays], axis=1)
+    v0, v1 = vals[rays, j - 1], vals[rays, j]
+    same = v1 == v0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(same, 0.5, (thr - v0) / np.where(same, 1.0, v1 - v0))
+    tt = t[j - 1] + frac * step
+    # math.cos / math.sin as before (numpy's may differ in the last bit)
+    cos = np.array([math.cos(a) for a in ang[rays]])
+    sin = np.array([math.sin(a) for a in ang[rays]])
+    return np.stack([center[0] + cos * tt, center[1] + sin * tt], axis=1).reshape(-1, 2)
 
 
 def _fit_conic(pts: np.ndarray) -> np.ndarray | None:

