@@ -150,7 +150,7 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     fail_fast: bool = False
     """Stop at the first bad input instead of recording it as failed."""
     pupil_shift: bool = True
-    """Measure the pupil shift of each output (about 80 ms per 36x60 image on one core)."""
+    """Measure the pupil shift of each output (about 22 ms per 36x60 image on one core)."""
     write_workers: int = 4
     colour: str | None = None
     """``keep``: a grey input (one channel, or R, G, B within 1/255) is purified on luminance
