@@ -87,7 +87,7 @@ def shared_settings(config: Any, kind: type) -> dict[str, Any]:
 #: the feed-forward networks' architectures (``masked_gatys.nets.NETS``; a test keeps them equal)
 NET_NAMES = ("johnson", "purifier")
 # What a checkpoint that predates a setting trained with (it records no value for it).
-LEGACY_SETTINGS = {"parts": False, "style_pool": 0}
+LEGACY_SETTINGS = {"parts": False, "style_pool": 0, "mask_jitter": 0.0}
 
 
 def _check_setting(name: str, value: Any, annotation: str) -> None:
@@ -168,6 +168,12 @@ class TrainConfig(ObjectiveSettings):
     init: str | None = None
     """Start from this checkpoint's network weights (a path, or ``johnson`` / ``purifier``
     for a shipped one) with a fresh optimizer."""
+    mask_jitter: float = 0.0
+    """The probability that a training eye's mask, as the network is given it, is perturbed:
+    dilated or eroded by 1-2 px, shifted by 1-2 px, or with a small hole
+    (:func:`masked_gatys.mask_jitter.jitter_masks`), so the network learns to follow the image,
+    not an imperfect mask (issue #22). The objective keeps the true mask; validation gives the
+    network the true masks. 0: the exact masks (what the shipped networks were trained with)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
@@ -191,6 +197,8 @@ class TrainConfig(ObjectiveSettings):
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.mask_jitter <= 1.0:
+            raise ValueError(f"mask_jitter must be a probability in [0, 1], got {self.mask_jitter}")
 
     def net_config(self) -> dict[str, Any]:
         """Keyword arguments for :func:`masked_gatys.nets.build`."""

@@ -13,7 +13,9 @@ checks against what the checkpoint records.
 Training is exactly resumable: the batch drawn at step ``s`` and the dropout
 noise of step ``s`` are functions of ``(seed, s)`` only, and a checkpoint holds
 the network, Adam's state and the step, so ``N`` steps, then a resume to
-``N + M``, gives the weights of ``N + M`` steps in one run.
+``N + M``, gives the weights of ``N + M`` steps in one run. With ``mask_jitter``, the
+masks the network is given are perturbed from a generator seeded by ``(seed, step)``
+too (:mod:`masked_gatys.mask_jitter`); the objective keeps the true masks.
 
 >>> _batch_indices(5, 3, seed=0, step=1).tolist() == _batch_indices(5, 3, seed=0, step=1).tolist()
 True
@@ -39,6 +41,7 @@ from masked_gatys.config import LEGACY_SETTINGS, TrainConfig  # re-exported: the
 from masked_gatys.encoder import (LoadedWeights, VGGEncoder, auto_max_layer, layer_names, load_encoder, resolve_weights,
                                   warn_if_random)
 from masked_gatys.errors import CheckpointError, ObjectiveError
+from masked_gatys.mask_jitter import jitter_masks
 from masked_gatys.eyes.labels import EYE_PARTS
 from masked_gatys.eyes.styles import StylePool
 from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, folder_data, mix_seed, sized_data, style_eye, style_gazes,
@@ -308,16 +311,18 @@ def _objective_mismatch(checkpoint: Mapping[str, Any], objective: Mapping[str, A
 
 
 def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, images: Tensor,
-               masks: Tensor, parts: Tensor | None = None) -> ObjectiveValue:
+               masks: Tensor, parts: Tensor | None = None, *, net_masks: Tensor | None = None) -> ObjectiveValue:
     """One optimisation step on a batch: set the content targets, loss = mean total, Adam step.
 
     ``parts``: the batch's part labels ``(B, H, W)``, for an objective that
-    matches skin and sclera apart. Returns the batch's
+    matches skin and sclera apart. ``net_masks``: the masks the network is given
+    (default ``masks``; with ``TrainConfig.mask_jitter``, perturbed copies), while the
+    objective's regions always come from ``masks`` and ``parts``. Returns the batch's
     :class:`~masked_gatys.objective.ObjectiveValue` (before the step). Raises
     ``ObjectiveError`` if the loss is not finite.
     """
     objective.set_content(images, regions=eye_regions_for(masks, images, objective.config, parts))
-    value = objective(net(images, masks))
+    value = objective(net(images, masks if net_masks is None else net_masks))
     loss = value.total.mean()
     if not torch.isfinite(loss):
         raise ObjectiveError(f"the training loss became {float(loss)}; lower the learning rate (--lr)")
@@ -507,12 +512,18 @@ class _Session:
         b, j = _step_choice(config, self.step)
         train_images, train_masks, train_parts, train_styles = self.train_sets[b]
         batch_seed = config.seed if not config.sizes else mix_seed(config.seed, 8, b)
-        idx = self.ranks.share(_batch_indices(train_images.shape[0], config.batch_size, batch_seed, self.step))
+        batch = _batch_indices(train_images.shape[0], config.batch_size, batch_seed, self.step)
+        idx = self.ranks.share(batch)
         x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
         p = None if train_parts is None else train_parts[idx.to(device)]
+        net_m = None
+        if config.mask_jitter:  # the global batch's masks, perturbed as a function of (seed, step)
+            jittered = jitter_masks(train_masks[batch.to(device)], config.mask_jitter,
+                                    torch.Generator().manual_seed(mix_seed(config.seed, 10, self.step)))
+            net_m = jittered[self.ranks.share(torch.arange(len(batch))).to(device)]
         torch.manual_seed(mix_seed(config.seed, 4, self.step))  # dropout noise of this step
         value = train_step(self.ranks.model, _for_batch(self.objectives[(b, j)], train_styles, idx),
-                           self.optimizer, x, m, p)
+                           self.optimizer, x, m, p, net_masks=net_m)
         self.step += 1
         return self.ranks.mean(float(value.total.detach().mean()),
                                {k: float(v.detach().mean()) for k, v in value.terms.items()})

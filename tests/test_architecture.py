@@ -33,6 +33,7 @@ LAYERS = {
     "masked_gatys.config": CORE,
     "masked_gatys.image": CORE,
     "masked_gatys.masks": CORE,
+    "masked_gatys.mask_jitter": CORE,
     "masked_gatys.colour": CORE,
     "masked_gatys.encoder": CORE,
     "masked_gatys.functional": CORE,

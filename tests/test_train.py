@@ -425,3 +425,122 @@ def test_a_checkpoint_with_nan_or_inf_weights_is_named_not_blamed_on_the_learnin
     save_checkpoint(first, data)
     with pytest.raises(CheckpointError, match=f"its (state_dict.)?{key} holds NaN or infinite values"):
         train(tiny(iterations=2, output=str(tmp_path / "b.pt"), **{how: str(first)}))
+
+
+def _spy_on_masks(monkeypatch) -> tuple[list, list]:
+    """Record the masks the network gets and the attention the objective gets, in training
+    steps only (validation runs in eval mode, without grad)."""
+    from masked_gatys.objective import Objective
+
+    net_masks, objective_masks = [], []
+    real_build, real_set_content = nets.build, Objective.set_content
+
+    def build(*args, **kwargs):
+        net = real_build(*args, **kwargs)
+        net.register_forward_pre_hook(
+            lambda module, inputs: net_masks.append(inputs[1].detach().clone()) if module.training else None)
+        return net
+
+    def set_content(self, images, regions=None, **kwargs):
+        if torch.is_grad_enabled() and regions is not None:
+            objective_masks.append(regions.masks[:, regions.names.index("attention")].unsqueeze(1).clone())
+        return real_set_content(self, images, regions=regions, **kwargs)
+
+    monkeypatch.setattr(nets, "build", build)
+    monkeypatch.setattr(Objective, "set_content", set_content)
+    return net_masks, objective_masks
+
+
+@pytest.mark.parametrize("jitter", [0.0, 1.0])
+def test_mask_jitter_perturbs_the_networks_masks_and_the_objective_keeps_the_true_ones(monkeypatch, jitter) -> None:
+    from masked_gatys.eyes.training_data import mix_seed
+    from masked_gatys.mask_jitter import jitter_masks
+    from masked_gatys.train import _batch_indices, _load_buckets
+
+    net_masks, objective_masks = _spy_on_masks(monkeypatch)
+    config = tiny(iterations=3, parts=False, val_every=0, mask_jitter=jitter)
+    train(config)
+    assert len(net_masks) == len(objective_masks) == 3
+    data = _load_buckets(config)[0]
+    for step in range(3):
+        true = data.train_masks[_batch_indices(data.train_images.shape[0], 2, config.seed, step)]
+        assert torch.equal(objective_masks[step], true), step  # the loss: always the true masks
+        if jitter == 0:
+            assert torch.equal(net_masks[step], true), step
+        else:  # the network: every mask perturbed, as the step's generator draws it
+            assert all(not torch.equal(net_masks[step][i], true[i]) for i in range(2)), step
+            expected = jitter_masks(true, 1.0, torch.Generator().manual_seed(mix_seed(config.seed, 10, step)))
+            assert torch.equal(net_masks[step], expected), step
+
+
+def test_train_step_gives_the_network_its_masks_and_the_objective_the_true_ones() -> None:
+    torch.manual_seed(0)
+    net = nets.build("johnson", width=2, blocks=1).train()
+    seen = []
+    net.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[1].clone()))
+    objective = _objective()
+    seen_regions = []
+    real_set_content = objective.set_content
+
+    def record(images, regions=None):
+        seen_regions.append(regions)
+        return real_set_content(images, regions=regions)
+
+    objective.set_content = record
+    images, masks = _batch(2)
+    holed = masks.clone()
+    holed[..., 10:14, 14:18] = 0
+    assert not torch.equal(holed, masks)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    train_step(net, objective, optimizer, images, masks, net_masks=holed)
+    assert torch.equal(seen[0], holed)
+    attention = seen_regions[0].masks[:, seen_regions[0].names.index("attention")].unsqueeze(1)
+    assert torch.equal(attention, masks)
+
+
+def test_a_resume_with_mask_jitter_replays_the_same_steps(tmp_path: Path) -> None:
+    first = tmp_path / "a.pt"
+    train(tiny(iterations=2, mask_jitter=1.0, output=str(first)))
+    assert load_model(first).checkpoint["train_config"]["mask_jitter"] == 1.0
+    resumed = train(tiny(iterations=4, mask_jitter=1.0, output=str(tmp_path / "b.pt"), resume=str(first)))
+    straight = train(tiny(iterations=4, mask_jitter=1.0, output=str(tmp_path / "c.pt")))
+    exact = train(tiny(iterations=4, output=str(tmp_path / "d.pt")))
+    a, b, c = resumed.net.state_dict(), straight.net.state_dict(), exact.net.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    # the jitter changed the training: the exact-mask run ends elsewhere
+    assert any(not torch.equal(b[k], c[k]) for k in b if b[k].is_floating_point())
+    with pytest.raises(CheckpointError, match="mask_jitter=1.0 \\(now 0.5\\)"):
+        train(tiny(iterations=5, mask_jitter=0.5, resume=str(first)))
+
+
+def test_a_checkpoint_from_before_mask_jitter_resumes_as_exact_masks(tmp_path: Path) -> None:
+    out = tmp_path / "old.pt"
+    train(tiny(iterations=1, output=str(out)))
+    data = torch.load(out, weights_only=False)
+    del data["train_config"]["mask_jitter"]  # as written before the setting existed
+    torch.save(data, out)
+    with pytest.raises(CheckpointError, match="mask_jitter=0.0 \\(now 0.5\\)"):
+        train(tiny(iterations=2, mask_jitter=0.5, resume=str(out), output=str(out)))
+    from masked_gatys.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--resume", str(out), "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).checkpoint["train_config"]["mask_jitter"] == 0.0
+
+
+def test_cli_mask_jitter_is_recorded_and_checked(tmp_path: Path) -> None:
+    from masked_gatys.cli import main
+
+    out = tmp_path / "net.pt"
+    args = ["train", "--render", "3", "--val", "1", "--size", "24x32", "--net", "johnson", "--width", "2",
+            "--blocks", "1", "--batch-size", "2", "--iterations", "1", "--weights", "random",
+            "--max-layer", "relu2_1", "--device", "cpu", "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--mask-jitter", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).checkpoint["train_config"]["mask_jitter"] == 0.5
+    bad = CliRunner().invoke(main, [*args, "--mask-jitter", "1.5"])
+    assert bad.exit_code == 2 and "--mask-jitter" in bad.output
+    with pytest.raises(ValueError, match="mask_jitter"):
+        tiny(mask_jitter=-0.1)

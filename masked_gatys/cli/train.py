@@ -59,6 +59,11 @@ def _short(name: str) -> str:
 @click.option("--parts/--no-parts", default=None, show_default="on" if _T["parts"] else "off",
               help="With the masked preset, match skin, sclera, iris and pupil apart where the eyes are "
                    "labelled (rendered eyes, NAME_labels.png).")
+@click.option("--mask-jitter", type=click.FloatRange(0, 1), default=None,
+              show_default=f"{_T['mask_jitter']}: the exact masks",
+              help="Probability that a training eye's mask, as the network gets it, is perturbed (dilated or "
+                   "eroded by 1-2 px, shifted by 1-2 px, or holed); the objective keeps the true mask, so the "
+                   "network learns to follow the image, not the mask.")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", type=Size(min=1), default=None, metavar="HxW",
