@@ -69,6 +69,18 @@ SOURCES = {"mpiigaze": ("mpiigaze", "*.jpg", 1.0, 0.5), "nir": ("nir", "*.png", 
 """source -> (folder, pattern, iris tolerance px, pupil target px)"""
 OPTIMIZERS = ("gatys", "masked")
 METHODS = ("none", "gatys", "masked", "purifier", "johnson")
+
+
+def _method(text: str) -> str:
+    """``--methods``' type: a name of METHODS or a network checkpoint ``PATH.pt``."""
+    if text in METHODS or (text.endswith(".pt") and Path(text).is_file()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use one of {', '.join(METHODS)} or a checkpoint PATH.pt")
+
+
+def _label(method: str) -> str:
+    """The name a method is reported under: a checkpoint's file stem (no path of this machine)."""
+    return Path(method).stem if method.endswith(".pt") else method
 TARGET_SHARE = {"pupil": 0.95, "iris": 0.98, "synthetic": 0.80}
 
 
@@ -210,6 +222,7 @@ def run_source(name: str, real_dir: Path, work: Path, args: argparse.Namespace, 
     sheet_eyes = list(greys)[:min(8 if name == "mpiigaze" else 6, n_opt or n_net)]
     rows = {"input": [greys[s] for s in sheet_eyes]}
     for method in sorted(args.methods, key=lambda m: m in OPTIMIZERS):  # networks first: a cut run keeps them
+        label = _label(method)
         is_opt = method in OPTIMIZERS
         stems = list(greys)[:n_opt] if is_opt else list(greys)
         if not stems:
@@ -222,7 +235,7 @@ def run_source(name: str, real_dir: Path, work: Path, args: argparse.Namespace, 
             modes = {s: inputs[s]["mode"] for s in stems}
             seconds, wall = 0.0, None
         else:
-            out = work / name / method
+            out = work / name / label
             cfg = PurifyConfig(method=method, style="rendered" if is_opt else None, pupil_shift=False,
                                iterations=args.iterations, write_workers=1)
             report = purify(src_opt if is_opt else src_all, out, config=cfg)
@@ -276,8 +289,8 @@ def run_source(name: str, real_dir: Path, work: Path, args: argparse.Namespace, 
                                        if pure_moved else None)
             m["pure_measured"] = len(pure_moved)
             m["pure_not_found_on_output"] = int(np.sum(~np.isfinite(pure_moved))) if pure_moved else 0
-        entry["methods"][method] = m
-        rows[method] = [outputs[s] for s in sheet_eyes if s in outputs]
+        entry["methods"][label] = m
+        rows[label] = [outputs[s] for s in sheet_eyes if s in outputs]
         _log(f"{name}/{method}: {m}")
         write_sheet(name, rows, args.out / f"{args.name}-{name}-sheet.png")
         save()
@@ -317,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--name", default="real-eyes-cpu", help="the JSON's and sheets' name stem")
     ap.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), type=_method,
+                    help=f"of {', '.join(METHODS)}, or a network checkpoint PATH.pt (a candidate: "
+                         "reported under its file's stem)")
     ap.add_argument("--optimizer-n", type=int, nargs=2, default=[24, 6], metavar=("MPIIGAZE", "NIR"),
                     help="eyes the optimizers purify, per source (from the scoring half)")
     ap.add_argument("--network-n", type=int, default=None, help="eyes for none and the networks (default: all)")
