@@ -232,6 +232,21 @@ def as_unit_float(value: Tensor, label: str = "image") -> Tensor:
     return image
 
 
+
+def as_image_batch(value: Tensor | str | os.PathLike, label: str = "image") -> Tensor:
+    """An image argument as a ``(B, 3, H, W)`` float batch in [0, 1]: a path is loaded, a
+    ``(3, H, W)`` tensor gets a batch axis, anything else is refused naming ``label``.
+
+    >>> as_image_batch(torch.zeros(3, 4, 5, dtype=torch.uint8), "content").shape
+    torch.Size([1, 3, 4, 5])
+    """
+    if isinstance(value, Tensor):
+        image = value.unsqueeze(0) if value.dim() == 3 else value
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"the {label} image must be (B, 3, H, W), got {tuple(value.shape)}")
+        return as_unit_float(image, f"{label} image")  # uint8 scaled, NaN refused, outside [0, 1] warned
+    return load_image(value)
+
 def resize_to(image: Tensor, size: tuple[int, int], *, mode: str = "bicubic") -> Tensor:
     """Resize ``(B, C, H, W)`` or ``(C, H, W)`` to ``size = (h, w)``, clamped to [0, 1].
 

@@ -65,6 +65,7 @@ LAYERS = {
     "masked_gatys.eyes.training_data": EYES,
     # L2 pipelines: the core and the eye primitives
     "masked_gatys.stylize": PIPELINES,
+    "masked_gatys.stylize_masks": PIPELINES,
     "masked_gatys.purify": PIPELINES,
     "masked_gatys.purify_methods": PIPELINES,
     "masked_gatys.train": PIPELINES,

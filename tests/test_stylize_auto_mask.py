@@ -18,6 +18,7 @@ from masked_gatys.stylize import StylizeConfig, content_masks, stylize
 
 H, W = 32, 32
 STYLIZE = importlib.import_module("masked_gatys.stylize")
+STYLIZE_MASKS = importlib.import_module("masked_gatys.stylize_masks")  # where the content mask is decided
 
 
 class _Fixed(SegNet):
@@ -111,7 +112,7 @@ def test_no_mask_keeps_a_general_image_as_it_was(monkeypatch):
     def no_segmenter(*a, **k):
         raise AssertionError("the segmenter ran for a general image")
 
-    monkeypatch.setattr(STYLIZE, "_segment", no_segmenter)
+    monkeypatch.setattr(STYLIZE_MASKS, "_segment", no_segmenter)
     for cfg in (_config(), _config(subject="auto", preset="gatys")):
         result = _run(content, style, config=cfg)
         assert result.objective.preset == "gatys" and result.mask_source == "none"
