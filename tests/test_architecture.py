@@ -58,6 +58,7 @@ LAYERS = {
     "masked_gatys.eyes.pupil": EYES,
     "masked_gatys.eyes.parts": EYES,
     "masked_gatys.eyes.segment": EYES,
+    "masked_gatys.eyes.gaze_report": EYES,
     "masked_gatys.eyes.features": EYES,
     "masked_gatys.eyes.datasets": EYES,
     "masked_gatys.eyes.styles": EYES,

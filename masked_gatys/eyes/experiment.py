@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +44,7 @@ from masked_gatys import __version__
 from masked_gatys import nets
 from masked_gatys.checkpoints import load_model, shipped_checkpoint
 from masked_gatys.errors import GazeError
+from masked_gatys.eyes.gaze_report import GazeReport, format_table, write_plot, write_sheet  # re-exported
 from masked_gatys.eyes.layouts import guess_layout
 from masked_gatys.eyes.pupil import pupil_center
 from masked_gatys.eyes.segment import load_segmenter, segment
@@ -53,7 +53,6 @@ from masked_gatys.files import atomic_write, write_json_atomic
 from masked_gatys.image import load_image, resize_to, save_image
 from masked_gatys.objective import preset
 from masked_gatys.purify import PurifyConfig, purify
-from masked_gatys.sheet import Column, compose_sheet, save_sheet
 from masked_gatys.eyes.datasets import GazeSet, load_labelled_folder, load_mpiigaze, load_unityeyes, render_set
 from masked_gatys.eyes.gaze import (
     CNNConfig,
@@ -150,27 +149,6 @@ def quick_config(out: str, **changes: Any) -> ExperimentConfig:
     base = ExperimentConfig(out=out, train_n=300, test_n=12, iterations=5,
                             cnn=CNNConfig(epochs=2, batch_size=32, patience=2), sheet_n=4)
     return replace(base, **changes)
-
-
-@dataclass
-class GazeReport:
-    """What :func:`evaluate` measured. ``columns``: one dict per test column (``name``,
-    ``test_set``, ``method``, ``n``, ``failed``, pupil shifts); ``errors[estimator][column]``:
-    ``mean``, ``std``, ``median``, ``n`` in degrees; ``estimators``: training records."""
-
-    columns: list[dict[str, Any]]
-    errors: dict[str, dict[str, dict[str, float]]]
-    estimators: dict[str, dict[str, Any]]
-    skipped: dict[str, str]
-    metadata: dict[str, Any]
-    targets: dict[str, Any] = field(default_factory=dict)
-    paths: dict[str, str] = field(default_factory=dict)
-    notices: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metadata": self.metadata, "columns": self.columns, "errors": self.errors,
-                "estimators": self.estimators, "skipped": self.skipped, "targets": self.targets,
-                "notices": self.notices}
 
 
 # --------------------------------------------------------------------------- data
@@ -696,34 +674,6 @@ def evaluate(config: ExperimentConfig | None = None, *, progress: Progress | Non
 # --------------------------------------------------------------------------- outputs
 
 
-def format_table(report: GazeReport) -> str:
-    """Markdown: rows estimators, columns test sets, cells mean +- std degrees (purified columns:
-    in brackets the paired change against the raw eyes, +- the half-width of its 95 % interval);
-    pupil rows below."""
-    cols = [c["name"] for c in report.columns]
-    lines = ["| estimator | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
-    for e, errs in report.errors.items():
-        cells = []
-        for c in cols:
-            s = errs[c]
-            cell = f"{s['mean']:.1f} +- {s['std']:.1f}"
-            if "paired_vs_raw" in s:  # the change against raw on the same eyes, +- its 95 % interval
-                d = s["paired_vs_raw"]
-                cell += f" ({d['mean']:+.1f}" + ("" if math.isnan(d["ci95"]) else f" +- {d['ci95']:.1f}") + ")"
-            cells.append(cell)
-        lines.append(f"| {e} | " + " | ".join(cells) + " |")
-
-    def pupil_cell(v: dict[str, float] | None) -> str:
-        return "-" if not v or not v.get("n") else f"{v['mean']:.2f} +- {v['std']:.2f}"
-
-    lines.append("| pupil vs truth (px) | " + " | ".join(pupil_cell(c.get("pupil_error_truth")) for c in report.columns) + " |")
-    lines.append("| pupil shift (px) | " + " | ".join(pupil_cell(c.get("shift_content")) for c in report.columns) + " |")
-    lines.append("| eyes (failed) | " + " | ".join(
-        f"{c['n']} ({c['failed']}" + (f"; {c['no_iris']} no iris, left out" if c.get("no_iris") else "") + ")"
-        for c in report.columns) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _write_outputs(report: GazeReport, cfg: ExperimentConfig, columns: list[tuple[dict[str, Any], GazeSet]],
                    per_eye: dict[str, dict[str, np.ndarray]]) -> None:
     out = Path(cfg.out)
@@ -731,57 +681,8 @@ def _write_outputs(report: GazeReport, cfg: ExperimentConfig, columns: list[tupl
     table = format_table(report)
     atomic_write(out / "table.md", lambda f: f.write(table.encode("utf-8")))
     report.paths = {"results": str(out / "results.json"), "table": str(out / "table.md")}
-    report.paths["sheet"] = str(_write_sheet(columns, per_eye, out / "sheet.png", cfg.sheet_n))
+    report.paths["sheet"] = str(write_sheet(columns, per_eye, out / "sheet.png", cfg.sheet_n))
     try:
         report.paths["plot"] = str(write_plot(report, out / "plot.png"))
     except ImportError:
         report.skipped["plot"] = "matplotlib is not installed (pip install masked-gatys[bench])"
-
-
-def _write_sheet(columns: list[tuple[dict[str, Any], GazeSet]], per_eye: dict[str, dict[str, np.ndarray]],
-                 path: Path, n: int) -> Path:
-    est = "cnn" if "cnn" in per_eye else next(iter(per_eye))
-    ids = list(columns[0][1].ids[:n])
-    cols = []
-    for col, s in columns:
-        where = {ident: j for j, ident in enumerate(s.ids)}
-        images, captions = [], []
-        for ident in ids:
-            j = where.get(ident)
-            images.append(None if j is None else s.images[j:j + 1])
-            captions.append("failed" if j is None else f"{est} {per_eye[est][col['name']][j]:.1f} deg")
-        cols.append(Column(col["name"], images, captions))
-    sheet = compose_sheet(cols, title=f"Gaze test eyes: {est} angular error per eye", min_width=120)
-    return save_sheet(sheet, path)
-
-
-def write_plot(report: GazeReport, path: str | os.PathLike) -> Path:
-    """Grouped bars: one group per estimator, one bar per test column, error bars = std."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
-    ests = list(report.errors)
-    cols = [c["name"] for c in report.columns]
-    width = 0.8 / max(1, len(cols))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(ests) * len(cols) * 0.5 + 2), 4.2))
-    for k, c in enumerate(cols):
-        means = [report.errors[e][c]["mean"] for e in ests]
-        stds = [report.errors[e][c]["std"] for e in ests]
-        ax.bar(np.arange(len(ests)) + (k - (len(cols) - 1) / 2) * width, means, width, yerr=stds,
-               capsize=2, label=c)
-    ax.set_xticks(np.arange(len(ests)), ests)
-    ax.set_ylabel("angular error (degrees), mean +- std")
-    ax.set_title("Gaze error: trained on synthetic eyes, tested raw and purified")
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return path
