@@ -629,6 +629,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_naming_the_field(resumable
 # --- item 12: warnings are one line, and come before the run -------------------------------------------
 
 def test_run_warnings_are_one_line_and_printed_before_the_optimisation(files, tmp_path):
+    files["style_mask"].unlink()  # else stylize takes it as the style's companion mask: no "no style mask" warning
     result = _stylize(files, "-o", str(tmp_path / "o.jpg"), "--weights", "random", "--iterations", "2",
                       "--max-layer", "relu1_2", "--device", "cpu", "--mask", str(files["mask"]))
     assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -245,3 +246,27 @@ def test_real_ctrl_c_writes_the_best_image_and_exits_130(files, tmp_path):
     assert "best image so far" in err and "Traceback" not in err
     assert load_image(out).shape == (1, 3, SIZE, SIZE)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_a_style_companion_mask_is_taken_when_no_style_mask_is_named(files, tmp_path, captured):
+    """As purify does: ``STYLE_mask.png`` beside the style is its mask when a content mask is in use."""
+    companion = files["style"].with_name("style_mask.png")  # the fixture's style mask is this companion
+    assert companion == files["style_mask"]
+    result = CliRunner().invoke(main, ["stylize", str(files["content"]), "--style", str(files["style"]),
+                                       "--mask", str(files["mask"]), "-o", str(tmp_path / "o.png")])
+    assert result.exit_code == 0, result.output
+    assert Path(captured["style_mask"]) == companion
+    assert "style mask:" in result.output and "beside the style" in result.output
+    # no content mask, or --mask none: no style mask either (a style mask alone is refused)
+    for extra in ([], ["--mask", "none", "--preset", "gatys"]):
+        result = _invoke(["stylize", str(files["content"]), "--style", str(files["style"]), *extra,
+                          "-o", str(tmp_path / "p.png"), "-q"])
+        assert result.exit_code == 0, result.output
+        assert captured["style_mask"] is None
+    # a named --style-mask wins
+    other = tmp_path / "other_mask.png"
+    other.write_bytes(files["style_mask"].read_bytes())
+    result = _invoke(["stylize", str(files["content"]), "--style", str(files["style"]), "--mask", str(files["mask"]),
+                      "--style-mask", str(other), "-o", str(tmp_path / "q.png"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert Path(captured["style_mask"]) == other

@@ -174,6 +174,7 @@ def stylize_command(content: Path, style: tuple[Path, ...], mask: Path | None, s
     if model is not None:
         return _run_model(content, mask, output, model, device, bits, quiet, options.get("colour"))
     _check_styles(content, style, style_mask, options["style_weights"])
+    style_mask = _style_companions(style, style_mask, mask, options["mask_mode"], quiet)
     init = options["init"]
     output = output or Path(f"{content.stem}_stylized.png")
     if init not in ("content", "noise") and not Path(init).exists():
@@ -234,6 +235,24 @@ def _check_styles(content: Path, style: tuple[Path, ...], style_mask: tuple[Path
         raise click.ClickException(f"--style-weights has {len(style_weights)} values for {len(style)} --style")
     if content.is_dir():
         raise click.ClickException(f"{content} is a folder: a folder of images needs --model")
+
+
+def _style_companions(style: tuple[Path, ...], style_mask: tuple[Path, ...], mask: Any, mask_mode: str,
+                      quiet: bool) -> tuple[Path, ...]:
+    """Without --style-mask, with a content mask named (a file or ``auto``): each style's
+    ``NAME_mask.png`` beside it (``NAME_labels.png`` with ``--mask-mode parts``), as ``purify``
+    takes a style's companion, when every style has one; said in one line."""
+    if style_mask or mask is None or mask == "none" or mask_mode == "labels":
+        return style_mask
+    from masked_gatys.manifests import find_companion
+
+    found = [find_companion(p, "labels" if mask_mode == "parts" else "mask") for p in style]
+    if any(f is None for f in found):
+        return style_mask
+    if not quiet:
+        click.echo(f"style mask: {', '.join(str(f) for f in found)} beside the style (--style-mask names "
+                   "another)", err=True)
+    return tuple(f for f in found if f is not None)
 
 
 class _ProgressBar:
