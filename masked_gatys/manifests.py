@@ -196,12 +196,14 @@ def _list_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Item]:
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d) and (here / d).resolve() not in excluded)
         truth = _truth_rows(here)
+        names = {name.lower() for name in filenames}
         for name in sorted(filenames):
             path = here / name
             if _is_hidden(name) or path.suffix.lower() not in IMAGE_EXTS or _companion_kind(path.stem):
                 continue
             rel = path.relative_to(folder).as_posix()
-            mask, labels = find_companion(path, "mask"), find_companion(path, "labels")
+            mask, labels = (find_companion(path, kind) if _may_have(path.stem, kind, names) else None
+                            for kind in ("mask", "labels"))
             columns: dict[str, Any] = {"image": rel}
             if mask is not None:
                 columns["mask"] = mask.relative_to(folder).as_posix()
@@ -210,6 +212,14 @@ def _list_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Item]:
             columns.update({k: v for k, v in truth.get(name, {}).items() if k not in columns})
             items.append(Item(rel, path, mask, labels, columns))
     return items
+
+
+def _may_have(stem: str, kind: str, names: set[str]) -> bool:
+    """Whether the folder's listing (``names``, lower-cased) holds a ``STEM_KIND.EXT`` in some
+    case: where it does not, :func:`find_companion` finds none (a name the file system matches
+    differs at most in case), and its dozens of ``stat`` calls per image are saved."""
+    base = f"{stem}_{kind}".lower()
+    return any(base + ext in names for ext in IMAGE_EXTS)
 
 
 def _rel_key(value: Path, base: Path) -> str:
