@@ -128,3 +128,20 @@ def test_listing_finds_the_same_companions(tmp_path):
     assert items["a.png"][0].name == "a_mask.png" and items["b.png"] == (tmp_path / "b_mask.JPG",
                                                                         tmp_path / "b_labels.png")
     assert items["f.png"] == (None, None) and items["g.png"] == (None, None)
+
+
+def test_channels_last_segmenter_gives_the_same_labels():
+    """The shipped segmenter, channels-last (as loaded), against its plain layout on rendered eyes."""
+    import copy
+
+    from masked_gatys.eyes.segment import Segmenter, load_segmenter
+
+    seg = load_segmenter()
+    assert seg.channels_last
+    plain = Segmenter(copy.deepcopy(seg.net).to(memory_format=torch.contiguous_format), seg.size, seg.identity,
+                      seg.min_iris, seg.open_iris)
+    eyes = torch.cat([render_eye(layout=layout, look=look, size=(36, 60), seed=i).image
+                      for i, (layout, look) in enumerate([("mpiigaze", "webcam"), ("mpiigaze", "photo"),
+                                                          ("unity", "outdoor"), ("unity", "clean")] * 4)])
+    assert torch.allclose(seg.logits(eyes), plain.logits(eyes), atol=1e-4, rtol=0)
+    assert torch.equal(seg(eyes), plain(eyes))
