@@ -20,12 +20,26 @@ the figure is all ranks' images over the slowest rank's time, and excludes start
   evaluation at that batch (objective forward + backward), and the share of the wall time
   that is not evaluations (optimizer arithmetic and the Python loop).
 
+``--speed-only`` (issue 22's target: ``purify`` with the purifier and automatic masks, >= 200
+eyes a second at 36x60, CPU time) runs ``purify()`` as ``masked-gatys purify DIR -o OUT`` does
+(the shipped purifier, ``mask="auto"``: every eye segmented, its NAME_mask.png and
+NAME_labels.png written beside its output) over ``--speed-images`` grey 36x60 eyes (rendered in
+the ``mpiigaze`` layout, ``webcam`` look, or ``--speed-folder``'s real ones), at ``--threads``
+threads, ``--repeats`` times into a fresh folder, without the pupil-shift measurement; then once
+with it on ``--pupil-images`` of them. Figures: eyes per second (wall) and per CPU-second
+(``time.process_time``: every thread of the process), medians of the repeats, and the CPU time
+of each stage (``time.thread_time`` summed over the threads that ran it, per input eye):
+listing, the plan (input hashes), reading, segmenting, the network, writing the outputs, the
+companions, the manifest, the pupil shift; ``other`` is the rest of the process's CPU time
+(records, threads, Python).
+
 The machine may be shared: the load average (before and after each part) is recorded,
 and every time is an upper bound on what an idle machine takes.
 
 Examples::
 
     python benchmarks/purify_throughput.py --quick --json quick.json
+    python benchmarks/purify_throughput.py --speed-only --threads 1 --json benchmarks/results/purify-speed-cpu.json
     MASKED_GATYS_WEIGHTS=vgg19_caffe_bgr255_conv1_1-conv3_4.pth \\
         python benchmarks/purify_throughput.py --json benchmarks/results/purify-cpu.json
 """
@@ -208,6 +222,141 @@ def pupil_cost(size: tuple[int, int], seed: int, n: int = 10) -> float:
     return (time.perf_counter() - start) / n
 
 
+# ---------------------------------------------------------------- purify speed (issue 22)
+
+#: (module, attribute, stage): what each stage's CPU time is taken over (outermost call only)
+_STAGES = [
+    ("masked_gatys.purify", "list_inputs", "list"), ("masked_gatys.purify", "_plan", "plan (input hashes)"),
+    ("masked_gatys.purify", "load_image", "read"), ("masked_gatys.purify", "load_mask", "read"),
+    ("masked_gatys.eyes.segment.Segmenter", "__call__", "segment"), ("masked_gatys.eyes.segment", "mask_image", "segment"),
+    ("masked_gatys.purify_methods.Network", "run", "net"),
+    ("masked_gatys.purify", "save_image", "write output"), ("masked_gatys.purify", "luminance", "write output"),
+    ("masked_gatys.eyes.segment", "write_companions", "companions"),
+    ("masked_gatys.purify", "update_manifest", "manifest"), ("masked_gatys.purify", "merge_manifests", "manifest"),
+    ("masked_gatys.purify", "check_settings", "manifest"),
+    ("masked_gatys.eyes.pupil", "pupil_shift", "pupil shift"),
+    ("masked_gatys.purify_methods.Network", "__init__", "load networks"),
+    ("masked_gatys.eyes.segment", "load_segmenter", "load networks"),
+]
+
+
+class _StageClock:
+    """CPU time per stage: the listed functions wrapped (while in use) to add their thread's CPU time."""
+
+    def __init__(self) -> None:
+        import importlib
+        import threading
+
+        self.totals: dict[str, float] = {}
+        self.lock, self.local, self.saved = threading.Lock(), threading.local(), []
+        for where, name, stage in _STAGES:
+            if where.endswith((".Segmenter", ".Network")):
+                mod_name, cls_name = where.rsplit(".", 1)
+                owner = getattr(importlib.import_module(mod_name), cls_name)
+            else:
+                owner = importlib.import_module(where)
+            original = owner.__dict__[name]
+            self.saved.append((owner, name, original))
+            setattr(owner, name, self._wrap(original, stage))
+
+    def _wrap(self, f, stage: str):
+        import functools
+
+        @functools.wraps(f)
+        def timed(*a, **k):
+            if getattr(self.local, "inside", False):
+                return f(*a, **k)
+            self.local.inside = True
+            start = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                self.local.inside = False
+                with self.lock:
+                    self.totals[stage] = self.totals.get(stage, 0.0) + time.thread_time() - start
+        return timed
+
+    def close(self) -> None:
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+
+
+def _speed_eyes(folder: Path, n: int, source: Path | None) -> int:
+    """``n`` grey 36x60 eyes in ``folder``: ``source``'s first ``n`` images, or rendered ones."""
+    from masked_gatys.eyes import render_eye
+    from masked_gatys.image import load_image, save_image
+    from masked_gatys.manifests import list_inputs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        items = list_inputs(source)[:n]
+        for i, item in enumerate(items):
+            save_image(load_image(item.image)[:, :1], folder / f"{i:05d}.png")
+        return len(items)
+    for i in range(n):
+        save_image(render_eye(layout="mpiigaze", look="webcam", seed=i).image[:, :1], folder / f"{i:05d}.png")
+    return n
+
+
+def _speed_run(src: Path, out: Path, pupil_shift: bool) -> dict[str, Any]:
+    import shutil
+
+    from masked_gatys.purify import PurifyConfig, purify
+
+    shutil.rmtree(out, ignore_errors=True)
+    clock = _StageClock()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wall, cpu = time.perf_counter(), time.process_time()
+            report = purify(src, out, config=PurifyConfig(pupil_shift=pupil_shift))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        clock.close()
+    n = report.total
+    stages = {k: 1000 * v / n for k, v in sorted(clock.totals.items(), key=lambda kv: -kv[1])}
+    stages["other"] = 1000 * (cpu - sum(clock.totals.values())) / n
+    return {"inputs": n, "done": report.done, "failed": report.failed, "pupil_shift": pupil_shift,
+            "wall_seconds": wall, "cpu_seconds": cpu,
+            "eyes_per_second": report.done / wall, "eyes_per_cpu_second": report.done / cpu,
+            "inputs_per_cpu_second": n / cpu, "cpu_ms_per_input": 1000 * cpu / n,
+            "stage_cpu_ms_per_input": {k: round(v, 4) for k, v in stages.items()}, "load": _load()}
+
+
+def purify_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--speed-only`` figures (see the module's docstring)."""
+    import masked_gatys.eyes.pupil  # noqa: F401  imported before the clock runs (scipy: most of a second)
+    import masked_gatys.eyes.segment  # noqa: F401
+    from masked_gatys.checkpoints import shipped_checkpoint
+    from masked_gatys.files import sha256_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "eyes"
+        n = _speed_eyes(src, args.speed_images, args.speed_folder)
+        runs = [_speed_run(src, Path(tmp) / "out", pupil_shift=False) for _ in range(args.repeats)]
+        for row in runs:
+            print(json.dumps({k: v for k, v in row.items() if k != "stage_cpu_ms_per_input"}), flush=True)
+        psrc = Path(tmp) / "pupil"
+        psrc.mkdir()
+        for path in sorted(src.glob("*.png"))[:args.pupil_images]:
+            (psrc / path.name).write_bytes(path.read_bytes())
+        with_pupil = _speed_run(psrc, Path(tmp) / "out-pupil", pupil_shift=True)
+    keys = ("eyes_per_second", "eyes_per_cpu_second", "inputs_per_cpu_second", "cpu_ms_per_input")
+    med = {k: statistics.median(r[k] for r in runs) for k in keys}
+    stages = {k: round(statistics.median(r["stage_cpu_ms_per_input"].get(k, 0.0) for r in runs), 4)
+              for k in runs[0]["stage_cpu_ms_per_input"]}
+    pupil_ms = with_pupil["stage_cpu_ms_per_input"].get("pupil shift", 0.0)
+    return {"kind": "purify-speed", "method": "purifier", "mask": "auto", "size": [36, 60],
+            "eyes": "folder " + args.speed_folder.name if args.speed_folder else
+            "rendered: layout mpiigaze, look webcam, seeds 0..n-1, written as grey PNGs",
+            "inputs": n, "repeats": len(runs), "batch": 64,
+            "checkpoint_sha256": sha256_file(shipped_checkpoint("purifier")),
+            "median": med, "stage_cpu_ms_per_input_median": stages, "runs": runs,
+            "with_pupil_shift": with_pupil, "pupil_shift_cpu_ms_per_input": pupil_ms,
+            "target_eyes_per_cpu_second": 200,
+            "net_budget_ms_for_target": round(1000 / 200 - (med["cpu_ms_per_input"] - stages.get("net", 0.0)), 4)}
+
+
 def run_cell(cell: dict[str, Any], args: argparse.Namespace, seed: int) -> dict[str, Any]:
     size = tuple(cell["size"])
     if cell["kind"] == "net":
@@ -301,6 +450,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="also time one optimizer evaluation at 36x60, batch 1 and 8, with 1 and 2 threads")
     p.add_argument("--quick", action="store_true", help="a smoke run: one size, small batches, 3 iterations")
     p.add_argument("--json", type=Path)
+    p.add_argument("--speed-only", action="store_true",
+                   help="only purify's speed with the purifier and automatic masks at 36x60 (issue 22)")
+    p.add_argument("--speed-images", type=int, default=2000)
+    p.add_argument("--speed-folder", type=Path, default=None,
+                   help="real 36x60 eyes (MPIIGaze patches) in place of rendered ones")
+    p.add_argument("--pupil-images", type=int, default=500, help="eyes of the run with the pupil shift")
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cells", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -311,6 +467,18 @@ def main(argv: list[str] | None = None) -> None:
         args.sizes, args.net_batches, args.opt_batches, args.iterations = "36x60", "1,16", "1,2", 3
         args.net_seconds, args.e2e_images, args.torchrun_opt = 0.3, 32, "36x60:1,2"
         args.opt_estimate = "4"
+    if args.speed_only:
+        torch.set_num_threads(args.threads)
+        results = {"metadata": _metadata(args), "load": {"start": _load()}}
+        results["purify_speed"] = purify_speed(args)
+        results["load"]["end"] = _load()
+        row = results["purify_speed"]
+        print(json.dumps({"median": row["median"], "stages": row["stage_cpu_ms_per_input_median"],
+                          "pupil_shift_ms": row["pupil_shift_cpu_ms_per_input"]}), flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+        return None
     skip = set(filter(None, args.skip.split(",")))
     sizes = [_size(s) for s in args.sizes.split(",")]
     nets = args.nets.split(",")

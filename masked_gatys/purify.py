@@ -150,7 +150,9 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     fail_fast: bool = False
     """Stop at the first bad input instead of recording it as failed."""
     pupil_shift: bool = True
-    """Measure the pupil shift of each output (about 22 ms per 36x60 image on one core)."""
+    """Measure the pupil shift of each output (about 22 ms per 36x60 image on one core, more than
+    the rest of a purification with the purifier and automatic masks, about 12 ms; on by default:
+    the figure that says whether the pupil was kept; benchmarks/README.md, issue 22)."""
     write_workers: int = 4
     colour: str | None = None
     """``keep``: a grey input (one channel, or R, G, B within 1/255) is purified on luminance
