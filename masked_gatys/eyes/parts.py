@@ -3,9 +3,12 @@
 The ``masked-eye`` objective matches style separately in the pupil, the iris
 and the background, so the pupil's statistics no longer trade area with the
 iris's (which moves and grows the pupil towards the style eye's). A binary
-attention mask (iris + pupil) does not say where the pupil is; the pupil
-detector does: the pupil region is a soft disc at the detected centre with
-the radius of the detected dark blob.
+attention mask (iris + pupil) does not say where the pupil is; the eye-part
+segmenter's pupil label does (:func:`segmenter_pupil`, what ``stylize`` uses),
+else the pupil detector: a soft disc at the detected centre with the radius of
+the detected dark blob (:func:`pupil_disc`). A given mask that reaches well past
+the segmenter's iris is clipped to it first (:func:`clip_attention`): issue 22's
+multi-lobed pupils and rings came from a disc mask larger than the iris.
 
 >>> from masked_gatys.eyes import render_eye
 >>> eye = render_eye(size=(36, 60), seed=1, domain="real")
