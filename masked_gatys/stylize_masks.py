@@ -20,7 +20,7 @@ from masked_gatys.config import StylizeConfig
 from masked_gatys.errors import MaskError
 from masked_gatys.image import as_image_batch, resize_to
 
-__all__ = ["content_masks", "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
+__all__ = ["content_masks", "style_masks_from_segmenter", "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
 
 ImageLike = Union[str, os.PathLike, Tensor]
 
@@ -141,3 +141,23 @@ def _content_masks(content: ImageLike, content_img: Tensor | None, mask, cfg: St
         raise MaskError(f"the segmenter finds no iris in {name} (a closed eye?); give --mask PATH or --mask none")
     made = labels if cfg.mask_mode == "parts" else (labels >= 2).float()[:, None]
     return made, "segmenter", labels
+
+
+def style_masks_from_segmenter(styles: list[Tensor], mask_mode: str, segmenter: Any = None) -> list[Tensor]:
+    """The style images' masks when the content's come from the segmenter (``mask="auto"``) and
+    none is given: the same segmenter's, in the content's form (part labels with
+    ``mask_mode="parts"``, else the attention mask), so each region is matched with the style
+    eye's own region rather than with the whole style image. Empty (the whole style image, as
+    before, with its warning) when it finds no iris in some style image: not an eye.
+
+    >>> import torch
+    >>> style_masks_from_segmenter([torch.zeros(1, 3, 36, 60)], "binary")
+    []
+    """
+    made = []
+    for image in styles:
+        labels = _segment(image, segmenter)
+        if not bool((labels >= 2).flatten(1).any(dim=1).all()):
+            return []
+        made.append(labels if mask_mode == "parts" else (labels >= 2).float()[:, None])
+    return made
