@@ -186,3 +186,11 @@ def test_cli_stylize_with_a_shipped_network_takes_the_one_of_the_eyes_layout(mpi
     by_name = run("purifier")
     assert torch.equal(by_name, run(str(mpiigaze_purifier / "purifier_mpiigaze.pt")))
     assert not torch.equal(by_name, run(str(mpiigaze_purifier / "purifier_eyes.pt")))
+
+
+def test_the_gaze_experiment_purifies_with_the_network_of_its_layout(mpiigaze_purifier: Path) -> None:
+    from masked_gatys.eyes.experiment import _method_identity
+    from masked_gatys.files import sha256_file
+
+    assert _method_identity("purifier", "mpiigaze")[1] == sha256_file(mpiigaze_purifier / "purifier_mpiigaze.pt")
+    assert _method_identity("purifier", "unity")[1] == sha256_file(mpiigaze_purifier / "purifier_eyes.pt")
