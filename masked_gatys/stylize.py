@@ -34,7 +34,8 @@ from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 from masked_gatys.optim import minimize
 from masked_gatys.stylize_masks import (  # re-exported
-    MASK_WORDS, _content_masks, _content_name, clip_given_mask, content_masks, eye_labels, looks_like_eyes)
+    MASK_WORDS, _content_masks, _content_name, clip_given_mask, content_masks, eye_labels, looks_like_eyes,
+    style_masks_from_segmenter)
 
 __all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "content_masks",
            "MASK_WORDS", "OPTIMIZERS", "STOP_TOL", "STOP_WINDOW", "MIN_SIZE"]
@@ -195,6 +196,8 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
         raise ValueError(f"{len(cfg.style_weights)} style weights for {len(styles)} style images")
     style_masks = _as_list(style_mask)
+    if mask_source == "segmenter" and not style_masks:  # the style eyes' parts, as the content's
+        style_masks = style_masks_from_segmenter(styles, cfg.mask_mode, segmenter)
     regions, style_regions = None, [None] * len(styles)
     split_labels: tuple[Tensor | None, list[Tensor | None] | None] = (None, None)
     if mask is None:

@@ -24,7 +24,8 @@ from masked_gatys.eyes.labels import resize_parts
 from masked_gatys.image import as_image_batch, resize_to
 from masked_gatys.masks import Regions
 
-__all__ = ["content_masks", "clip_given_mask", "eye_labels", "looks_like_eyes", "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
+__all__ = ["content_masks", "style_masks_from_segmenter", "clip_given_mask", "eye_labels", "looks_like_eyes",
+           "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
 
 ImageLike = Union[str, os.PathLike, Tensor]
 
@@ -205,3 +206,23 @@ def clip_given_mask(content_img: Tensor, regions: Regions, *, segmenter: Any = N
                   "(sclera and skin in it would get iris texture and rings painted on them)", stacklevel=3)
     attention = attention.to(regions.masks.device, regions.masks.dtype)
     return Regions(torch.cat([1.0 - attention, attention], dim=1), ("background", "attention")), labels
+
+
+def style_masks_from_segmenter(styles: list[Tensor], mask_mode: str, segmenter: Any = None) -> list[Tensor]:
+    """The style images' masks when the content's come from the segmenter (``mask="auto"``) and
+    none is given: the same segmenter's, in the content's form (part labels with
+    ``mask_mode="parts"``, else the attention mask), so each region is matched with the style
+    eye's own region rather than with the whole style image. Empty (the whole style image, as
+    before, with its warning) when it finds no iris in some style image: not an eye.
+
+    >>> import torch
+    >>> style_masks_from_segmenter([torch.zeros(1, 3, 36, 60)], "binary")
+    []
+    """
+    made = []
+    for image in styles:
+        labels = _segment(image, segmenter)
+        if not bool((labels >= 2).flatten(1).any(dim=1).all()):
+            return []
+        made.append(labels if mask_mode == "parts" else (labels >= 2).float()[:, None])
+    return made
