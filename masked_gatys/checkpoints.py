@@ -34,7 +34,7 @@ from masked_gatys.masks import Regions, resize_mask
 
 __all__ = [
     "CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "strip_checkpoint", "LoadedModel", "load_model",
-    "SHIPPED", "shipped_checkpoint", "check_compatible", "apply_model", "attention_of",
+    "SHIPPED", "SHIPPED_BY_LAYOUT", "shipped_checkpoint", "check_compatible", "apply_model", "attention_of",
     "check_finite_state", "fold_batchnorm",
 ]
 
@@ -218,14 +218,15 @@ class LoadedModel:
         return f"LoadedModel({self.name}, path={self.path!r})"
 
 
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", layout: str | None = None) -> LoadedModel:
     """Load a trained network from a checkpoint written by :func:`train`.
 
     Raises :class:`~masked_gatys.errors.CheckpointError` naming the file when
     it is missing, corrupt or not a network checkpoint.
 
     ``path`` may also be the name of a shipped checkpoint (``johnson``,
-    ``purifier``) when no file of that name exists.
+    ``purifier``) when no file of that name exists; ``layout`` then picks the one trained in
+    that layout where one is shipped (:func:`shipped_checkpoint`).
 
     >>> len(load_model("purifier").trained_sizes) >= 1
     True
@@ -235,7 +236,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     masked_gatys.errors.CheckpointError: /nonexistent/net.pt: checkpoint not found
     """
     if str(path) in SHIPPED and not Path(path).is_file():
-        path = shipped_checkpoint(str(path))
+        path = shipped_checkpoint(str(path), layout)
     data = read_checkpoint(path)
     try:
         net = nets.build(**data["net"])
@@ -249,17 +250,26 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
 
 #: the eye checkpoints installed with the package (masked_gatys/data/README.md)
 SHIPPED = {"johnson": "johnson_eyes.pt", "purifier": "purifier_eyes.pt"}
+#: shipped checkpoints trained in a layout (:mod:`masked_gatys.eyes.layouts`) other than the
+#: original one: ``(name, layout) -> file``; a layout not here takes ``SHIPPED[name]``
+SHIPPED_BY_LAYOUT: dict[tuple[str, str], str] = {}
 
 
-def shipped_checkpoint(name: str) -> Path:
-    """Path of a checkpoint installed with the package: ``johnson`` or ``purifier`` (eyes).
+def _data_dir() -> Path:
+    return Path(__file__).resolve().parent / "data"
+
+
+def shipped_checkpoint(name: str, layout: str | None = None) -> Path:
+    """Path of a checkpoint installed with the package: ``johnson`` or ``purifier`` (eyes),
+    the one trained in ``layout`` where one is shipped (``SHIPPED_BY_LAYOUT``), else the
+    original layout's.
 
     >>> shipped_checkpoint("purifier").name
     'purifier_eyes.pt'
     """
     if name not in SHIPPED:
         raise CheckpointError(f"no shipped checkpoint {name!r}: choose one of {', '.join(sorted(SHIPPED))}")
-    path = Path(__file__).resolve().parent / "data" / SHIPPED[name]
+    path = _data_dir() / SHIPPED_BY_LAYOUT.get((name, layout or "unity"), SHIPPED[name])
     if not path.is_file():
         raise CheckpointError(f"{path}: shipped checkpoint missing (reinstall the package)")
     return path

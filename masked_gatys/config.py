@@ -87,7 +87,8 @@ def shared_settings(config: Any, kind: type) -> dict[str, Any]:
 #: the feed-forward networks' architectures (``masked_gatys.nets.NETS``; a test keeps them equal)
 NET_NAMES = ("johnson", "purifier")
 # What a checkpoint that predates a setting trained with (it records no value for it).
-LEGACY_SETTINGS = {"parts": False, "style_pool": 0, "mask_jitter": 0.0}
+LEGACY_SETTINGS = {"parts": False, "style_pool": 0, "mask_jitter": 0.0, "layout": None, "look": "any",
+                   "net_masks": "truth"}
 
 
 def _check_setting(name: str, value: Any, annotation: str) -> None:
@@ -174,6 +175,18 @@ class TrainConfig(ObjectiveSettings):
     (:func:`masked_gatys.mask_jitter.jitter_masks`), so the network learns to follow the image,
     not an imperfect mask (issue #22). The objective keeps the true mask; validation gives the
     network the true masks. 0: the exact masks (what the shipped networks were trained with)."""
+    layout: str | None = None
+    """Render the content and style eyes in this layout (``unity``, ``mpiigaze``, ``nir``:
+    :mod:`masked_gatys.eyes.layouts`), content eyes in ``look``, style eyes in its clean look, gaze
+    within its ranges, shut eyes (no iris) left out. None: the original renders (the unity
+    framing, outdoor look, +-30 / +-20 degrees), as the first shipped networks were trained."""
+    look: str = "any"
+    """The content eyes' look with a ``layout``: one of its real looks, or ``any`` (each eye one
+    of the layout's real looks, drawn from its seed)."""
+    net_masks: str = "truth"
+    """The masks the network is given: ``truth`` (the renderer's) or ``segmenter`` (the shipped
+    segmenter's iris + pupil of each training and validation eye, as ``purify --mask auto`` gives
+    it in use); ``mask_jitter`` perturbs them further. The objective keeps the true masks."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
@@ -199,6 +212,10 @@ class TrainConfig(ObjectiveSettings):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.mask_jitter <= 1.0:
             raise ValueError(f"mask_jitter must be a probability in [0, 1], got {self.mask_jitter}")
+        if self.net_masks not in ("truth", "segmenter"):
+            raise ValueError(f"net_masks must be 'truth' or 'segmenter', got {self.net_masks!r}")
+        if self.layout is not None and self.content_dir is not None:
+            raise ValueError("a layout (layout) is rendered: it takes no content folder")
 
     def net_config(self) -> dict[str, Any]:
         """Keyword arguments for :func:`masked_gatys.nets.build`."""

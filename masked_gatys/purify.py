@@ -133,8 +133,10 @@ class PurifyConfig(ObjectiveSettings, OptimizerSettings):
     style_mask: str | None = None
     """None: ``STYLE_mask.png`` beside the style image if there is one."""
     layout: str | None = None
-    """The layout of ``style="rendered"``'s eye (``unity``, ``mpiigaze``, ``nir``:
-    :mod:`masked_gatys.eyes.layouts`); None: guessed from each batch's size and channels (grey
+    """The layout of the eyes (``unity``, ``mpiigaze``, ``nir``: :mod:`masked_gatys.eyes.layouts`):
+    ``style="rendered"``'s eye is rendered in it, and a shipped network (``purifier``,
+    ``johnson``) is the one trained in it where one is shipped
+    (:data:`masked_gatys.checkpoints.SHIPPED_BY_LAYOUT`); None: guessed from each batch's size and channels (grey
     36x60 is ``mpiigaze``, grey 4:3 frames ``nir``, anything else ``unity``), with a warning
     when the guess is not ``unity``."""
     style_pool: str | None = None

@@ -24,7 +24,7 @@ from masked_gatys.config import ObjectiveSettings, OptimizerSettings, shared_set
 from masked_gatys.encoder import VGGEncoder, resolve_weights, warn_if_random
 from masked_gatys.errors import MaskedGatysError, MaskError
 from masked_gatys.eyes.labels import load_parts, parts_from_labels
-from masked_gatys.eyes.layouts import layout_for
+from masked_gatys.eyes.layouts import LAYOUTS, layout_for
 from masked_gatys.eyes.render import style_eye
 from masked_gatys.eyes.styles import StylePool
 from masked_gatys.files import sha256_file
@@ -34,7 +34,7 @@ from masked_gatys.masks import Regions, load_mask
 from masked_gatys.objective import PRESETS
 from masked_gatys.stylize import StylizeConfig, objective_config_for, stylize
 
-__all__ = ["NETWORKS", "Network", "Optimizer", "check_method", "uses_parts"]
+__all__ = ["NETWORKS", "Network", "shipped_for", "Optimizer", "check_method", "uses_parts"]
 
 #: network methods shipped with the package (any other checkpoint path works too)
 NETWORKS = tuple(sorted(SHIPPED))
@@ -54,8 +54,27 @@ def check_method(cfg: Any) -> None:
                                f"or a network ({', '.join(NETWORKS)} or a checkpoint file)")
 
 
+def shipped_for(name: str, image: Any, layout: str | None = None) -> tuple[Path, str]:
+    """The shipped network ``name`` for eyes like ``image`` (a tensor, or a shape ``(C, H, W)``)
+    and the layout it was chosen for: ``layout`` when named, else the one
+    :func:`~masked_gatys.eyes.layouts.guess_layout` recognises from the size and channels; a
+    layout with no network of its own takes the original one
+    (:data:`~masked_gatys.checkpoints.SHIPPED_BY_LAYOUT`).
+
+    >>> path, layout = shipped_for("purifier", (3, 72, 120))
+    >>> path.name, layout
+    ('purifier_eyes.pt', 'unity')
+    """
+    chosen, _ = layout_for(image, layout)
+    return shipped_checkpoint(name, chosen), chosen
+
+
 class Network:
     """A trained network, batched: ``run(images, masks) -> (outputs, objectives)``.
+
+    A shipped network by name runs, for each batch, the checkpoint trained in the batch's
+    layout (named in ``cfg.layout``, else guessed from its size and channels) where one is
+    shipped; ``identity`` names every checkpoint it may run.
 
     >>> from masked_gatys.purify import PurifyConfig
     >>> net = Network(PurifyConfig(method="purifier"), torch.device("cpu"))
@@ -65,15 +84,31 @@ class Network:
 
     def __init__(self, cfg: Any, device: torch.device) -> None:
         check_method(cfg)
-        path = shipped_checkpoint(cfg.method) if cfg.method in NETWORKS else Path(cfg.method)
+        self.cfg, self.device = cfg, device
+        self.shipped = cfg.method in NETWORKS
+        path = shipped_checkpoint(cfg.method, cfg.layout) if self.shipped else Path(cfg.method)
         self.path = Path(path)
         # folded batch norm, channels-last, inference mode: the same outputs within 1e-5, 1.5x faster
         self.model = load_model(path, device=device).for_inference()
+        self._models = {self.path: self.model}
         self.needs_mask = isinstance(self.model.net, nets.Purifier)
-        self.identity = {"checkpoint": self.path.name, "sha256": sha256_file(self.path)}
+        self.identity: dict[str, Any] = {"checkpoint": self.path.name, "sha256": sha256_file(self.path)}
+        if self.shipped and cfg.layout is None:  # chosen per batch: every one it may choose
+            by_layout = {layout: shipped_checkpoint(cfg.method, layout) for layout in LAYOUTS}
+            self.identity["by_layout"] = {layout: {"checkpoint": p.name, "sha256": sha256_file(p)}
+                                          for layout, p in by_layout.items() if p != self.path}
+
+    def model_for(self, images: Tensor) -> Any:
+        """The loaded network for a batch: the shipped one of its layout, or the named file."""
+        if not self.shipped or self.cfg.layout is not None:
+            return self.model
+        path, _ = shipped_for(self.cfg.method, images)
+        if path not in self._models:
+            self._models[path] = load_model(path, device=self.device).for_inference()
+        return self._models[path]
 
     def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
-        return self.model(images, masks).cpu(), [None] * images.shape[0]
+        return self.model_for(images)(images, masks).cpu(), [None] * images.shape[0]
 
 
 class Optimizer:

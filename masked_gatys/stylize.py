@@ -33,7 +33,9 @@ from masked_gatys.image import as_image_batch, load_image, resize_to
 from masked_gatys.masks import Regions, load_mask_pair
 from masked_gatys.objective import Objective, ObjectiveConfig, preset as make_preset, with_layers
 from masked_gatys.optim import minimize
-from masked_gatys.stylize_masks import MASK_WORDS, _content_masks, content_masks  # re-exported
+from masked_gatys.stylize_masks import (  # re-exported
+    MASK_WORDS, _content_masks, _content_name, clip_given_mask, content_masks, eye_labels, looks_like_eyes,
+    style_masks_from_segmenter)
 
 __all__ = ["StylizeConfig", "StylizeResult", "Progress", "Problem", "stylize", "prepare", "content_masks",
            "MASK_WORDS", "OPTIMIZERS", "STOP_TOL", "STOP_WINDOW", "MIN_SIZE"]
@@ -164,6 +166,10 @@ class _Inputs:
     mask_source: str = "none"
     labels: Tensor | None = None
     segmenter: str | None = None
+    eye_labels: Tensor | None = None
+    """The segmenter's labels of the content where masked-eye splits a binary mask (its pupil)."""
+    style_labels: list[Tensor | None] | None = None
+    """The same for each style image."""
 
 
 def _as_list(value) -> list:
@@ -190,7 +196,10 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
         raise ValueError(f"{len(cfg.style_weights)} style weights for {len(styles)} style images")
     style_masks = _as_list(style_mask)
+    if mask_source == "segmenter" and not style_masks:  # the style eyes' parts, as the content's
+        style_masks = style_masks_from_segmenter(styles, cfg.mask_mode, segmenter)
     regions, style_regions = None, [None] * len(styles)
+    split_labels: tuple[Tensor | None, list[Tensor | None] | None] = (None, None)
     if mask is None:
         if style_masks:
             raise ValueError("a style mask was given without a content mask (--mask)")
@@ -206,6 +215,21 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
                                          content_size=tuple(content_img.shape[-2:]),
                                          style_size=tuple(image.shape[-2:]), resize=cfg.resize_masks)
             style_regions.append(sr)
+        if regions.names == ("background", "attention") and cfg.preset in (None, "masked", "masked-eye"):
+            # masked-eye splits the attention by the segmenter's pupil, and a given mask past the
+            # iris is clipped to it (else iris texture, rings and lobed pupils are painted there)
+            content_labels = labels if mask_source == "segmenter" else None
+            eye = cfg.preset == "masked-eye" or _is_eye(cfg, content_img, regions)
+            if mask_source == "given" and (eye or cfg.subject == "auto"):
+                content_labels = eye_labels(content_img, segmenter)
+                # a mask beside the eye does not look like one: the segmenter's iris may
+                eye = eye or looks_like_eyes(content_img, content_labels)
+            if eye and mask_source == "given":
+                regions, content_labels = clip_given_mask(content_img, regions, segmenter=segmenter,
+                                                          name=_content_name(content, 0, 1), labels=content_labels)
+            if eye:
+                split_labels = (content_labels, [None if sr is None or bool((sr.masks == 1).all()) else
+                                                 eye_labels(image, segmenter) for image, sr in zip(styles, style_regions)])
     chroma = None
     colour_mode = cfg.original_colors
     if colour_mode is None and keeps_grey(cfg.colour, content_img):
@@ -215,7 +239,7 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
                                                       mode=colour_mode)
     who = None if labels is None else ("shipped" if segmenter is None else
                                         str(segmenter) if isinstance(segmenter, (str, os.PathLike)) else "given")
-    return _Inputs(content_img, styles, regions, style_regions, chroma, mask_source, labels, who)
+    return _Inputs(content_img, styles, regions, style_regions, chroma, mask_source, labels, who, *split_labels)
 
 
 def _is_eye(cfg: StylizeConfig, content: Tensor | None, regions) -> bool:
@@ -279,6 +303,16 @@ def _initial_image(cfg: StylizeConfig, content: Tensor) -> Tensor:
     return _resize(init, tuple(content.shape[-2:])).expand_as(content.cpu()).clone().to(content.device)
 
 
+def _split_eye(image: Tensor, regions: Regions, labels: Tensor | None) -> Regions:
+    """``background, attention, iris, pupil`` of eye images: the attention split by the segmenter's
+    pupil (``labels``), or, without labels, by the pupil detector's."""
+    from masked_gatys.eyes.parts import eye_regions, segmenter_pupil  # deferred: scipy.ndimage (eyes.pupil)
+
+    attention = regions.region("attention")
+    pupil = None if labels is None else segmenter_pupil(image, attention.to(image.device), labels.to(image.device))
+    return eye_regions(image, attention, pupil)
+
+
 def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VGGEncoder | None,
            weights: LoadedWeights | None = None) -> Problem:
     """The problem at working size ``hw``: images and masks resized, targets computed.
@@ -309,16 +343,15 @@ def _build(inputs: _Inputs, hw: tuple[int, int], cfg: StylizeConfig, encoder: VG
     # the subject is told from the inputs at their own size, so every pass agrees
     objective_cfg = objective_config_for(cfg, regions, weights, inputs.content, inputs.regions)
     if objective_cfg.preset == "masked-eye" and "pupil" not in regions.names:
-        from masked_gatys.eyes.parts import eye_regions  # deferred: scipy.ndimage (through eyes.pupil)
-
-        # the pupil found in each image splits the attention region into iris and pupil
-        regions = eye_regions(content_img, regions.region("attention"))
+        # the segmenter's pupil (else the one the detector finds) splits the attention into iris and pupil
+        regions = _split_eye(content_img, regions, inputs.eye_labels)
         # no style mask (every region the whole style image, as warned): so it stays, for the
         # eye's parts too; split, its background would be empty
+        style_labels = inputs.style_labels or [None] * len(styles)
         style_regions = [None if sr is None else
                          type(sr).whole(sr.masks.shape[0], *sr.size, names=regions.names, dtype=sr.masks.dtype)
-                         if bool((sr.masks == 1).all()) else eye_regions(image, sr.region("attention"))
-                         for image, sr in zip(styles, style_regions)]
+                         if bool((sr.masks == 1).all()) else _split_eye(image, sr, lab)
+                         for image, sr, lab in zip(styles, style_regions, style_labels)]
     check_image_size(hw, objective_cfg.layers, cfg.arch, label="image")
     for image in styles:
         check_image_size(tuple(image.shape[-2:]), objective_cfg.layers, cfg.arch, label="style image")

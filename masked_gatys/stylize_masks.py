@@ -12,15 +12,20 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Union
 
+import torch
 from torch import Tensor
 
 from masked_gatys.config import StylizeConfig
 from masked_gatys.errors import MaskError
+from masked_gatys.eyes.labels import resize_parts
 from masked_gatys.image import as_image_batch, resize_to
+from masked_gatys.masks import Regions
 
-__all__ = ["content_masks", "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
+__all__ = ["content_masks", "style_masks_from_segmenter", "clip_given_mask", "eye_labels", "looks_like_eyes",
+           "MASK_WORDS", "DETECT_SIDE", "EYE_CROP_IRIS"]
 
 ImageLike = Union[str, os.PathLike, Tensor]
 
@@ -64,10 +69,20 @@ def _detection_copy(content_img: Tensor) -> Tensor:
     return resize_to(content_img, (max(4, round(h * scale)), max(4, round(w * scale))))
 
 
-def _looks_like_eyes(content_img: Tensor, labels: Tensor) -> bool:
-    """Most images look like an eye in the segmenter's iris (``subject="auto"``'s rule)."""
+def looks_like_eyes(content_img: Tensor, labels: Tensor) -> bool:
+    """Most images look like an eye in the segmenter's iris (``subject="auto"``'s rule): an iris
+    covering :data:`EYE_CROP_IRIS` of each image, where the pupil detector finds a pupil for most.
+
+    >>> from masked_gatys.eyes import render_eye
+    >>> eye = render_eye(size=(36, 60), seed=1, domain="real")
+    >>> looks_like_eyes(eye.image, eye.labels[None]), looks_like_eyes(eye.image, 0 * eye.labels[None])
+    (True, False)
+    """
     from masked_gatys.eyes.pupil import looks_like_eye  # deferred: scipy.ndimage costs 0.8 s to import
 
+    share = (labels >= 2).flatten(1).float().mean(dim=1)
+    if not bool((share >= EYE_CROP_IRIS).all()):
+        return False
     attention = (labels >= 2).float()[:, None]
     votes = [looks_like_eye(content_img[b:b + 1], attention[b:b + 1]) for b in range(content_img.shape[0])]
     return 2 * sum(votes) >= len(votes)
@@ -126,7 +141,7 @@ def _content_masks(content: ImageLike, content_img: Tensor | None, mask, cfg: St
         labels = _segment(probe, segmenter)
         share = (labels >= 2).flatten(1).float().mean(dim=1)
         if not bool((share > 0).all()) or \
-                (cfg.subject == "auto" and not (bool((share >= EYE_CROP_IRIS).all()) and _looks_like_eyes(probe, labels))):
+                (cfg.subject == "auto" and not looks_like_eyes(probe, labels)):
             return None, "none", None
         if probe is not content_img:
             labels = _segment(content_img, segmenter)
@@ -141,3 +156,73 @@ def _content_masks(content: ImageLike, content_img: Tensor | None, mask, cfg: St
         raise MaskError(f"the segmenter finds no iris in {name} (a closed eye?); give --mask PATH or --mask none")
     made = labels if cfg.mask_mode == "parts" else (labels >= 2).float()[:, None]
     return made, "segmenter", labels
+
+
+def eye_labels(images: Tensor, segmenter: Any = None) -> Tensor:
+    """The segmenter's part labels ``(B, H, W)`` of eye images at their size (segmented on a copy
+    at most :data:`DETECT_SIDE` px long, the labels then brought back, nearest).
+
+    >>> from masked_gatys.eyes import render_eye
+    >>> tuple(eye_labels(render_eye(size=(72, 120), seed=1).image).shape)
+    (1, 72, 120)
+    """
+    hw = tuple(images.shape[-2:])
+    labels = _segment(_detection_copy(images), segmenter)
+    return labels if tuple(labels.shape[-2:]) == hw else resize_parts(labels, hw)
+
+
+def clip_given_mask(content_img: Tensor, regions: Regions, *, segmenter: Any = None,
+                    name: str = "the content", labels: Tensor | None = None) -> tuple[Regions, Tensor]:
+    """A given binary mask's regions with the attention brought onto the eye's iris:
+    ``(regions, labels)``, ``labels`` the segmenter's ``(B, H, W)`` (or ``labels`` as given).
+
+    The masked-eye objective matches the style's iris and pupil over the attention region;
+    a hand-made disc around the pupil, larger than the iris, holds sclera and skin, where
+    the optimizer then paints iris texture, dark rings and lobes round the pupil (and a
+    second iris where the disc lies beside the eye). So the eye-part segmenter
+    (``masked_gatys.eyes.segment``, on a copy at most :data:`DETECT_SIDE` px long) labels
+    the content and ``masked_gatys.eyes.parts.clip_attention`` clips the attention to its
+    iris (grown by 1 px) where they disagree, with one warning naming what was done; an
+    exact mask is kept as given. ``regions``: ``background, attention`` of the content.
+
+    >>> from masked_gatys.eyes import render_eye
+    >>> eye = render_eye(size=(36, 60), seed=1, domain="real")
+    >>> exact = Regions.from_binary(eye.binary_mask)
+    >>> clip_given_mask(eye.image, exact)[0] is exact  # the renderer's own mask: kept
+    True
+    """
+    from masked_gatys.eyes.parts import clip_attention  # deferred: scipy.ndimage (through eyes.pupil)
+
+    if labels is None:
+        labels = eye_labels(content_img, segmenter)
+    attention, actions = clip_attention(regions.region("attention").to(labels.device), labels)
+    if all(a == "kept" for a in actions):
+        return regions, labels
+    done = sorted(set(actions) - {"kept"})
+    what = " and ".join({"clipped": "clipped to the iris the segmenter finds",
+                         "replaced": "replaced by the iris the segmenter finds (the mask misses it)"}[a] for a in done)
+    count = "" if len(actions) == 1 else f" on {sum(a != 'kept' for a in actions)} of {len(actions)} images"
+    warnings.warn(f"the mask of {name} reaches well past the eye's iris: its attention is {what}{count} "
+                  "(sclera and skin in it would get iris texture and rings painted on them)", stacklevel=3)
+    attention = attention.to(regions.masks.device, regions.masks.dtype)
+    return Regions(torch.cat([1.0 - attention, attention], dim=1), ("background", "attention")), labels
+
+
+def style_masks_from_segmenter(styles: list[Tensor], mask_mode: str, segmenter: Any = None) -> list[Tensor]:
+    """The style images' masks when the content's come from the segmenter (``mask="auto"``) and
+    none is given: the same segmenter's, in the content's form (part labels with
+    ``mask_mode="parts"``, else the attention mask), so each region is matched with the style
+    eye's own region rather than with the whole style image. Empty (the whole style image, as
+    before, with its warning) when it finds no iris in some style image: not an eye.
+
+    >>> import torch
+    >>> style_masks_from_segmenter([torch.zeros(1, 3, 36, 60)], "binary")
+    []
+    """
+    made = []
+    for image in styles:
+        labels = _segment(image, segmenter)
+        if not bool((labels >= 2).flatten(1).any(dim=1).all()):
+            return []
+        made.append(labels if mask_mode == "parts" else (labels >= 2).float()[:, None])
+    return made

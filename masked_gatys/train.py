@@ -44,8 +44,8 @@ from masked_gatys.errors import CheckpointError, ObjectiveError
 from masked_gatys.mask_jitter import jitter_masks
 from masked_gatys.eyes.labels import EYE_PARTS
 from masked_gatys.eyes.styles import StylePool
-from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, folder_data, mix_seed, sized_data, style_eye, style_gazes,
-                                             style_pool)
+from masked_gatys.eyes.training_data import (TrainingData, eye_regions_for, folder_data, mix_seed, segmenter_masks, sized_data,
+                                             style_eye, style_gazes, style_pool)
 from masked_gatys.objective import Objective, ObjectiveConfig, ObjectiveValue, preset
 from masked_gatys.sheet import Column, compose_sheet, save_sheet
 
@@ -96,14 +96,14 @@ class TrainResult:
 
 def _style_pool(config: TrainConfig, size: tuple[int, int]) -> StylePool:
     """The run's style pool at ``size`` (:func:`~masked_gatys.eyes.training_data.style_pool`)."""
-    return style_pool(config.style_pool, size, config.seed)
+    return style_pool(config.style_pool, size, config.seed, config.layout)
 
 
 def _style(config: TrainConfig, size: tuple[int, int] | None = None,
            index: int = 0) -> tuple[Tensor, Tensor, Tensor | None]:
     """Style eye ``index`` of ``config.styles`` at a training size (default ``config.size``)."""
     return style_eye(config.style, size or config.size, seed=config.seed, style_mask=config.style_mask,
-                     gaze=style_gazes(config.styles, config.seed)[index])
+                     gaze=style_gazes(config.styles, config.seed)[index], layout=config.layout)
 
 
 def _batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
@@ -234,8 +234,10 @@ def _for_batch(objective: Objective, styles: Tensor | None, idx: Tensor | slice)
 
 
 def _evaluate(net: nn.Module, objective: Objective, images: Tensor, masks: Tensor, batch: int,
-              parts: Tensor | None = None, styles: Tensor | None = None) -> tuple[float, dict[str, float]]:
-    """Mean objective of the network's outputs on a fixed set (eval mode, no grad)."""
+              parts: Tensor | None = None, styles: Tensor | None = None,
+              net_masks: Tensor | None = None) -> tuple[float, dict[str, float]]:
+    """Mean objective of the network's outputs on a fixed set (eval mode, no grad); the network
+    is given ``net_masks`` where given (the objective always ``masks``)."""
     was_training = net.training
     net.eval()
     totals: list[Tensor] = []
@@ -247,7 +249,7 @@ def _evaluate(net: nn.Module, objective: Objective, images: Tensor, masks: Tenso
                 p = None if parts is None else parts[i:i + batch]
                 judge = _for_batch(objective, styles, slice(i, i + batch))
                 judge.set_content(x, regions=eye_regions_for(m, x, judge.config, p))
-                value = judge(net(x, m))
+                value = judge(net(x, m if net_masks is None else net_masks[i:i + batch]))
                 totals.append(value.total)
                 for name, t in value.terms.items():
                     terms.setdefault(name, []).append(t)
@@ -382,10 +384,16 @@ def train(config: TrainConfig, *, callback: Callable[[TrainProgress], Any] | Non
 def _load_buckets(config: TrainConfig) -> list[TrainingData]:
     """The training data: a content folder at ``size``, or rendered eyes at each training size."""
     if config.content_dir is None:
-        return sized_data(config.render, config.val, config.size, config.sizes, config.seed)
-    if config.sizes:
+        buckets = sized_data(config.render, config.val, config.size, config.sizes, config.seed,
+                             layout=config.layout, look=config.look)
+    elif config.sizes:
         raise ValueError("several training sizes (sizes) need rendered eyes (--render), not --content")
-    return [folder_data(Path(config.content_dir), config.size, config.val)]
+    else:
+        buckets = [folder_data(Path(config.content_dir), config.size, config.val)]
+    if config.net_masks == "segmenter":  # what purify --mask auto gives the network in use
+        for d in buckets:
+            d.train_net_masks, d.val_net_masks = segmenter_masks(d.train_images), segmenter_masks(d.val_images)
+    return buckets
 
 
 def _on(t: Tensor | None, device: torch.device) -> Tensor | None:
@@ -423,6 +431,8 @@ class _Session:
             self._restore(checkpoint)
         self.train_sets = [(d.train_images.to(device), d.train_masks.to(device), _on(d.train_parts, device),
                             d.train_styles) for d in buckets]
+        # the masks the network is given (the segmenter's, with net_masks="segmenter"), by bucket
+        self.net_masks = [(_on(d.train_net_masks, device), _on(d.val_net_masks, device)) for d in buckets]
         self.val_sets = [(d.val_images.to(device), d.val_masks.to(device), _on(d.val_parts, device),
                           d.val_styles) for d in buckets]
         self.samples: list[str] = []
@@ -481,7 +491,8 @@ class _Session:
             return None
         by_size = {}
         for b, (vi, vm, vp, vs) in enumerate(self.val_sets):  # style 0 (or each eye's pool eye) at every size
-            by_size[b] = _evaluate(self.net, self.objectives[(b, 0)], vi, vm, self.config.batch_size, vp, vs)
+            by_size[b] = _evaluate(self.net, self.objectives[(b, 0)], vi, vm, self.config.batch_size, vp, vs,
+                                   self.net_masks[b][1])
         total = sum(t for t, _ in by_size.values()) / len(by_size)
         terms = {k: sum(tr[k] for _, tr in by_size.values()) / len(by_size) for k in by_size[0][1]}
         record = {"step": self.step, "total": total, "terms": terms, "seconds": self.elapsed()}
@@ -493,6 +504,8 @@ class _Session:
 
     def sample(self) -> str | None:
         val_images, val_masks = self.val_sets[0][:2]
+        if self.net_masks[0][1] is not None:
+            val_masks = self.net_masks[0][1]
         if self.sample_dir is None or val_images.shape[0] == 0 or not self.ranks.main:
             return None
         self.net.eval()
@@ -516,9 +529,11 @@ class _Session:
         idx = self.ranks.share(batch)
         x, m = train_images[idx.to(device)], train_masks[idx.to(device)]
         p = None if train_parts is None else train_parts[idx.to(device)]
-        net_m = None
+        given = self.net_masks[b][0]  # the segmenter's masks, or None: the true ones
+        net_m = None if given is None else given[idx.to(device)]
         if config.mask_jitter:  # the global batch's masks, perturbed as a function of (seed, step)
-            jittered = jitter_masks(train_masks[batch.to(device)], config.mask_jitter,
+            base = train_masks if given is None else given
+            jittered = jitter_masks(base[batch.to(device)], config.mask_jitter,
                                     torch.Generator().manual_seed(mix_seed(config.seed, 10, self.step)))
             net_m = jittered[self.ranks.share(torch.arange(len(batch))).to(device)]
         torch.manual_seed(mix_seed(config.seed, 4, self.step))  # dropout noise of this step

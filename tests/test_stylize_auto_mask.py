@@ -70,7 +70,8 @@ def test_auto_uses_the_segmenters_attention_mask():
     labels = segment(content, model=seg)
     assert 0 < int((labels >= 2).sum()) < H * W  # the fixed network's iris, at the content's size
     auto = _run(content, style, mask="auto", config=_config(), segmenter=seg)
-    given = _run(content, style, mask=(labels >= 2).float()[:, None], config=_config())
+    style_mask = (segment(style, model=seg) >= 2).float()[:, None]  # the style eye's, by the same segmenter
+    given = _run(content, style, mask=(labels >= 2).float()[:, None], style_mask=style_mask, config=_config())
     assert auto.mask_source == "segmenter" and given.mask_source == "given"
     assert torch.equal(auto.labels, labels)
     assert auto.objective.preset == "masked" and any(k.endswith("@attention") for k in auto.terms)
@@ -83,11 +84,35 @@ def test_auto_with_parts_uses_the_part_labels():
     seg = _segmenter()
     labels = segment(content, model=seg)
     auto = _run(content, style, mask="auto", config=_config(mask_mode="parts", subject="eye"), segmenter=seg)
-    given = _run(content, style, mask=labels, config=_config(mask_mode="parts", subject="eye"))
+    given = _run(content, style, mask=labels, style_mask=segment(style, model=seg),
+                 config=_config(mask_mode="parts", subject="eye"))
     assert auto.objective.preset == "masked-eye"
     assert any(k.endswith("@pupil") for k in auto.terms) and any(k.endswith("@sclera") or k.endswith("@skin")
                                                                   for k in auto.terms)
     assert torch.equal(auto.image, given.image) and auto.total == given.total
+
+
+def test_auto_segments_the_style_eye_too_and_keeps_the_whole_style_where_it_finds_no_iris(monkeypatch):
+    """Without a style mask, the style eye's regions are the segmenter's (each region matched
+    with the style's own iris, pupil, ...), not the whole style image; a style in which it finds
+    no iris (not an eye) is the whole image's target, as before, with the warning."""
+    content, _ = _images()
+    style = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+    seg = _segmenter()
+    with_style = _run(content, style, mask="auto", config=_config(), segmenter=seg)
+    explicit = _run(content, style, mask="auto", style_mask=(segment(style, model=seg) >= 2).float()[:, None],
+                    config=_config(), segmenter=seg)
+    assert torch.equal(with_style.image, explicit.image)
+    real_segment = STYLIZE_MASKS._segment
+
+    def no_iris_in_the_style(image, segmenter):  # the style (24x40) shows no iris: not an eye
+        labels = real_segment(image, segmenter)
+        return labels if tuple(image.shape[-2:]) == (H, W) else torch.zeros_like(labels)
+
+    monkeypatch.setattr(STYLIZE_MASKS, "_segment", no_iris_in_the_style)
+    with pytest.warns(UserWarning, match="no style mask: the whole style image"):
+        whole = stylize(content, style, mask="auto", config=_config(), segmenter=seg)
+    assert not torch.equal(whole.image, with_style.image)
 
 
 def test_an_eye_without_an_iris_is_a_one_line_error():

@@ -105,8 +105,9 @@ class _Bar:
 @click.option("--style", help="Style image (optimizer), or 'rendered' for a rendered synthetic eye.")
 @click.option("--style-mask", show_default="STYLE_mask.png beside the style image", help="Style mask.")
 @click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
-              help="Layout of the --style rendered eye: unity (RGB, the original), mpiigaze (36x60 grey, "
-                   "equalised), nir (near-infrared frames).  [default: guessed from each batch's size and "
+              help="Layout of the eyes: unity (RGB, the original), mpiigaze (36x60 grey, equalised), nir "
+                   "(near-infrared frames): the --style rendered eye is drawn in it, and a shipped network is the "
+                   "one trained in it where one is shipped.  [default: guessed from each batch's size and "
                    "channels, said when not unity]")
 @click.option("--style-pool", type=click.Path(file_okay=False), metavar="FOLDER",
               help="Synthetic style eyes with NAME_mask.png (or a manifest.jsonl): each eye takes the "

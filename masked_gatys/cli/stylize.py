@@ -410,11 +410,10 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     if content.is_dir():
         _stylize_folder(content, mask, output, model, device, quiet, colour)
         return
-    from masked_gatys.checkpoints import load_model
-
-    net = load_model(model, device=device)
+    from masked_gatys.checkpoints import SHIPPED, load_model
     from masked_gatys.image import load_image, save_image
     from masked_gatys.masks import load_mask
+    from masked_gatys.purify_methods import shipped_for
 
     output = output or Path(f"{content.stem}_stylized.png")
     check_writable_output(output)
@@ -422,6 +421,10 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     check_outputs([("-o", output), *companions], [("content", content), ("--mask", mask if isinstance(mask, Path)
                                                                           else None), ("--model", model)])
     image = load_image(content)
+    named = str(model)
+    if named in SHIPPED and not model.is_file():  # a shipped network: the one of the eye's layout
+        model = shipped_for(str(model), image)[0]
+    net = load_model(model, device=device)
     attention, labels = None, None
     if mask == "auto":
         from masked_gatys.eyes.segment import mask_image, segment
@@ -440,7 +443,7 @@ def _run_model(content: Path, mask: Path | None, output: Path | None, model: Pat
     out = net(image, attention)
     with deferred_interrupts():
         save_image(_in_content_mode(out.detach().cpu(), image, colour), output,
-                   metadata={"software": "masked-gatys", "model": str(model),
+                   metadata={"software": "masked-gatys", "model": named, "checkpoint": model.name,
                              "mask": {"source": "segmenter" if labels is not None else
                                       "given" if isinstance(mask, Path) else "none"}}, bits=int(bits))
         if labels is not None:

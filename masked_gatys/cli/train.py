@@ -64,6 +64,16 @@ def _short(name: str) -> str:
               help="Probability that a training eye's mask, as the network gets it, is perturbed (dilated or "
                    "eroded by 1-2 px, shifted by 1-2 px, or holed); the objective keeps the true mask, so the "
                    "network learns to follow the image, not the mask.")
+@click.option("--layout", type=click.Choice(["unity", "default", "mpiigaze", "nir"]), default=None,
+              show_default="the original renders (unity, outdoor look)",
+              help="Render the content and style eyes in this layout (eyes.layouts): its framing, gaze ranges "
+                   "and looks; the style eyes in its clean look.")
+@click.option("--look", type=click.Choice(["any", "outdoor", "webcam", "photo", "nir"]), default=None,
+              show_default=f"{_T['look']}: one of the layout's real looks per eye", help="The content eyes' look, with --layout.")
+@click.option("--net-masks", type=click.Choice(["truth", "segmenter"]), default=None,
+              show_default=f"{_T['net_masks']}: the renderer's",
+              help="The masks the network is given: the renderer's, or the shipped segmenter's of each eye (what "
+                   "purify --mask auto gives it in use); the objective keeps the true ones.")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (a file, or johnson / "
               "purifier for the shipped ones) with a fresh optimizer.")
 @click.option("--size", type=Size(min=1), default=None, metavar="HxW",
@@ -145,6 +155,10 @@ def _settings(options: dict[str, Any], device: str) -> TrainConfig:
     given = {k: v for k, v in options.items() if v is not None}
     if given.get("content_dir") is not None and given.get("render") is not None:
         raise click.UsageError("give --content DIR or --render N, not both")
+    if given.get("layout") == "default":
+        given["layout"] = "unity"
+    if "look" in given and "layout" not in given and resume is None:
+        raise click.UsageError("--look needs --layout")
     if "content_dir" in given:
         given["content_dir"] = str(given["content_dir"])
     if "style_mask" in given:

@@ -422,11 +422,12 @@ def _method_slug(method: str) -> str:
     return p.stem if p.suffix == ".pt" else method
 
 
-def _method_identity(method: str) -> Any:
-    """What makes a method's output: a preset's terms and weights, a network file's bytes. Part
-    of the purified folder's name, so a changed preset or a retrained net is purified afresh."""
+def _method_identity(method: str, layout: str | None = None) -> Any:
+    """What makes a method's output: a preset's terms and weights, a network file's bytes (a
+    shipped one's of the eyes' layout). Part of the purified folder's name, so a changed preset
+    or a retrained net is purified afresh."""
     if method in NETS or method.endswith(".pt"):
-        path = shipped_checkpoint(method) if method in NETS else Path(method)
+        path = shipped_checkpoint(method, layout) if method in NETS else Path(method)
         if path.is_file():
             return [method, sha256_file(path)]
         return [method]
@@ -449,8 +450,8 @@ def _purified(cfg: ExperimentConfig, name: str, test: GazeSet, method: str,
     style, style_mask = (None, None) if is_net or pool else _style_files(cfg)
     pcfg = PurifyConfig(method=method, style=style, style_mask=style_mask, style_pool=pool,
                         iterations=cfg.iterations, batch_size=cfg.batch_size, weights=cfg.weights,
-                        max_layer=cfg.max_layer, device=cfg.device)
-    key = _key(set_key, _method_identity(method), cfg.iterations, cfg.weights, cfg.max_layer, cfg.style,
+                        max_layer=cfg.max_layer, device=cfg.device, layout=cfg.layout)
+    key = _key(set_key, _method_identity(method, cfg.layout), cfg.iterations, cfg.weights, cfg.max_layer, cfg.style,
                cfg.style_mask, *([] if pool is None else [Path(pool).name]),
                *(["parts"] if test.parts is not None and not is_net else []))
     out = Path(cfg.out) / "purified" / f"{name}-{_method_slug(method)}-{key}"
