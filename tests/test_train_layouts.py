@@ -194,3 +194,30 @@ def test_the_gaze_experiment_purifies_with_the_network_of_its_layout(mpiigaze_pu
 
     assert _method_identity("purifier", "mpiigaze")[1] == sha256_file(mpiigaze_purifier / "purifier_mpiigaze.pt")
     assert _method_identity("purifier", "unity")[1] == sha256_file(mpiigaze_purifier / "purifier_eyes.pt")
+
+
+@pytest.mark.parametrize("key", sorted(checkpoints.SHIPPED_BY_LAYOUT))
+def test_shipped_layout_checkpoints_are_trained_in_their_layout_on_the_segmenters_masks(key) -> None:
+    from masked_gatys.eyes.labels import EYE_PARTS
+    from masked_gatys.eyes.layouts import get_layout
+    from masked_gatys.objective import preset
+
+    name, layout = key
+    path = checkpoints.shipped_checkpoint(name, layout)
+    assert path.name == checkpoints.SHIPPED_BY_LAYOUT[key] and path.stat().st_size < 3_000_000
+    model = load_model(path)
+    meta = model.checkpoint
+    assert meta["net"]["name"] == name
+    assert meta["weights"]["sha256"] == "c403b74a78c8b9bf65a417b861153ab567e9f2848571b66f937779ad841955e5"
+    assert meta["objective"] == preset("masked-eye", regions=EYE_PARTS, max_layer="relu3_4").to_dict()
+    settings = meta["train_config"]
+    assert settings["layout"] == layout and settings["net_masks"] == "segmenter" and settings["mask_jitter"] > 0
+    h, w = get_layout(layout).size
+    assert all(s[0] * w == s[1] * h for s in meta["trained_sizes"])  # the layout's aspect
+    assert meta["val_history"][-1]["total"] < meta["val_history"][0]["total"]
+    size = tuple(meta["trained_sizes"][0])
+    grey = torch.rand(1, 1, *size).expand(1, 3, *size)
+    mask = torch.zeros(1, 1, *size)
+    mask[..., size[0] // 4:3 * size[0] // 4, size[1] // 3:2 * size[1] // 3] = 1
+    out = model(grey, mask)
+    assert out.shape == grey.shape and 0 <= out.min() and out.max() <= 1
