@@ -221,3 +221,20 @@ def test_shipped_layout_checkpoints_are_trained_in_their_layout_on_the_segmenter
     mask[..., size[0] // 4:3 * size[0] // 4, size[1] // 3:2 * size[1] // 3] = 1
     out = model(grey, mask)
     assert out.shape == grey.shape and 0 <= out.min() and out.max() <= 1
+
+
+def test_training_curves_script_writes_each_runs_curves_without_machine_paths(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "training_curves", Path(__file__).resolve().parents[1] / "scripts" / "training_curves.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "run" / "net.pt"
+    result = train(tiny(iterations=2, val_every=1, layout="mpiigaze", net_masks="segmenter", output=str(out)))
+    assert script.main([f"mine={out}", "-o", str(tmp_path / "curves.json")]) == 0
+    curves = json.loads((tmp_path / "curves.json").read_text())["mine"]
+    assert [v["step"] for v in curves["val"]] == [v["step"] for v in result.val_history] == [0, 1, 2]
+    assert curves["settings"]["layout"] == "mpiigaze" and curves["step"] == 2
+    assert str(tmp_path) not in json.dumps(curves)
