@@ -102,9 +102,12 @@ class Network:
         """The loaded network for a batch: the shipped one of its layout, or the named file."""
         if not self.shipped or self.cfg.layout is not None:
             return self.model
-        path, _ = shipped_for(self.cfg.method, images)
+        path, layout = shipped_for(self.cfg.method, images)
         if path not in self._models:
             self._models[path] = load_model(path, device=self.device).for_inference()
+            if path != self.path:  # said once per run and network
+                warnings.warn(f"{self.cfg.method}: {path.name}, the network trained in the {layout} layout, "
+                              f"for eyes of that layout ({layout_for(images)[1]}; --layout names one)", stacklevel=2)
         return self._models[path]
 
     def run(self, images: Tensor, masks: Tensor | None) -> tuple[Tensor, list[float | None]]:
