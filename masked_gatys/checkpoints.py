@@ -254,7 +254,8 @@ SHIPPED = {"johnson": "johnson_eyes.pt", "purifier": "purifier_eyes.pt"}
 #: original one: ``(name, layout) -> file``; a layout not here takes ``SHIPPED[name]``
 SHIPPED_BY_LAYOUT: dict[tuple[str, str], str] = {("purifier", "mpiigaze"): "purifier_mpiigaze.pt",
                                                    ("johnson", "mpiigaze"): "johnson_mpiigaze.pt",
-                                                   ("purifier", "nir"): "purifier_nir.pt"}
+                                                   ("purifier", "nir"): "purifier_nir.pt",
+                                                   ("johnson", "nir"): "johnson_nir.pt"}
 
 
 def _data_dir() -> Path:

@@ -151,7 +151,7 @@ def test_the_shipped_network_is_the_one_of_the_inputs_layout(mpiigaze_purifier: 
     assert shipped_for("purifier", (1, 36, 60))[0].name == "purifier_mpiigaze.pt"
     assert shipped_for("purifier", (3, 72, 120))[0].name == "purifier_eyes.pt"
     assert shipped_for("purifier", (3, 72, 120), "mpiigaze")[0].name == "purifier_mpiigaze.pt"
-    assert shipped_for("johnson", (1, 240, 320))[0].name == "johnson_eyes.pt"  # none of its own: the original
+    assert shipped_for("johnson", (3, 72, 120))[0].name == "johnson_eyes.pt"  # the original framing
     assert load_model("purifier", layout="mpiigaze").path.endswith("purifier_mpiigaze.pt")
 
     net = Network(PurifyConfig(method="purifier"), torch.device("cpu"))
