@@ -196,8 +196,9 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
     if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
         raise ValueError(f"{len(cfg.style_weights)} style weights for {len(styles)} style images")
     style_masks = _as_list(style_mask)
+    segmented: list[Tensor] = []  # the style eyes' labels where the segmenter made their masks
     if mask_source == "segmenter" and not style_masks:  # the style eyes' parts, as the content's
-        style_masks = style_masks_from_segmenter(styles, cfg.mask_mode, segmenter)
+        style_masks, segmented = style_masks_from_segmenter(styles, cfg.mask_mode, segmenter)
     regions, style_regions = None, [None] * len(styles)
     split_labels: tuple[Tensor | None, list[Tensor | None] | None] = (None, None)
     if mask is None:
@@ -229,7 +230,8 @@ def _load_inputs(content: ImageLike, style, mask, style_mask, cfg: StylizeConfig
                                                           name=_content_name(content, 0, 1), labels=content_labels)
             if eye:
                 split_labels = (content_labels, [None if sr is None or bool((sr.masks == 1).all()) else
-                                                 eye_labels(image, segmenter) for image, sr in zip(styles, style_regions)])
+                                                 segmented[k] if segmented else eye_labels(image, segmenter)
+                                                 for k, (image, sr) in enumerate(zip(styles, style_regions))])
     chroma = None
     colour_mode = cfg.original_colors
     if colour_mode is None and keeps_grey(cfg.colour, content_img):

@@ -208,21 +208,24 @@ def clip_given_mask(content_img: Tensor, regions: Regions, *, segmenter: Any = N
     return Regions(torch.cat([1.0 - attention, attention], dim=1), ("background", "attention")), labels
 
 
-def style_masks_from_segmenter(styles: list[Tensor], mask_mode: str, segmenter: Any = None) -> list[Tensor]:
+def style_masks_from_segmenter(styles: list[Tensor], mask_mode: str,
+                               segmenter: Any = None) -> tuple[list[Tensor], list[Tensor]]:
     """The style images' masks when the content's come from the segmenter (``mask="auto"``) and
     none is given: the same segmenter's, in the content's form (part labels with
     ``mask_mode="parts"``, else the attention mask), so each region is matched with the style
-    eye's own region rather than with the whole style image. Empty (the whole style image, as
+    eye's own region rather than with the whole style image; and the labels ``(B, H, W)`` they
+    came from (masked-eye's pupil split takes them). Both empty (the whole style image, as
     before, with its warning) when it finds no iris in some style image: not an eye.
 
     >>> import torch
     >>> style_masks_from_segmenter([torch.zeros(1, 3, 36, 60)], "binary")
-    []
+    ([], [])
     """
-    made = []
+    made, found = [], []
     for image in styles:
         labels = _segment(image, segmenter)
         if not bool((labels >= 2).flatten(1).any(dim=1).all()):
-            return []
+            return [], []
+        found.append(labels)
         made.append(labels if mask_mode == "parts" else (labels >= 2).float()[:, None])
-    return made
+    return made, found

@@ -266,3 +266,20 @@ def test_a_large_eye_is_told_on_a_small_copy_and_masked_at_its_own_size():
     eye = render_eye(yaw=5.0, pitch=0.0, domain="real", size=(180, 300), seed=0)
     made, source, labels = content_masks(eye.image, None, StylizeConfig())
     assert source == "segmenter" and made.shape == (1, 1, 180, 300) and labels.shape == (1, 180, 300)
+
+
+def test_auto_segments_each_style_eye_once(monkeypatch):
+    """The style's masks and masked-eye's pupil split come from one segmentation of the style."""
+    content, _ = _images()
+    style = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+    real_segment, calls = STYLIZE_MASKS._segment, []
+
+    def counting(image, segmenter):
+        calls.append(tuple(image.shape[-2:]))
+        return real_segment(image, segmenter)
+
+    monkeypatch.setattr(STYLIZE_MASKS, "_segment", counting)
+    result = _run(content, style, mask="auto", config=_config(preset="masked-eye", subject="eye"),
+                  segmenter=_segmenter())
+    assert any(k.endswith("@pupil") for k in result.terms)
+    assert calls.count((24, 40)) == 1, calls
