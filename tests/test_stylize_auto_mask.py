@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import warnings
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from masked_gatys.eyes.render import render_eye
 from masked_gatys.eyes.segment import SegNet, Segmenter, segment
 from masked_gatys.image import load_image, read_metadata, save_image
 from masked_gatys.stylize import StylizeConfig, content_masks, stylize
+from tests.test_stylize import _run  # stylize with its warnings silenced
 
 H, W = 32, 32
 STYLIZE = importlib.import_module("masked_gatys.stylize")
@@ -56,12 +56,6 @@ def _config(**kw) -> StylizeConfig:
     base = dict(weights="random", iterations=2, max_layer="relu2_1", device="cpu", subject="general")
     base.update(kw)
     return StylizeConfig(**base)
-
-
-def _run(*args, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return stylize(*args, **kw)
 
 
 def test_auto_uses_the_segmenters_attention_mask():
